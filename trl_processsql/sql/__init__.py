@@ -1,0 +1,21 @@
+"""Everything that touches a database: safe execution, parallel execution, comparison, schemas.
+
+Nothing in this package imports torch: worker processes start in milliseconds.
+"""
+
+from .compare import COMPARISON_MODES, get_comparator, gold_orders_rows, results_match
+from .pool import DatabaseNotFoundError, SQLExecutor
+from .sandbox import ExecutionLimits, ExecutionResult, SQLiteSandbox, execute
+
+__all__ = [
+    "COMPARISON_MODES",
+    "DatabaseNotFoundError",
+    "ExecutionLimits",
+    "ExecutionResult",
+    "SQLExecutor",
+    "SQLiteSandbox",
+    "execute",
+    "get_comparator",
+    "gold_orders_rows",
+    "results_match",
+]

@@ -1,0 +1,334 @@
+"""Parallel, isolated execution of SQL batches with hard deadlines and a result cache.
+
+GRPO scores hundreds of completions per step, and each one is untrusted SQL. :class:`SQLExecutor`
+runs batches in a few long-lived worker processes, each holding a :class:`SQLiteSandbox` whose
+read-only connections stay open between batches (opening a connection costs more than most Spider
+queries). On top of the sandbox it adds what only a separate process can give:
+
+- a **hard deadline**: a worker still on one query ``grace`` seconds past its timeout is killed
+  and replaced; that query comes back as ``"timeout"`` and the rest of its chunk is run again;
+- **crash recovery**: a worker that dies (segfault, out of memory) is replaced, the query it was
+  running comes back as ``"error"`` and the batch still completes;
+- a **memory cap** per worker (address-space limit and SQLite's heap limit);
+- a **cache** of results keyed by (database, SQL) for queries marked ``cache=True`` (gold queries,
+  which GRPO runs again every epoch); identical queries within one batch run once.
+
+Workers are fresh interpreters that import only ``trl_processsql.sql`` (never a fork of a parent
+holding CUDA contexts and threads, never a re-run of the parent's ``__main__``), and they ignore
+SIGINT so that Ctrl-C reaches the parent, which then shuts them down.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Iterable, Sequence
+
+from .sandbox import ExecutionLimits, ExecutionResult, SQLiteSandbox
+
+__all__ = ["DatabaseNotFoundError", "SQLExecutor"]
+
+_IDLE = -1.0  # start time a worker reports while it runs nothing
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class DatabaseNotFoundError(FileNotFoundError):
+    """A batch names a database file that does not exist (a setup error, not a model error)."""
+
+
+def _worker_main(commands: Connection, answers: Connection, state) -> None:
+    """Run chunks of (db_path, sql) until the parent closes the pipe.
+
+    ``state[0]`` is the index in the chunk of the query running now, ``state[1]`` its start time
+    on the system-wide monotonic clock: the parent reads both to enforce the hard deadline.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limits, memory_limit = commands.recv()
+    if memory_limit:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        sqlite3.connect(":memory:").execute(f"PRAGMA hard_heap_limit = {memory_limit // 2}").close()
+    sandbox = SQLiteSandbox(limits)
+    while True:
+        try:
+            items = commands.recv()
+        except (EOFError, OSError):
+            return
+        results = []
+        for index, (db_path, sql) in enumerate(items):
+            state[0] = index
+            state[1] = time.monotonic()
+            r = sandbox.execute(db_path, sql)
+            results.append((r.status, r.rows, r.columns, r.message, r.elapsed))
+        state[1] = _IDLE
+        state[0] = -1
+        answers.send(results)
+
+
+@dataclass
+class _Chunk:
+    keys: list[int]  # positions in the batch's list of unique queries
+    attempts: int = 0
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen
+    commands: Connection
+    conn: Connection  # answers from the worker
+    state: memoryview  # [index in chunk, start time], shared with the worker
+    chunk: _Chunk | None = None
+
+    def close(self):
+        self.commands.close()
+        self.conn.close()
+
+
+class SQLExecutor:
+    """Executes batches of read-only queries in worker processes.
+
+    Parameters:
+        num_workers (`int`, *optional*):
+            Worker processes; defaults to the CPUs this process may use.
+        limits ([`ExecutionLimits`], *optional*):
+            Per-query limits (timeout, row and byte caps) applied inside every worker.
+        grace (`float`, defaults to `1.0`):
+            Seconds past ``limits.timeout`` after which a worker still on one query is killed.
+        memory_limit_mb (`int` or `None`, defaults to `2048`):
+            Address-space cap of each worker; `None` leaves it unlimited.
+        cache_size (`int`, defaults to `100000`):
+            Results kept for queries executed with ``cache=True`` (least recently used go first).
+
+    >>> import sqlite3, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "toy.sqlite")
+    >>> with sqlite3.connect(path) as c:
+    ...     _ = c.execute("CREATE TABLE t (x INTEGER)")
+    >>> with SQLExecutor(num_workers=1) as executor:
+    ...     [r.status for r in executor.execute_many([(path, "SELECT count(*) FROM t"), (path, "DROP TABLE t")])]
+    ['ok', 'rejected']
+    """
+
+    def __init__(
+        self,
+        num_workers: int | None = None,
+        limits: ExecutionLimits | None = None,
+        grace: float = 1.0,
+        memory_limit_mb: int | None = 2048,
+        cache_size: int = 100_000,
+    ):
+        self.num_workers = num_workers or len(os.sched_getaffinity(0))
+        self.limits = limits or ExecutionLimits()
+        self.grace = grace
+        self.memory_limit = memory_limit_mb * 2**20 if memory_limit_mb else None
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], ExecutionResult] = OrderedDict()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> "SQLExecutor":
+        """Start the workers now rather than on the first batch."""
+        while len(self._workers) < self.num_workers:
+            self._workers.append(self._spawn())
+        return self
+
+    def _spawn(self) -> _Worker:
+        # A fresh interpreter that imports only this package: neither a fork of a parent that
+        # holds CUDA contexts and threads, nor a spawn that re-runs the parent's __main__.
+        command_read, command_write = os.pipe()
+        answer_read, answer_write = os.pipe()
+        with tempfile.TemporaryFile() as state_file:
+            state_file.truncate(16)
+            state = memoryview(mmap.mmap(state_file.fileno(), 16)).cast("d")
+            state[0], state[1] = -1.0, _IDLE
+            fds = (command_read, answer_write, state_file.fileno())
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
+            process = subprocess.Popen(
+                [sys.executable, "-m", __name__, *map(str, fds)], pass_fds=fds, stdin=subprocess.DEVNULL, env=env
+            )
+        os.close(command_read)
+        os.close(answer_write)
+        commands = Connection(command_write, readable=False)
+        commands.send((self.limits, self.memory_limit))
+        return _Worker(process, commands, Connection(answer_read, writable=False), state)
+
+    def close(self):
+        """Stop every worker; the executor starts new ones if used again."""
+        for worker in self._workers:
+            worker.close()
+        for worker in self._workers:
+            try:
+                worker.process.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+        self._workers = []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- execution -------------------------------------------------------------------------
+
+    def execute(self, db_path: str | os.PathLike, sql: str, *, cache: bool = False) -> ExecutionResult:
+        """Run one query in a worker process (hard deadline included)."""
+        return self.execute_many([(db_path, sql)], cache=cache)[0]
+
+    def execute_many(
+        self,
+        items: Iterable[tuple[str | os.PathLike, str]],
+        *,
+        cache: bool = False,
+        progress: bool = False,
+    ) -> list[ExecutionResult]:
+        """Run ``(db_path, sql)`` pairs in parallel; results come back in input order.
+
+        With ``cache=True`` results are looked up in and stored to the cache (use it for gold
+        queries). Raises :class:`DatabaseNotFoundError` if a database file does not exist.
+        """
+        keys = [(os.path.abspath(os.fspath(db)), sql) for db, sql in items]
+        missing = sorted(db for db in {db for db, _ in keys} if not os.path.isfile(db))
+        if missing:
+            raise DatabaseNotFoundError(f"database file not found: {', '.join(missing)}")
+        with self._lock:
+            found: dict[tuple[str, str], ExecutionResult] = {}
+            if cache:
+                for key in keys:
+                    if key in self._cache:
+                        found[key] = self._cache[key]
+                        self._cache.move_to_end(key)
+            todo = sorted({key for key in keys if key not in found})
+            found.update(zip(todo, self._run(todo, progress)))
+            if cache:
+                for key in todo:
+                    self._cache[key] = found[key]
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return [found[key] for key in keys]
+
+    def _run(self, queries: Sequence[tuple[str, str]], progress: bool) -> list[ExecutionResult]:
+        if not queries:
+            return []
+        self.start()
+        results: list[ExecutionResult | None] = [None] * len(queries)
+        size = max(1, min(64, math.ceil(len(queries) / (4 * self.num_workers))))
+        pending = deque(_Chunk(list(range(i, min(i + size, len(queries))))) for i in range(0, len(queries), size))
+        bar = _progress_bar(len(queries), progress)
+        hard_limit = self.limits.timeout + self.grace
+        try:
+            while pending or any(w.chunk for w in self._workers):
+                for i, worker in enumerate(self._workers):
+                    if worker.chunk is None and pending:
+                        chunk = pending.popleft()
+                        try:
+                            worker.commands.send([queries[k] for k in chunk.keys])
+                            worker.chunk = chunk
+                        except (BrokenPipeError, OSError):
+                            pending.appendleft(chunk)
+                            self._replace(i)
+                busy = [w for w in self._workers if w.chunk is not None]
+                now = time.monotonic()
+                next_deadline = min(
+                    (w.state[1] + hard_limit for w in busy if w.state[1] != _IDLE), default=now + hard_limit
+                )
+                ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - now) + 0.01)
+                for i, worker in enumerate(list(self._workers)):
+                    if worker.chunk is None:
+                        continue
+                    if worker.conn in ready:
+                        try:
+                            answers = worker.conn.recv()
+                        except (EOFError, OSError):
+                            self._recover(i, pending, results, queries, killed=False)
+                            continue
+                        for key, answer in zip(worker.chunk.keys, answers):
+                            results[key] = ExecutionResult(*answer)
+                        bar.update(len(answers))
+                        worker.chunk = None
+                    elif worker.state[1] != _IDLE and time.monotonic() - worker.state[1] > hard_limit:
+                        self._recover(i, pending, results, queries, killed=True)
+                    elif worker.process.poll() is not None:
+                        self._recover(i, pending, results, queries, killed=False)
+        except BaseException:
+            self.close()  # workers may hold half-sent chunks: never reuse them
+            raise
+        finally:
+            bar.close()
+        return results
+
+    def _recover(self, i, pending, results, queries, *, killed: bool):
+        """Handle a worker that was killed at the hard deadline or died on its own."""
+        worker = self._workers[i]
+        chunk, index = worker.chunk, int(worker.state[0])
+        if killed:
+            worker.process.kill()
+        exitcode = worker.process.wait()
+        self._replace(i)
+        if 0 <= index < len(chunk.keys):
+            key = chunk.keys[index]
+            if killed:
+                results[key] = ExecutionResult(
+                    "timeout", message=f"killed after {self.limits.timeout + self.grace:g} s (hard deadline)"
+                )
+            else:
+                results[key] = ExecutionResult("error", message=f"worker process died (exit code {exitcode}) on this query")
+            rest = chunk.keys[:index] + chunk.keys[index + 1 :]
+        else:
+            rest = chunk.keys
+        if not rest:
+            return
+        if chunk.attempts >= 2:  # the chunk keeps killing workers outside any query: give up on it
+            for key in rest:
+                results[key] = ExecutionResult("error", message=f"worker process died (exit code {exitcode})")
+            return
+        pending.appendleft(_Chunk(rest, chunk.attempts + 1))
+
+    def _replace(self, i):
+        old = self._workers[i]
+        old.close()
+        if old.process.poll() is None:
+            old.process.kill()
+            old.process.wait()
+        self._workers[i] = self._spawn()
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="executing SQL", unit="query")
+
+
+if __name__ == "__main__":
+    _commands, _answers, _state_fd = map(int, sys.argv[1:4])
+    _state = memoryview(mmap.mmap(_state_fd, 16)).cast("d")
+    _worker_main(Connection(_commands, writable=False), Connection(_answers, readable=False), _state)
