@@ -76,6 +76,13 @@ def _worker_main(commands: Connection, answers: Connection, state) -> None:
         answers.send(results)
 
 
+def _worker_entry() -> None:
+    """Entry point of a worker interpreter: file descriptors of its two pipes and its state."""
+    commands, answers, state_fd = map(int, sys.argv[1:4])
+    state = memoryview(mmap.mmap(state_fd, 16)).cast("d")
+    _worker_main(Connection(commands, writable=False), Connection(answers, readable=False), state)
+
+
 @dataclass
 class _Chunk:
     keys: list[int]  # positions in the batch's list of unique queries
@@ -156,7 +163,10 @@ class SQLExecutor:
             fds = (command_read, answer_write, state_file.fileno())
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
             process = subprocess.Popen(
-                [sys.executable, "-m", __name__, *map(str, fds)], pass_fds=fds, stdin=subprocess.DEVNULL, env=env
+                [sys.executable, "-c", f"from {__name__} import _worker_entry; _worker_entry()", *map(str, fds)],
+                pass_fds=fds,
+                stdin=subprocess.DEVNULL,
+                env=env,
             )
         os.close(command_read)
         os.close(answer_write)
@@ -199,12 +209,13 @@ class SQLExecutor:
         items: Iterable[tuple[str | os.PathLike, str]],
         *,
         cache: bool = False,
-        progress: bool = False,
+        progress: bool | str = False,
     ) -> list[ExecutionResult]:
         """Run ``(db_path, sql)`` pairs in parallel; results come back in input order.
 
         With ``cache=True`` results are looked up in and stored to the cache (use it for gold
-        queries). Raises :class:`DatabaseNotFoundError` if a database file does not exist.
+        queries). ``progress`` shows a progress bar (a string names it). Raises
+        :class:`DatabaseNotFoundError` if a database file does not exist.
         """
         keys = [(os.path.abspath(os.fspath(db)), sql) for db, sql in items]
         missing = sorted(db for db in {db for db, _ in keys} if not os.path.isfile(db))
@@ -226,7 +237,7 @@ class SQLExecutor:
                     self._cache.popitem(last=False)
         return [found[key] for key in keys]
 
-    def _run(self, queries: Sequence[tuple[str, str]], progress: bool) -> list[ExecutionResult]:
+    def _run(self, queries: Sequence[tuple[str, str]], progress: bool | str) -> list[ExecutionResult]:
         if not queries:
             return []
         self.start()
@@ -320,15 +331,9 @@ class _NoBar:
         pass
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
+def _progress_bar(total: int, progress: bool | str):
+    if not progress:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="executing SQL", unit="query")
-
-
-if __name__ == "__main__":
-    _commands, _answers, _state_fd = map(int, sys.argv[1:4])
-    _state = memoryview(mmap.mmap(_state_fd, 16)).cast("d")
-    _worker_main(Connection(_commands, writable=False), Connection(_answers, readable=False), _state)
+    return tqdm(total=total, desc=progress if isinstance(progress, str) else "executing SQL", unit="query")

@@ -1,0 +1,78 @@
+"""The trl-processsql command line: fast help, clear errors, the execute and evaluate commands."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from trl_processsql.cli import main
+
+
+def _run(*args, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "trl_processsql.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_help_loads_no_heavy_library():
+    code = (
+        "import sys, contextlib, io\n"
+        "from trl_processsql.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    for argv in (['--help'], ['evaluate', '--help'], ['execute', '--help']):\n"
+        "        try: main(argv)\n"
+        "        except SystemExit: pass\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'datasets', 'sqlglot') if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_help_names_every_command():
+    result = _run("--help")
+    assert result.returncode == 0
+    assert "execute" in result.stdout and "evaluate" in result.stdout
+
+
+def test_execute_prints_the_result_table(toy_db, capsys):
+    assert main(["execute", "--db", str(toy_db), "SELECT name, age FROM singer ORDER BY age LIMIT 2"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["name", "|", "age"]
+    assert "Cy" in out and "(2 rows" in out
+
+
+def test_execute_refuses_a_write_with_a_clear_message_and_exit_code_2(toy_db, capsys):
+    assert main(["execute", "--db", str(toy_db), "UPDATE singer SET age = 0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("trl-processsql: error: rejected:") and "read-only" in err
+
+
+def test_execute_on_a_missing_file_says_so(tmp_path, capsys):
+    assert main(["execute", "--db", str(tmp_path / "none.sqlite"), "SELECT 1"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_evaluate_sample_gold_prints_a_table_and_writes_the_report(tmp_path):
+    out = tmp_path / "report.json"
+    result = _run("evaluate", "--sample", "--predictions", "gold", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "100.0%" in result.stdout and "299" in result.stdout
+    assert json.loads(out.read_text())["totals"]["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "--predictions", "gold"], "give --questions and --db-dir, or --sample"),
+        (["evaluate", "--sample", "--questions", "q.json", "--predictions", "gold"], "--sample replaces"),
+        (["evaluate", "--sample", "--predictions", "does-not-exist.sql"], "predictions file not found"),
+        (["evaluate", "--questions", "nope.json", "--db-dir", ".", "--predictions", "gold"], "questions file not found"),
+        (["execute", "--db", "x.sqlite", "--timeout", "0", "SELECT 1"], "timeout must be positive"),
+    ],
+)
+def test_bad_arguments_get_one_line_errors(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

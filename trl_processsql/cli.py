@@ -1,0 +1,161 @@
+"""The ``trl-processsql`` command line.
+
+Every subcommand imports what it needs only when it runs, so ``--help`` answers at once and
+never loads torch. Each ``_run_*`` function returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+_DESCRIPTION = """\
+Process-supervised text-to-SQL on TRL: models write SQL as chains of CTEs, every step is
+executed against the database, and a process reward model scores each step.
+"""
+
+_EPILOG = """\
+examples:
+  trl-processsql execute --db path/to/db.sqlite "SELECT count(*) FROM singer"
+  trl-processsql evaluate --sample --predictions gold
+  trl-processsql evaluate --questions dev.json --db-dir database/ --predictions pred.sql --output report.json
+"""
+
+
+def _add_execute(subparsers):
+    parser = subparsers.add_parser(
+        "execute",
+        help="run one query in the read-only sandbox and print the result",
+        description="Run one SQL query against a SQLite file in the read-only sandbox (a worker process with a "
+        "deadline, row and memory caps) and print the result table or the reason it was refused.",
+    )
+    parser.add_argument("sql", help="the SQL query (exactly one statement)")
+    parser.add_argument("--db", required=True, help="path to the .sqlite file")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds the query may run (default: %(default)s)")
+    parser.add_argument("--max-rows", type=int, default=20, help="rows to print (default: %(default)s)")
+    parser.set_defaults(run=_run_execute)
+
+
+def _add_evaluate(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="execution accuracy of predicted SQL (Spider or BIRD semantics)",
+        description="Execute predicted and gold SQL on every question's database and report execution accuracy "
+        "under the Spider test-suite or the BIRD semantics. Questions whose database file is missing are "
+        "skipped and named; errors and timeouts score 0 and are counted apart.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="predictions formats:\n"
+        "  .sql/.txt   one query per line, aligned with the questions (Spider; text after a tab is ignored)\n"
+        "  .json       BIRD's {\"0\": \"SQL\\t----- bird -----\\tdb_id\", ...}\n"
+        "  .jsonl      one {\"index\": i, \"sql\": \"...\"} per line (missing indices score 0)\n"
+        "  gold        the gold queries themselves (checks the data and the databases)",
+    )
+    source = parser.add_argument_group("data")
+    source.add_argument("--questions", help="Spider- or BIRD-format questions JSON")
+    source.add_argument("--db-dir", help="folder with <db_id>/<db_id>.sqlite")
+    source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
+    parser.add_argument("--predictions", required=True, help="predictions file, or 'gold' (see formats below)")
+    parser.add_argument("--mode", choices=("spider", "bird"), default="spider", help="comparison semantics (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
+    parser.add_argument(
+        "--remove-distinct",
+        action="store_true",
+        help="drop DISTINCT from gold and predicted SQL before running, as the Spider test-suite script does by default",
+    )
+    parser.add_argument("--output", help="write the JSON report here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    parser.set_defaults(run=_run_evaluate)
+
+
+def _run_execute(args) -> int:
+    from .sql import ExecutionLimits, SQLExecutor
+    from .sql.render import format_table
+
+    try:
+        limits = ExecutionLimits(timeout=args.timeout)
+    except ValueError as exc:
+        return _fail(str(exc))
+    with SQLExecutor(num_workers=1, limits=limits) as executor:
+        try:
+            result = executor.execute(args.db, args.sql)
+        except FileNotFoundError as exc:
+            return _fail(str(exc))
+    if not result.ok:
+        return _fail(f"{result.status}: {result.message}")
+    print(format_table(result.columns, result.rows, max_rows=args.max_rows))
+    print(f"({len(result.rows)} row{'s' * (len(result.rows) != 1)}, {result.elapsed * 1000:.1f} ms)")
+    return 0
+
+
+def _run_evaluate(args) -> int:
+    from .data import QuestionFileError, sample_paths
+    from .evaluation import PredictionFileError, evaluate_files, print_report
+
+    if args.sample:
+        if args.questions or args.db_dir:
+            return _fail("--sample replaces --questions and --db-dir: give one or the other")
+        questions, db_dir = sample_paths()
+    elif args.questions and args.db_dir:
+        questions, db_dir = args.questions, args.db_dir
+    else:
+        return _fail("give --questions and --db-dir, or --sample")
+    try:
+        report = evaluate_files(
+            questions,
+            db_dir,
+            args.predictions,
+            mode=args.mode,
+            timeout=args.timeout,
+            num_workers=args.workers,
+            remove_distinct=args.remove_distinct,
+            progress=not args.quiet,
+        )
+    except (QuestionFileError, PredictionFileError, ValueError) as exc:
+        return _fail(str(exc))
+    if args.output:
+        report.save(args.output)
+    if not args.quiet:
+        print_report(report)
+        if args.output:
+            print(f"report written to {args.output}")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"trl-processsql: error: {message}", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="trl-processsql",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add in (_add_execute, _add_evaluate):
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""Execution-accuracy (EX) evaluation of predicted SQL, with Spider or BIRD semantics.
+
+Gold and predicted queries run through :class:`~trl_processsql.sql.SQLExecutor` (read-only
+workers, per-query deadline, gold results cached) and are compared with
+:mod:`trl_processsql.sql.compare`. The report separates what a single accuracy hides: prediction
+errors and timeouts (both score 0), gold queries that fail, and questions skipped because their
+database file is missing.
+
+Query rewrites: none by default. ``remove_distinct=True`` deletes every ``DISTINCT`` keyword
+from gold and prediction before running them, as the Spider test-suite script does by default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sqlite3
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .data import database_path, load_questions
+from .sql import ExecutionLimits, ExecutionResult, SQLExecutor, gold_orders_rows, get_comparator
+
+__all__ = ["EvaluationReport", "PredictionFileError", "evaluate", "evaluate_files", "load_predictions", "print_report", "drop_distinct"]
+
+_BIRD_SEPARATOR = "\t----- bird -----\t"
+
+
+class PredictionFileError(ValueError):
+    """A predictions file that cannot be read, with the place that is wrong."""
+
+
+@dataclass
+class EvaluationReport:
+    """What :func:`evaluate` found; ``save`` writes it as report.json.
+
+    ``examples[i]`` is ``{"index", "db_id", "correct", "status", "message"}`` in question order,
+    where ``status`` is ``"ok"`` (the prediction ran; ``correct`` says whether it matched),
+    ``"error"``, ``"timeout"``, ``"rejected"``, ``"missing"`` (no prediction for this index),
+    ``"gold_error"`` or ``"skipped"`` (database file missing).
+    """
+
+    totals: dict
+    settings: dict
+    examples: list[dict]
+    by_difficulty: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load_predictions(path: str | os.PathLike, questions: Sequence[dict]) -> list[str | None]:
+    """Read predictions aligned with ``questions``; ``None`` marks a question with no prediction.
+
+    ``.json``: BIRD's ``{"0": "SQL\\t----- bird -----\\tdb_id", ...}``; ``.jsonl``: lines
+    ``{"index": i, "sql": "..."}``; anything else: one query per line (Spider), text after a
+    tab ignored. Raises :class:`PredictionFileError` naming the line or key that is wrong.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PredictionFileError(f"predictions file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise PredictionFileError(f"{path}: not UTF-8 text ({exc})") from None
+    if path.suffix == ".jsonl":
+        return _read_jsonl(path, text, len(questions))
+    if path.suffix == ".json":
+        return _read_bird_json(path, text, questions)
+    lines = text.splitlines()
+    if lines and not lines[-1].strip() and len(lines) == len(questions) + 1:
+        lines = lines[:-1]
+    if len(lines) != len(questions):
+        raise PredictionFileError(
+            f"{path}: {len(lines)} lines of predictions for {len(questions)} questions (one query per line, in question order)"
+        )
+    return [line.split("\t", 1)[0] for line in lines]
+
+
+def _read_jsonl(path: Path, text: str, n: int) -> list[str | None]:
+    predictions: list[str | None] = [None] * n
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            index, sql = item["index"], item["sql"]
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise PredictionFileError(f'{path}, line {number}: expected {{"index": i, "sql": "..."}} ({exc})') from None
+        if not isinstance(index, int) or not 0 <= index < n:
+            raise PredictionFileError(f"{path}, line {number}: index {index!r} is not a question index (0..{n - 1})")
+        if not isinstance(sql, str):
+            raise PredictionFileError(f"{path}, line {number}: sql must be a string")
+        if predictions[index] is not None:
+            raise PredictionFileError(f"{path}, line {number}: a second prediction for index {index}")
+        predictions[index] = sql
+    return predictions
+
+
+def _read_bird_json(path: Path, text: str, questions: Sequence[dict]) -> list[str | None]:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PredictionFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise PredictionFileError(f'{path}: expected BIRD\'s object {{"0": "SQL\\t----- bird -----\\tdb_id", ...}}')
+    predictions: list[str | None] = [None] * len(questions)
+    for key, value in raw.items():
+        if not (isinstance(key, str) and key.isdigit() and int(key) < len(questions)):
+            raise PredictionFileError(f"{path}: key {key!r} is not a question index (0..{len(questions) - 1})")
+        if not isinstance(value, str):
+            raise PredictionFileError(f"{path}: key {key!r}: the prediction must be a string")
+        sql, _, db_id = value.partition(_BIRD_SEPARATOR)
+        expected = questions[int(key)]["db_id"]
+        if db_id and db_id.strip() != expected:
+            raise PredictionFileError(f"{path}: key {key!r} names database {db_id.strip()!r}, the question is on {expected!r}")
+        predictions[int(key)] = sql
+    return predictions
+
+
+def drop_distinct(sql: str) -> str:
+    """Delete every DISTINCT keyword (the Spider test-suite's default rewrite), keeping all else as written.
+
+    >>> drop_distinct("SELECT DISTINCT name, count(DISTINCT id) FROM t WHERE x = 'distinct'")
+    "SELECT name, count(id) FROM t WHERE x = 'distinct'"
+    """
+    from sqlglot.errors import SqlglotError
+    from sqlglot.tokens import Tokenizer, TokenType
+
+    try:
+        tokens = Tokenizer().tokenize(sql)
+    except SqlglotError:
+        return sql
+    for token in reversed(tokens):
+        if token.token_type == TokenType.DISTINCT:
+            end = token.end + 1
+            while end < len(sql) and sql[end] in " \t\n":
+                end += 1
+            sql = sql[: token.start] + sql[end:]
+    return sql
+
+
+def evaluate(
+    questions: Sequence[dict],
+    predictions: Sequence[str | None],
+    db_dir: str | os.PathLike,
+    *,
+    mode: str = "spider",
+    executor: SQLExecutor | None = None,
+    timeout: float = 30.0,
+    num_workers: int | None = None,
+    remove_distinct: bool = False,
+    progress: bool = False,
+) -> EvaluationReport:
+    """Execute gold and predicted SQL for every question and judge them in ``mode``.
+
+    ``questions`` are dicts as :func:`~trl_processsql.data.load_questions` returns them. Pass an
+    ``executor`` to reuse running workers (its limits then apply); otherwise one is started with
+    ``timeout`` and ``num_workers`` and closed at the end.
+    """
+    if len(predictions) != len(questions):
+        raise ValueError(f"{len(predictions)} predictions for {len(questions)} questions")
+    compare = get_comparator(mode)
+    rewrite = drop_distinct if remove_distinct else str
+    paths = [database_path(db_dir, q["db_id"]) for q in questions]
+    present = {p: p.is_file() for p in set(paths)}
+    runnable = [i for i, p in enumerate(paths) if present[p]]
+    to_predict = [i for i in runnable if predictions[i] is not None]
+
+    own_executor = executor is None
+    if own_executor:
+        executor = SQLExecutor(num_workers=num_workers, limits=ExecutionLimits(timeout=timeout))
+    try:
+        gold = executor.execute_many(
+            [(paths[i], rewrite(questions[i]["gold_sql"])) for i in runnable], cache=True, progress=progress and "gold queries"
+        )
+        pred = executor.execute_many(
+            [(paths[i], rewrite(predictions[i])) for i in to_predict], progress=progress and "predictions"
+        )
+    finally:
+        if own_executor:
+            executor.close()
+    gold_by_index = dict(zip(runnable, gold))
+    pred_by_index = dict(zip(to_predict, pred))
+
+    examples = []
+    for i, question in enumerate(questions):
+        verdict = {"index": i, "db_id": question["db_id"], "correct": False}
+        if i not in gold_by_index:
+            verdict.update(status="skipped", message=f"database not found: {paths[i]}")
+        elif not gold_by_index[i].ok:
+            g = gold_by_index[i]
+            verdict.update(status="gold_error", message=f"gold query {g.status}: {g.message}")
+        elif i not in pred_by_index:
+            verdict.update(status="missing", message="no prediction for this question")
+        elif not pred_by_index[i].ok:
+            verdict.update(status=pred_by_index[i].status, message=pred_by_index[i].message)
+        else:
+            p, g = pred_by_index[i], gold_by_index[i]
+            correct = compare(p.rows, g.rows, gold_orders_rows(question["gold_sql"]))
+            verdict.update(status="ok", correct=correct, message="" if correct else _difference(p, g))
+        examples.append(verdict)
+
+    return EvaluationReport(
+        totals=_totals(examples, paths, gold),
+        settings={
+            "mode": mode,
+            "timeout": executor.limits.timeout,
+            "query_rewrites": ["remove DISTINCT"] if remove_distinct else [],
+            "row_order": "counts when the gold SQL has ORDER BY" if mode == "spider" else "ignored",
+            "versions": _versions(),
+        },
+        examples=examples,
+        by_difficulty=_by_difficulty(questions, examples),
+    )
+
+
+def _shape(result: ExecutionResult) -> str:
+    return f"{len(result.rows)} rows x {len(result.columns)} columns"
+
+
+def _difference(pred: ExecutionResult, gold: ExecutionResult) -> str:
+    if (len(pred.rows), len(pred.columns)) != (len(gold.rows), len(gold.columns)):
+        return f"result differs from gold: {_shape(pred)}, gold has {_shape(gold)}"
+    return f"result differs from gold ({_shape(gold)} on both sides)"
+
+
+def _totals(examples: list[dict], paths: list[Path], gold: list[ExecutionResult]) -> dict:
+    statuses = Counter(e["status"] for e in examples)
+    evaluated = [e for e in examples if e["status"] != "skipped"]
+    correct = sum(e["correct"] for e in evaluated)
+    return {
+        "n": len(evaluated),
+        "correct": correct,
+        "accuracy": correct / len(evaluated) if evaluated else 0.0,
+        "errors": statuses["error"] + statuses["rejected"],
+        "timeouts": statuses["timeout"],
+        "missing_predictions": statuses["missing"],
+        "gold_failures": statuses["gold_error"],
+        "skipped": statuses["skipped"],
+        "skipped_databases": sorted({str(paths[e["index"]]) for e in examples if e["status"] == "skipped"}),
+        "gold_slowest_seconds": max((g.elapsed for g in gold), default=0.0),
+    }
+
+
+def _by_difficulty(questions: Sequence[dict], examples: list[dict]) -> dict:
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for question, example in zip(questions, examples):
+        if question.get("difficulty") is not None and example["status"] != "skipped":
+            groups[str(question["difficulty"])].append(example["correct"])
+    return {name: {"n": len(v), "correct": sum(v), "accuracy": sum(v) / len(v)} for name, v in sorted(groups.items())}
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"trl-processsql": __version__, "python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    try:
+        found["sqlglot"] = version("sqlglot")
+    except PackageNotFoundError:
+        pass
+    return found
+
+
+def evaluate_files(
+    questions_path: str | os.PathLike,
+    db_dir: str | os.PathLike,
+    predictions_path: str | os.PathLike,
+    **kwargs,
+) -> EvaluationReport:
+    """:func:`evaluate` on files; ``predictions_path="gold"`` scores the gold queries themselves."""
+    questions = load_questions(questions_path)
+    if str(predictions_path) == "gold":
+        predictions = [q["gold_sql"] for q in questions]
+    else:
+        predictions = load_predictions(predictions_path, questions)
+    report = evaluate(questions, predictions, db_dir, **kwargs)
+    report.settings.update(questions=str(questions_path), db_dir=str(db_dir), predictions=str(predictions_path))
+    return report
+
+
+def print_report(report: EvaluationReport) -> None:
+    """A readable summary table on stdout."""
+    t, s = report.totals, report.settings
+    rows = [(name, g["n"], g["correct"], g["accuracy"]) for name, g in report.by_difficulty.items()]
+    rows.append(("all", t["n"], t["correct"], t["accuracy"]))
+    print(f"\nExecution accuracy, {s['mode']} semantics")
+    print(f"{'':<12}{'n':>8}{'correct':>9}{'EX':>9}")
+    for name, n, correct, accuracy in rows:
+        print(f"{name:<12}{n:>8}{correct:>9}{accuracy:>8.1%}")
+    print(
+        f"errors {t['errors']}, timeouts {t['timeouts']}, missing predictions {t['missing_predictions']}, "
+        f"gold failures {t['gold_failures']}, skipped {t['skipped']}"
+    )
+    if t["skipped_databases"]:
+        print("skipped (database file missing): " + ", ".join(t["skipped_databases"]))
+    rewrites = ", ".join(s["query_rewrites"]) or "none"
+    print(f"timeout {s['timeout']:g} s (slowest gold query {t['gold_slowest_seconds']:.3f} s), query rewrites: {rewrites}")
