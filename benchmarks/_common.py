@@ -1,0 +1,331 @@
+"""Shared helpers for the benchmarks: Spider data, a deterministic prediction mix, the naive
+executor that peer projects use, and timing.
+
+Not part of the package: the benchmark scripts import it from their own folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import random
+import re
+import sqlite3
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from trl_processsql.data import database_path, load_questions
+from trl_processsql.sql import SQLExecutor, results_match
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORK_DIR = Path(__file__).resolve().parent / "_work"  # git-ignored scratch space
+
+
+# -- command line and data ----------------------------------------------------------------------
+
+
+def add_spider_dir_argument(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get("PROCESSSQL_SPIDER_DIR") or str(REPO_ROOT.parent / "shared" / "data" / "spider")
+    parser.add_argument(
+        "--spider-dir",
+        default=default,
+        help="Spider folder with dev.json and database/<db_id>/<db_id>.sqlite "
+        "(default: $PROCESSSQL_SPIDER_DIR, else ../shared/data/spider from the repository root; now %(default)s)",
+    )
+
+
+def require_spider(spider_dir: str | os.PathLike) -> Path:
+    """The Spider folder, or exit with a message saying what is missing and how to point at it."""
+    path = Path(spider_dir)
+    if not (path / "dev.json").is_file() or not (path / "database").is_dir():
+        sys.exit(
+            f"Spider data not found at {path}: expected dev.json and database/ there. "
+            "Pass --spider-dir or set PROCESSSQL_SPIDER_DIR."
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class GoldPair:
+    db_path: str
+    gold: str
+    db_id: str
+
+
+def runnable_dev_pairs(spider_dir: Path, db_id: str | None = None) -> list[GoldPair]:
+    """Dev questions whose database file exists (972 of 1,034 in the official dev set)."""
+    pairs = []
+    for q in load_questions(spider_dir / "dev.json"):
+        if db_id is not None and q["db_id"] != db_id:
+            continue
+        path = database_path(spider_dir / "database", q["db_id"])
+        if path.is_file():
+            pairs.append(GoldPair(str(path.resolve()), q["gold_sql"], q["db_id"]))
+    if not pairs:
+        sys.exit(f"no runnable dev questions under {spider_dir}" + (f" for database {db_id}" if db_id else ""))
+    return pairs
+
+
+# -- predictions: gold queries and perturbed variants -------------------------------------------
+
+# A string literal ('...' or "..."; Spider uses both for values) or anything else.
+_STRING = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")""")
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.])")
+_DIRECTION = re.compile(r"\b(ASC|DESC)\b", re.IGNORECASE)
+_AGGREGATE = re.compile(r"\b(max|min|avg|sum)(\s*\()", re.IGNORECASE)
+_SWAP_AGG = {"max": "min", "min": "max", "avg": "sum", "sum": "avg"}
+
+
+def _outside_strings(sql: str, pattern: re.Pattern, replace: Callable[[re.Match], str]) -> str | None:
+    """Apply ``replace`` to the first match of ``pattern`` outside string literals."""
+    parts = _STRING.split(sql)
+    for i in range(0, len(parts), 2):  # even parts lie outside literals
+        match = pattern.search(parts[i])
+        if match:
+            parts[i] = parts[i][: match.start()] + replace(match) + parts[i][match.end() :]
+            return "".join(parts)
+    return None
+
+
+def _change_number(sql: str) -> str | None:
+    def bump(m: re.Match) -> str:
+        text = m.group(1)
+        return str(float(text) + 1) if "." in text else str(int(text) + 1)
+
+    return _outside_strings(sql, _NUMBER, bump)
+
+
+def _change_string(sql: str) -> str | None:
+    match = _STRING.search(sql)
+    if not match:
+        return None
+    literal = match.group(1)
+    return sql[: match.start()] + literal[:-1] + "x" + literal[-1] + sql[match.end() :]
+
+
+def _flip_order(sql: str) -> str | None:
+    return _outside_strings(sql, _DIRECTION, lambda m: "DESC" if m.group(1).upper() == "ASC" else "ASC")
+
+
+def _swap_aggregate(sql: str) -> str | None:
+    return _outside_strings(sql, _AGGREGATE, lambda m: _SWAP_AGG[m.group(1).lower()] + m.group(2))
+
+
+def _drop_condition(sql: str) -> str | None:
+    """Drop one condition that compares with a literal (never a join condition: no cartesian blow-up)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except Exception:
+        return None
+    where = tree.find(exp.Where)
+    if where is None:
+        return None
+    cond = where.this
+    if isinstance(cond, exp.Connector):  # AND / OR: keep the left side
+        if not list(cond.right.find_all(exp.Literal)):
+            return None
+        cond.replace(cond.left)
+    elif list(cond.find_all(exp.Literal)):
+        where.pop()
+    else:
+        return None
+    return tree.sql(dialect="sqlite")
+
+
+def _break_column(sql: str) -> str | None:
+    """Misspell one column name: the query errors (``no such column``)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except Exception:
+        return None
+    column = tree.find(exp.Column)
+    if column is None:
+        return None
+    column.set("this", exp.to_identifier(column.name + "_typo"))
+    return tree.sql(dialect="sqlite")
+
+
+def _toggle_distinct(sql: str) -> str | None:
+    match = re.match(r"\s*select(\s+distinct)?\b", sql, re.IGNORECASE)
+    if not match:
+        return None
+    return ("SELECT" if match.group(1) else "SELECT DISTINCT") + sql[match.end() :]
+
+
+PERTURBATIONS: dict[str, Callable[[str], str | None]] = {
+    "number": _change_number,
+    "string": _change_string,
+    "order": _flip_order,
+    "where": _drop_condition,
+    "aggregate": _swap_aggregate,
+    "distinct": _toggle_distinct,
+    "column": _break_column,
+}
+GOLD_SHARE = 0.35  # share of predictions that are the gold query itself
+ERROR_SHARE = 0.15  # share that misspell a column, so that they fail to run
+
+
+@functools.lru_cache(maxsize=None)
+def variants(gold: str) -> tuple[tuple[str, str], ...]:
+    """Every perturbation that applies to ``gold`` and changes its text, as ``(kind, sql)``."""
+    found = []
+    for kind, perturb in PERTURBATIONS.items():
+        sql = perturb(gold)
+        if sql is not None and sql != gold:
+            found.append((kind, sql))
+    return tuple(found)
+
+
+def predict(gold: str, rng: random.Random) -> tuple[str, str]:
+    """``(kind, sql)``: the gold itself (35 %), a query that errors (15 %), else a wrong-but-running
+    variant chosen uniformly among those that apply (toggling DISTINCT only where nothing else
+    applies; falling back to an error, then to the gold)."""
+    options = dict(variants(gold))
+    draw = rng.random()
+    if draw < GOLD_SHARE:
+        return "gold", gold
+    running = sorted(kind for kind in options if kind not in ("column", "distinct")) or (
+        ["distinct"] if "distinct" in options else []
+    )
+    if draw < GOLD_SHARE + ERROR_SHARE or not running:
+        return ("column", options["column"]) if "column" in options else ("gold", gold)
+    kind = rng.choice(running)
+    return kind, options[kind]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    db_path: str
+    gold: str
+    sql: str
+    kind: str
+
+
+def pick_questions(pairs: Sequence[GoldPair], n: int, seed: int) -> list[GoldPair]:
+    """``n`` questions: whole shuffled passes over ``pairs`` (each used once before any repeats)."""
+    rng = random.Random(seed)
+    picked: list[GoldPair] = []
+    while len(picked) < n:
+        order = list(pairs)
+        rng.shuffle(order)
+        picked.extend(order[: n - len(picked)])
+    return picked
+
+
+def make_batch(questions: Sequence[GoldPair], seed: int) -> list[Prediction]:
+    """One batch of predictions for fixed questions; the perturbations depend on ``seed``."""
+    rng = random.Random(seed)
+    batch = []
+    for q in questions:
+        kind, sql = predict(q.gold, rng)
+        batch.append(Prediction(q.db_path, q.gold, sql, kind))
+    return batch
+
+
+# -- the two ways of judging a batch ------------------------------------------------------------
+
+
+def judge_ours(executor: SQLExecutor, batch: Sequence[Prediction]) -> list[bool]:
+    """Gold through the cache, predictions without; errors and timeouts score 0."""
+    golds = executor.execute_many([(p.db_path, p.gold) for p in batch], cache=True)
+    preds = executor.execute_many([(p.db_path, p.sql) for p in batch])
+    return [
+        g.ok and r.ok and results_match(r.rows, g.rows, "spider", gold_sql=p.gold)
+        for p, g, r in zip(batch, golds, preds)
+    ]
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def naive_execute(conn: sqlite3.Connection, sql: str, timeout: float) -> tuple[str, list]:
+    """One query in a thread joined with a timeout, as peer projects do (the thread cannot be stopped)."""
+    outcome: list = ["timeout", []]
+
+    def run():
+        try:
+            outcome[:] = ["ok", conn.execute(sql).fetchall()]
+        except Exception as exc:  # noqa: BLE001 - any failure scores 0
+            outcome[:] = ["error", [str(exc)]]
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        conn.interrupt()
+        return "timeout", []
+    return outcome[0], outcome[1]
+
+
+def judge_naive(batch: Sequence[Prediction], timeout: float, statuses: list | None = None) -> list[bool]:
+    """A fresh connection per prediction; gold then prediction, sequentially, thread timeouts."""
+    verdicts = []
+    for p in batch:
+        conn = sqlite3.connect(p.db_path, check_same_thread=False)
+        conn.text_factory = _decode
+        gold_status, gold_rows = naive_execute(conn, p.gold, timeout)
+        pred_status, pred_rows = naive_execute(conn, p.sql, timeout)
+        conn.close()
+        if statuses is not None:
+            statuses.append((gold_status, pred_status))
+        verdicts.append(
+            gold_status == "ok" and pred_status == "ok" and results_match(pred_rows, gold_rows, "spider", gold_sql=p.gold)
+        )
+    return verdicts
+
+
+def warm_connections(paths: Sequence[str]) -> dict[str, sqlite3.Connection]:
+    conns = {}
+    for path in sorted(set(paths)):
+        conn = sqlite3.connect(path, check_same_thread=False)
+        conn.text_factory = _decode
+        conns[path] = conn
+    return conns
+
+
+def run_warm(conns: dict[str, sqlite3.Connection], items: Sequence[tuple[str, str]]) -> None:
+    """Plain execution on open connections, one process, no guards: the raw SQLite cost."""
+    for path, sql in items:
+        try:
+            conns[path].execute(sql).fetchall()
+        except sqlite3.Error:
+            pass
+
+
+# -- timing ---------------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def check_agreement(ours: Sequence[bool], naive: Sequence[bool], batch: Sequence[Prediction], label: str) -> None:
+    """Both ways must give the same verdict on every prediction, or the ratio compares unequal work."""
+    differ = [i for i, (a, b) in enumerate(zip(ours, naive)) if a != b]
+    if differ or len(ours) != len(naive):
+        for i in differ[:5]:
+            print(f"  disagreement ({label}) ours={ours[i]} naive={naive[i]}: {batch[i].sql}", file=sys.stderr)
+        raise AssertionError(f"{label}: verdicts differ on {len(differ)} of {len(ours)} predictions")

@@ -1,0 +1,123 @@
+"""Batch reward execution in steady state: SQLExecutor vs the naive way peer projects judge SQL.
+
+Workload: 1,024 predictions per batch over the runnable Spider dev databases, a fixed seeded mix
+of gold queries and perturbed variants (a changed literal, ASC/DESC flipped, a condition dropped,
+an aggregate swapped, DISTINCT toggled, a misspelt column that errors), each judged against its
+gold query with Spider semantics. Every batch has the same questions (GRPO sees its prompts
+again every epoch) and fresh predictions.
+
+- ours: one ``SQLExecutor`` with default limits (timeouts, hard deadline, memory cap, read-only
+  guards), started before timing; gold via ``execute_many(..., cache=True)`` (cached after the
+  warm-up batch), predictions via ``execute_many(...)``, then ``results_match``.
+- naive: per prediction a fresh ``sqlite3.connect``; gold, then prediction, each in a
+  ``threading.Thread`` joined with the same timeout; same comparison (2 executions per prediction).
+- floor: the batch's gold queries on already-open plain connections in one process, divided by
+  the number of cores: what the work would cost with no guards, no IPC and perfect parallelism.
+
+Both ways must give the same verdict on every prediction (checked), so the ratio compares equal
+work. The headline ratio (medians per batch) is printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    add_spider_dir_argument,
+    check_agreement,
+    cores,
+    judge_naive,
+    judge_ours,
+    make_batch,
+    median,
+    pick_questions,
+    require_spider,
+    run_warm,
+    runnable_dev_pairs,
+    timed,
+    warm_connections,
+)
+
+from trl_processsql.sql import ExecutionLimits, SQLExecutor  # noqa: E402
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_spider_dir_argument(parser)
+    parser.add_argument("--predictions", type=int, default=1024, help="predictions per batch (default: %(default)s)")
+    parser.add_argument("--batches", type=int, default=5, help="timed batches; the median is reported (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the questions and perturbations (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None, help="executor workers (default: the usable cores)")
+    args = parser.parse_args(argv)
+
+    spider_dir = require_spider(args.spider_dir)
+    pairs = runnable_dev_pairs(spider_dir)
+    questions = pick_questions(pairs, args.predictions, args.seed)
+    # batch 0 is the warm-up: it fills the gold cache and opens the workers' connections
+    batches = [make_batch(questions, args.seed * 1_000_003 + b) for b in range(args.batches + 1)]
+    limits = ExecutionLimits()
+    n = args.predictions
+
+    kinds = collections.Counter(p.kind for batch in batches[1:] for p in batch)
+    print(f"workload: {n:,} predictions per batch over {len({q.db_id for q in questions})} Spider dev databases "
+          f"({len(pairs)} runnable dev questions), {args.batches} timed batches after 1 warm-up, seed {args.seed}")
+    print("  mix: " + ", ".join(f"{k} {v / sum(kinds.values()):.0%}" for k, v in kinds.most_common()))
+    print(f"  machine: {cores()} usable cores; timeout {limits.timeout:g} s for both ways")
+
+    start_time, executor = timed(lambda: SQLExecutor(num_workers=args.workers, limits=limits).start())
+    print(f"  executor: {executor.num_workers} workers, started in {start_time:.2f} s (not timed below)")
+
+    ours_times, naive_times, first = [], [], None
+    ours_right = naive_right = 0
+    naive_statuses: list = []
+    with executor:
+        for index, batch in enumerate(batches):
+            t_ours, ours = timed(lambda: judge_ours(executor, batch))
+            t_naive, naive = timed(lambda: judge_naive(batch, limits.timeout, naive_statuses))
+            check_agreement(ours, naive, batch, f"batch {index}")
+            if index == 0:
+                first = t_ours
+                continue
+            ours_times.append(t_ours)
+            naive_times.append(t_naive)
+            ours_right += sum(ours)
+            naive_right += sum(naive)
+        ran = [len({(p.db_path, p.sql) for p in batch}) for batch in batches[1:]]
+        pred_status = collections.Counter(
+            r.status for r in executor.execute_many([(p.db_path, p.sql) for p in batches[-1]])
+        )
+
+    conns = warm_connections([q.db_path for q in questions])
+    gold_items = [(q.db_path, q.gold) for q in questions]
+    run_warm(conns, gold_items)  # open and warm every connection first
+    floor_raw = median([timed(lambda: run_warm(conns, gold_items))[0] for _ in range(args.batches)])
+    floor = floor_raw / cores()
+
+    judged = n * args.batches
+    timeouts = sum(s.count("timeout") for s in naive_statuses)
+    print(f"verdicts: identical both ways on all {judged:,} timed predictions (and the warm-up); "
+          f"accuracy ours {ours_right / judged:.1%}, naive {naive_right / judged:.1%}")
+    print(f"  prediction statuses (last batch, ours): {dict(pred_status)}; naive thread timeouts: {timeouts}")
+
+    t_naive, t_ours = median(naive_times), median(ours_times)
+    print(f"naive (fresh connection, sequential, thread timeout): {t_naive:.3f} s per batch "
+          f"= {2 * n / t_naive:,.0f} executions/s ({2 * n:,} per batch: gold + prediction)")
+    print(f"ours (SQLExecutor, all guards on, gold cached): {t_ours:.3f} s per batch "
+          f"= {2 * n / t_ours:,.0f} executions/s judged as requested ({n / t_ours:,.0f} predictions/s); "
+          f"ran {median(ran):,.0f} unique predictions per batch, gold from the cache")
+    print(f"  first batch (gold not cached, connections opening): {first:.3f} s")
+    print(f"floor (batch's {n:,} gold queries on warm plain connections: {floor_raw:.3f} s / {cores()} cores): "
+          f"{floor:.3f} s = {n / floor:,.0f} executions/s; ours is {t_ours / floor:.1f}x the floor")
+    print(f"  per-batch times ours: {', '.join(f'{t:.3f}' for t in ours_times)}; "
+          f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}")
+    print(f"ours vs naive: {t_naive / t_ours:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()
