@@ -329,3 +329,63 @@ def check_agreement(ours: Sequence[bool], naive: Sequence[bool], batch: Sequence
         for i in differ[:5]:
             print(f"  disagreement ({label}) ours={ours[i]} naive={naive[i]}: {batch[i].sql}", file=sys.stderr)
         raise AssertionError(f"{label}: verdicts differ on {len(differ)} of {len(ours)} predictions")
+
+
+# -- other processes on the machine ---------------------------------------------------------------
+
+
+def _busy_ticks() -> int:
+    """Busy CPU time of the whole machine in clock ticks (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return user + nice + system + irq + softirq + steal
+
+
+def _own_ticks() -> int:
+    """CPU time of this process and of its live children (executor workers), in clock ticks."""
+    me = os.getpid()
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        pid, ppid = int(entry), int(fields[1])
+        if pid == me:
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])  # incl. waited children
+        elif ppid == me:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+class BackgroundLoad:
+    """CPU that processes other than ours used while measuring: on a shared machine it skews timings.
+
+    ``start()`` and ``stop()`` bracket a run; ``cores`` is the mean number of cores others kept busy.
+    Children that exit before ``stop()`` without being waited for are counted as "others".
+    """
+
+    def __init__(self):
+        self.cores = 0.0
+
+    def start(self) -> "BackgroundLoad":
+        self._t, self._busy, self._own = time.perf_counter(), _busy_ticks(), _own_ticks()
+        return self
+
+    def stop(self) -> float:
+        tick = os.sysconf("SC_CLK_TCK")
+        wall = time.perf_counter() - self._t
+        others = (_busy_ticks() - self._busy) - (_own_ticks() - self._own)
+        self.cores = max(0.0, others / tick / wall) if wall > 0 else 0.0
+        return self.cores
+
+    def report(self) -> str:
+        text = f"other processes kept {self.cores:.2f} of {os.cpu_count()} cores busy during the run"
+        if self.cores > 0.15:
+            text += " (the machine was shared: timings are skewed, rerun when it is quiet)"
+        return text

@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    BackgroundLoad,
     add_spider_dir_argument,
     check_agreement,
     cores,
@@ -73,6 +74,7 @@ def main(argv=None) -> None:
     start_time, executor = timed(lambda: SQLExecutor(num_workers=args.workers, limits=limits).start())
     print(f"  executor: {executor.num_workers} workers, started in {start_time:.2f} s (not timed below)")
 
+    load = BackgroundLoad().start()
     ours_times, naive_times, first = [], [], None
     ours_right = naive_right = 0
     naive_statuses: list = []
@@ -98,6 +100,7 @@ def main(argv=None) -> None:
     run_warm(conns, gold_items)  # open and warm every connection first
     floor_raw = median([timed(lambda: run_warm(conns, gold_items))[0] for _ in range(args.batches)])
     floor = floor_raw / cores()
+    load.stop()
 
     judged = n * args.batches
     timeouts = sum(s.count("timeout") for s in naive_statuses)
@@ -116,6 +119,7 @@ def main(argv=None) -> None:
           f"{floor:.3f} s = {n / floor:,.0f} executions/s; ours is {t_ours / floor:.1f}x the floor")
     print(f"  per-batch times ours: {', '.join(f'{t:.3f}' for t in ours_times)}; "
           f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}")
+    print(f"  {load.report()}")
     print(f"ours vs naive: {t_naive / t_ours:.1f}x faster")
 
 

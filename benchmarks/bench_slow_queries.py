@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    BackgroundLoad,
     WORK_DIR,
     GoldPair,
     Prediction,
@@ -224,6 +225,7 @@ def main(argv=None) -> None:
     print(f"  plain-connection pre-pass: {sum(per_exec) / len(per_exec) * 1000:.1f} ms mean per execution, "
           f"slowest {max(per_exec) * 1000:.0f} ms; timeout {limits.timeout:g} s for both ways")
 
+    load = BackgroundLoad().start()
     executor = SQLExecutor(num_workers=args.workers, limits=limits).start()
     results = {"cached": [], "uncached": [], "naive": []}
     right = collections.Counter()
@@ -244,6 +246,7 @@ def main(argv=None) -> None:
             r.status for batch in timed_batches for r in executor.execute_many([(p.db_path, p.sql) for p in batch])
         )
         workers = executor.num_workers
+    load.stop()
 
     judged = n * args.batches
     naive_timeouts = sum(s.count("timeout") for s in naive_statuses)
@@ -264,6 +267,7 @@ def main(argv=None) -> None:
           f"ours no cache: {', '.join(f'{t:.2f}' for t in results['uncached'])}")
     print(f"cores: {cores()} usable, executor workers: {workers}; "
           f"parallel efficiency {t_naive / t_uncached / min(workers, cores()):.0%}")
+    print(f"  {load.report()}")
     print(f"ours vs naive (equal executions): {t_naive / t_uncached:.1f}x faster")
 
 

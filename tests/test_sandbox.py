@@ -251,11 +251,6 @@ def test_byte_cap_allows_a_result_under_it(guarded):
     assert result.rows == ((bytes(400),), (bytes(400),))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the byte and row caps are checked only after each fetchmany(512) batch: a result can grow "
-    "to 512 x max_value_bytes (8 GiB with the defaults) in memory before the cap refuses it",
-)
 def test_byte_cap_bounds_the_memory_used_while_fetching(guarded):
     cap = 2**20
     with SQLiteSandbox(ExecutionLimits(timeout=TIMEOUT, max_result_bytes=cap)) as capped:
@@ -397,11 +392,6 @@ def test_least_recently_used_connections_are_closed_past_max_open(tmp_path):
         assert [sandbox.execute(p, "SELECT x FROM t").rows for p in paths] == [((0,),), ((1,),), ((2,),)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connections are keyed by the path string as given: a relative path keeps pointing at the "
-    "file it named when first opened, even after the working directory changes",
-)
 def test_a_relative_path_names_the_file_in_the_current_directory(tmp_path, monkeypatch):
     for name, value in (("one", 1), ("two", 2)):
         (tmp_path / name).mkdir()

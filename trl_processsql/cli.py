@@ -70,6 +70,30 @@ def _add_evaluate(subparsers):
     parser.set_defaults(run=_run_evaluate)
 
 
+def _add_tiny_model(subparsers):
+    parser = subparsers.add_parser(
+        "tiny-model",
+        help="save a small randomly initialised model and tokenizer (for CPU smoke runs)",
+        description="Train a byte-level BPE tokenizer on the bundled Spider sample and save it with a small, randomly "
+        "initialised Qwen2 model: a policy (causal-lm) or a PRM (token-classification). The smoke recipes start "
+        "from these; nothing is downloaded.",
+    )
+    parser.add_argument("--output", required=True, help="directory to write the checkpoint to")
+    parser.add_argument("--kind", choices=("causal-lm", "token-classification"), default="causal-lm", help="(default: %(default)s)")
+    parser.add_argument("--hidden-size", type=int, default=64, help="(default: %(default)s)")
+    parser.add_argument("--num-layers", type=int, default=2, help="(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.set_defaults(run=_run_tiny_model)
+
+
+def _run_tiny_model(args) -> int:
+    from .tiny import save_tiny_checkpoint
+
+    path = save_tiny_checkpoint(args.output, kind=args.kind, hidden_size=args.hidden_size, num_layers=args.num_layers, seed=args.seed)
+    print(f"{args.kind} checkpoint written to {path}")
+    return 0
+
+
 def _run_execute(args) -> int:
     from .sql import ExecutionLimits, SQLExecutor
     from .sql.render import format_table
@@ -140,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_add_execute, _add_evaluate):
+    for add in (_add_execute, _add_evaluate, _add_tiny_model):
         add(subparsers)
     return parser
 

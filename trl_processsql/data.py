@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["SAMPLE_DATA_DIR", "QuestionFileError", "database_path", "load_questions", "sample_paths"]
+__all__ = ["SAMPLE_DATA_DIR", "QuestionFileError", "database_path", "load_questions", "load_training_dataset", "sample_paths"]
 
 SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
 
@@ -74,3 +74,13 @@ def load_questions(path: str | os.PathLike) -> list[dict]:
 def sample_paths() -> tuple[Path, Path]:
     """``(questions_file, db_dir)`` of the sample bundled with the package (5 Spider databases)."""
     return SAMPLE_DATA_DIR / "questions.json", SAMPLE_DATA_DIR / "database"
+
+
+def load_training_dataset(name_or_path: str, config: str | None = None, streaming: bool = False):
+    """A ``DatasetDict`` from a folder written by ``save_to_disk`` (what our builders write) or from the Hub."""
+    from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+
+    if Path(name_or_path).is_dir() and any((Path(name_or_path) / f).exists() for f in ("dataset_dict.json", "state.json")):
+        dataset = load_from_disk(name_or_path)
+        return DatasetDict({"train": dataset}) if isinstance(dataset, Dataset) else dataset
+    return load_dataset(name_or_path, name=config, streaming=streaming)

@@ -221,27 +221,37 @@ class SQLExecutor:
         missing = sorted(db for db in {db for db, _ in keys} if not os.path.isfile(db))
         if missing:
             raise DatabaseNotFoundError(f"database file not found: {', '.join(missing)}")
+        found: dict[tuple[str, str], ExecutionResult] = {}
+        not_text = ExecutionResult("rejected", message="SQL must be a string")
+        keys = [key if isinstance(key[1], str) else (key[0], not_text) for key in keys]
+        for key in keys:
+            if key[1] is not_text:
+                found[key] = not_text
         with self._lock:
-            found: dict[tuple[str, str], ExecutionResult] = {}
             if cache:
                 for key in keys:
                     if key in self._cache:
                         found[key] = self._cache[key]
                         self._cache.move_to_end(key)
             todo = sorted({key for key in keys if key not in found})
-            found.update(zip(todo, self._run(todo, progress)))
+            results, transient = self._run(todo, progress)
+            found.update(zip(todo, results))
             if cache:
-                for key in todo:
-                    self._cache[key] = found[key]
+                # A timeout or a dead worker may not happen again: only lasting answers are cached.
+                for k, key in enumerate(todo):
+                    if k not in transient:
+                        self._cache[key] = found[key]
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return [found[key] for key in keys]
 
-    def _run(self, queries: Sequence[tuple[str, str]], progress: bool | str) -> list[ExecutionResult]:
+    def _run(self, queries: Sequence[tuple[str, str]], progress: bool | str) -> tuple[list[ExecutionResult], set[int]]:
+        """Results in order, and the positions answered by the pool itself (hard deadline, dead worker)."""
         if not queries:
-            return []
+            return [], set()
         self.start()
         results: list[ExecutionResult | None] = [None] * len(queries)
+        transient: set[int] = set()
         size = max(1, min(64, math.ceil(len(queries) / (4 * self.num_workers))))
         pending = deque(_Chunk(list(range(i, min(i + size, len(queries))))) for i in range(0, len(queries), size))
         bar = _progress_bar(len(queries), progress)
@@ -270,25 +280,25 @@ class SQLExecutor:
                         try:
                             answers = worker.conn.recv()
                         except (EOFError, OSError):
-                            self._recover(i, pending, results, queries, killed=False)
+                            self._recover(i, pending, results, transient, bar, killed=False)
                             continue
                         for key, answer in zip(worker.chunk.keys, answers):
                             results[key] = ExecutionResult(*answer)
                         bar.update(len(answers))
                         worker.chunk = None
                     elif worker.state[1] != _IDLE and time.monotonic() - worker.state[1] > hard_limit:
-                        self._recover(i, pending, results, queries, killed=True)
+                        self._recover(i, pending, results, transient, bar, killed=True)
                     elif worker.process.poll() is not None:
-                        self._recover(i, pending, results, queries, killed=False)
+                        self._recover(i, pending, results, transient, bar, killed=False)
         except BaseException:
             self.close()  # workers may hold half-sent chunks: never reuse them
             raise
         finally:
             bar.close()
-        return results
+        return results, transient
 
-    def _recover(self, i, pending, results, queries, *, killed: bool):
-        """Handle a worker that was killed at the hard deadline or died on its own."""
+    def _recover(self, i, pending, results, transient, bar, *, killed: bool):
+        """Answer for the query a worker was killed on (or died on) and queue the rest of its chunk again."""
         worker = self._workers[i]
         chunk, index = worker.chunk, int(worker.state[0])
         if killed:
@@ -298,21 +308,22 @@ class SQLExecutor:
         if 0 <= index < len(chunk.keys):
             key = chunk.keys[index]
             if killed:
-                results[key] = ExecutionResult(
-                    "timeout", message=f"killed after {self.limits.timeout + self.grace:g} s (hard deadline)"
-                )
+                message = f"killed after {self.limits.timeout + self.grace:g} s (hard deadline)"
+                results[key] = ExecutionResult("timeout", message=message)
             else:
                 results[key] = ExecutionResult("error", message=f"worker process died (exit code {exitcode}) on this query")
-            rest = chunk.keys[:index] + chunk.keys[index + 1 :]
+            transient.add(key)
+            bar.update(1)
+            rest, attempts = chunk.keys[:index] + chunk.keys[index + 1 :], 0  # progress was made: a fresh start
         else:
-            rest = chunk.keys
-        if not rest:
-            return
-        if chunk.attempts >= 2:  # the chunk keeps killing workers outside any query: give up on it
+            rest, attempts = chunk.keys, chunk.attempts + 1
+        if attempts > 2:  # the chunk keeps killing workers outside any query: give up on it
             for key in rest:
                 results[key] = ExecutionResult("error", message=f"worker process died (exit code {exitcode})")
-            return
-        pending.appendleft(_Chunk(rest, chunk.attempts + 1))
+                transient.add(key)
+            bar.update(len(rest))
+        elif rest:
+            pending.appendleft(_Chunk(rest, attempts))
 
     def _replace(self, i):
         old = self._workers[i]

@@ -199,7 +199,7 @@ class SQLiteSandbox:
     def execute(self, db_path: str | os.PathLike, sql: str) -> ExecutionResult:
         """Run one statement on ``db_path``; every failure comes back as a status."""
         start = time.monotonic()
-        path = os.fspath(db_path)
+        path = os.path.abspath(os.fspath(db_path))  # one connection per file, whatever the spelling
         if not isinstance(sql, str):
             return ExecutionResult("rejected", message=f"SQL must be a string, got {type(sql).__name__}")
         if not sql.strip():
@@ -224,9 +224,9 @@ class SQLiteSandbox:
             return ExecutionResult("rejected", message="not a query: the statement returns no rows", elapsed=time.monotonic() - start)
         rows: list[tuple] = []
         size = 0
-        while batch := cursor.fetchmany(512):
-            rows.extend(batch)
-            size += sum(_value_bytes(value) for row in batch for value in row)
+        for row in cursor:  # row by row: a cap is never overshot by more than one row
+            rows.append(row)
+            size += sum(_value_bytes(value) for value in row)
             if len(rows) > limits.max_rows:
                 raise _Refused(f"result too large: more than {limits.max_rows} rows")
             if size > limits.max_result_bytes:
