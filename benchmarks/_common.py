@@ -7,6 +7,7 @@ Not part of the package: the benchmark scripts import it from their own folder.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import os
 import random
@@ -117,8 +118,18 @@ def _swap_aggregate(sql: str) -> str | None:
     return _outside_strings(sql, _AGGREGATE, lambda m: _SWAP_AGG[m.group(1).lower()] + m.group(2))
 
 
+def _is_join_condition(cond) -> bool:
+    """``a.x = b.y``: both sides unquoted columns ("..." is a string value in Spider's SQL)."""
+    from sqlglot import exp
+
+    sides = (cond.args.get("this"), cond.args.get("expression"))
+    return isinstance(cond, exp.Binary) and all(
+        isinstance(side, exp.Column) and not side.this.args.get("quoted") for side in sides
+    )
+
+
 def _drop_condition(sql: str) -> str | None:
-    """Drop one condition that compares with a literal (never a join condition: no cartesian blow-up)."""
+    """Drop one WHERE condition, never a join condition (no cartesian blow-ups)."""
     import sqlglot
     from sqlglot import exp
 
@@ -131,10 +142,10 @@ def _drop_condition(sql: str) -> str | None:
         return None
     cond = where.this
     if isinstance(cond, exp.Connector):  # AND / OR: keep the left side
-        if not list(cond.right.find_all(exp.Literal)):
+        if _is_join_condition(cond.right):
             return None
         cond.replace(cond.left)
-    elif list(cond.find_all(exp.Literal)):
+    elif not _is_join_condition(cond):
         where.pop()
     else:
         return None
@@ -237,14 +248,32 @@ def make_batch(questions: Sequence[GoldPair], seed: int) -> list[Prediction]:
 # -- the two ways of judging a batch ------------------------------------------------------------
 
 
-def judge_ours(executor: SQLExecutor, batch: Sequence[Prediction]) -> list[bool]:
-    """Gold through the cache, predictions without; errors and timeouts score 0."""
-    golds = executor.execute_many([(p.db_path, p.gold) for p in batch], cache=True)
+def judge_ours(
+    executor: SQLExecutor,
+    batch: Sequence[Prediction],
+    *,
+    cache_gold: bool = True,
+    phases: dict | None = None,
+    statuses: collections.Counter | None = None,
+) -> list[bool]:
+    """Gold through the cache (unless ``cache_gold=False``), predictions without; errors and
+    timeouts score 0. ``phases`` collects the seconds spent on gold, predictions and judging,
+    ``statuses`` counts the predictions' statuses."""
+    t0 = time.perf_counter()
+    golds = executor.execute_many([(p.db_path, p.gold) for p in batch], cache=cache_gold)
+    t1 = time.perf_counter()
     preds = executor.execute_many([(p.db_path, p.sql) for p in batch])
-    return [
+    t2 = time.perf_counter()
+    verdicts = [
         g.ok and r.ok and results_match(r.rows, g.rows, "spider", gold_sql=p.gold)
         for p, g, r in zip(batch, golds, preds)
     ]
+    if statuses is not None:
+        statuses.update(r.status for r in preds)
+    if phases is not None:
+        for name, seconds in (("gold", t1 - t0), ("predictions", t2 - t1), ("judging", time.perf_counter() - t2)):
+            phases.setdefault(name, []).append(seconds)
+    return verdicts
 
 
 def _decode(data: bytes) -> str:
@@ -366,26 +395,63 @@ def _own_ticks() -> int:
 class BackgroundLoad:
     """CPU that processes other than ours used while measuring: on a shared machine it skews timings.
 
-    ``start()`` and ``stop()`` bracket a run; ``cores`` is the mean number of cores others kept busy.
-    Children that exit before ``stop()`` without being waited for are counted as "others".
+    Bracket each timed stretch with ``start()`` and ``stop()``; ``cores`` is the mean number of
+    cores others kept busy over all stretches, ``windows`` the figure of each stretch. Children
+    that exit inside a stretch without being waited for count as "others".
     """
 
     def __init__(self):
-        self.cores = 0.0
+        self.windows: list[float] = []
+        self._others = 0.0
+        self._wall = 0.0
+
+    @property
+    def cores(self) -> float:
+        return self._others / self._wall if self._wall > 0 else 0.0
 
     def start(self) -> "BackgroundLoad":
         self._t, self._busy, self._own = time.perf_counter(), _busy_ticks(), _own_ticks()
         return self
 
     def stop(self) -> float:
-        tick = os.sysconf("SC_CLK_TCK")
         wall = time.perf_counter() - self._t
-        others = (_busy_ticks() - self._busy) - (_own_ticks() - self._own)
-        self.cores = max(0.0, others / tick / wall) if wall > 0 else 0.0
-        return self.cores
+        others = max(0, (_busy_ticks() - self._busy) - (_own_ticks() - self._own)) / os.sysconf("SC_CLK_TCK")
+        self._others += others
+        self._wall += wall
+        self.windows.append(others / wall if wall > 0 else 0.0)
+        return self.windows[-1]
 
     def report(self) -> str:
-        text = f"other processes kept {self.cores:.2f} of {os.cpu_count()} cores busy during the run"
+        text = f"other processes kept {self.cores:.2f} of {os.cpu_count()} cores busy while timing"
+        if len(self.windows) > 1:
+            text += f" (per batch: {', '.join(f'{w:.2f}' for w in self.windows)})"
         if self.cores > 0.15:
-            text += " (the machine was shared: timings are skewed, rerun when it is quiet)"
+            text += "; the machine was shared: timings are skewed, rerun when it is quiet"
         return text
+
+
+class QuietWaiter:
+    """Before each timed batch, wait (within a total budget) until other processes leave the
+    machine alone: samples of ``sample`` seconds until they use under ``threshold`` cores."""
+
+    def __init__(self, budget: float, threshold: float = 0.15, sample: float = 0.25):
+        self.budget, self.threshold, self.sample = budget, threshold, sample
+        self.waited = 0.0
+
+    def wait(self) -> None:
+        while self.waited < self.budget:
+            probe = BackgroundLoad().start()
+            time.sleep(self.sample)
+            self.waited += self.sample
+            if probe.stop() < self.threshold:
+                return
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser, default: float) -> None:
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=default,
+        help="seconds in all to wait, before timed batches, for other processes on the machine to go "
+        "quiet (0: never wait; default: %(default)s)",
+    )

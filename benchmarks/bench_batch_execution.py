@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     BackgroundLoad,
+    QuietWaiter,
+    add_quiet_argument,
     add_spider_dir_argument,
     check_agreement,
     cores,
@@ -55,6 +56,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", type=int, default=5, help="timed batches; the median is reported (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the questions and perturbations (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="executor workers (default: the usable cores)")
+    add_quiet_argument(parser, 10.0)
     args = parser.parse_args(argv)
 
     spider_dir = require_spider(args.spider_dir)
@@ -74,14 +76,23 @@ def main(argv=None) -> None:
     start_time, executor = timed(lambda: SQLExecutor(num_workers=args.workers, limits=limits).start())
     print(f"  executor: {executor.num_workers} workers, started in {start_time:.2f} s (not timed below)")
 
-    load = BackgroundLoad().start()
-    ours_times, naive_times, first = [], [], None
+    quiet = QuietWaiter(args.quiet_wait)
+    load = BackgroundLoad()
+    ours_times, naive_times, first, phases = [], [], None, {}
+    pred_status: collections.Counter = collections.Counter()
     ours_right = naive_right = 0
     naive_statuses: list = []
     with executor:
         for index, batch in enumerate(batches):
-            t_ours, ours = timed(lambda: judge_ours(executor, batch))
+            if index:
+                quiet.wait()
+                load.start()
+            t_ours, ours = timed(
+                lambda: judge_ours(executor, batch, phases=phases if index else None, statuses=pred_status if index else None)
+            )
             t_naive, naive = timed(lambda: judge_naive(batch, limits.timeout, naive_statuses))
+            if index:
+                load.stop()
             check_agreement(ours, naive, batch, f"batch {index}")
             if index == 0:
                 first = t_ours
@@ -91,22 +102,18 @@ def main(argv=None) -> None:
             ours_right += sum(ours)
             naive_right += sum(naive)
         ran = [len({(p.db_path, p.sql) for p in batch}) for batch in batches[1:]]
-        pred_status = collections.Counter(
-            r.status for r in executor.execute_many([(p.db_path, p.sql) for p in batches[-1]])
-        )
 
     conns = warm_connections([q.db_path for q in questions])
     gold_items = [(q.db_path, q.gold) for q in questions]
     run_warm(conns, gold_items)  # open and warm every connection first
     floor_raw = median([timed(lambda: run_warm(conns, gold_items))[0] for _ in range(args.batches)])
     floor = floor_raw / cores()
-    load.stop()
 
     judged = n * args.batches
     timeouts = sum(s.count("timeout") for s in naive_statuses)
     print(f"verdicts: identical both ways on all {judged:,} timed predictions (and the warm-up); "
           f"accuracy ours {ours_right / judged:.1%}, naive {naive_right / judged:.1%}")
-    print(f"  prediction statuses (last batch, ours): {dict(pred_status)}; naive thread timeouts: {timeouts}")
+    print(f"  prediction statuses (ours, timed batches): {dict(pred_status)}; naive thread timeouts: {timeouts}")
 
     t_naive, t_ours = median(naive_times), median(ours_times)
     print(f"naive (fresh connection, sequential, thread timeout): {t_naive:.3f} s per batch "
@@ -114,12 +121,13 @@ def main(argv=None) -> None:
     print(f"ours (SQLExecutor, all guards on, gold cached): {t_ours:.3f} s per batch "
           f"= {2 * n / t_ours:,.0f} executions/s judged as requested ({n / t_ours:,.0f} predictions/s); "
           f"ran {median(ran):,.0f} unique predictions per batch, gold from the cache")
-    print(f"  first batch (gold not cached, connections opening): {first:.3f} s")
+    print("  ours per batch: " + ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in phases.items())
+          + f" (medians); first batch (gold not cached, connections opening): {first:.3f} s")
     print(f"floor (batch's {n:,} gold queries on warm plain connections: {floor_raw:.3f} s / {cores()} cores): "
           f"{floor:.3f} s = {n / floor:,.0f} executions/s; ours is {t_ours / floor:.1f}x the floor")
     print(f"  per-batch times ours: {', '.join(f'{t:.3f}' for t in ours_times)}; "
           f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}")
-    print(f"  {load.report()}")
+    print(f"  {load.report()}; waited {quiet.waited:.1f} s for quiet before batches")
     print(f"ours vs naive: {t_naive / t_ours:.1f}x faster")
 
 

@@ -35,3 +35,21 @@ def toy_db(tmp_path) -> Path:
         )
     conn.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def executor():
+    """A two-worker SQLExecutor shared by the whole session (default limits)."""
+    from trl_processsql.sql import SQLExecutor
+
+    with SQLExecutor(num_workers=2) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """An in-process SQLiteSandbox shared by the whole session (default limits)."""
+    from trl_processsql.sql import SQLiteSandbox
+
+    with SQLiteSandbox() as sb:
+        yield sb

@@ -5,14 +5,7 @@ import json
 import pytest
 
 from trl_processsql.data import QuestionFileError, load_questions, sample_paths
-from trl_processsql.evaluation import PredictionFileError, drop_distinct, evaluate, evaluate_files, load_predictions
-from trl_processsql.sql import SQLExecutor
-
-
-@pytest.fixture(scope="module")
-def executor():
-    with SQLExecutor(num_workers=2) as ex:
-        yield ex
+from trl_processsql.evaluation import PredictionFileError, drop_distinct, evaluate_files, load_predictions
 
 
 @pytest.fixture

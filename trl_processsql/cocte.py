@@ -10,10 +10,12 @@ the PRM and GRPO score at::
     ),
 
     singers_2014 AS (
-      SELECT DISTINCT Singer_ID FROM singer_in_concert WHERE concert_ID IN (SELECT concert_ID FROM concerts_2014)
+      SELECT DISTINCT sic.Singer_ID
+      FROM singer_in_concert AS sic
+      JOIN concerts_2014 AS c ON sic.concert_ID = c.concert_ID
     )
 
-    SELECT Name FROM singer WHERE Singer_ID IN (SELECT Singer_ID FROM singers_2014)
+    SELECT s.Name FROM singer AS s JOIN singers_2014 AS x ON s.Singer_ID = x.Singer_ID
 
 Reading never raises. :func:`parse_cocte` finds the SQL in any completion (fences, prose, a
 ``<think>`` block, a cut-off answer) and splits it by scanning tokens, so every step keeps the
@@ -25,10 +27,7 @@ Each step has a *view*, the query whose result shows what the step computed
 batch and renders each result with :func:`~trl_processsql.sql.render.describe_result`, the one
 rendering the PRM sees in training and at inference.
 
-:func:`convert_gold_many` turns gold SQL into CoCTE for SFT, deterministically: subqueries,
-set-operation branches and filtered joins become CTEs, and every conversion is checked by
-execution (same result as the gold under both comparison modes, every step view runs) or
-reported with its reason, never emitted.
+Gold SQL becomes CoCTE in :mod:`trl_processsql.gold_to_cocte`.
 """
 
 from __future__ import annotations
@@ -53,8 +52,6 @@ __all__ = [
     "execute_steps_many",
     "extract_sql",
     "parse_cocte",
-    "run_queries",
-    "sqlglot_error",
     "step_view_sql",
 ]
 
@@ -124,8 +121,11 @@ _THINK_OPEN = re.compile(r"<think\s*>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think\s*>", re.IGNORECASE)
 _FENCE_LINE = re.compile(r"^[ \t]*`{3,}[ \t]*([^\s`]*)[^\n]*$", re.MULTILINE)
 _STRAY_FENCE = re.compile(r"[ \t]*`{3,}[^\n]*(?:\n|\Z)")
-_SQL_START_LINE = re.compile(r"(?:^|:)[ \t]*(with|select)\b", re.IGNORECASE | re.MULTILINE)
-_SQL_START_ANYWHERE = re.compile(r"\b(WITH|SELECT)\b")
+_SQL_STARTS = (  # where SQL starts in prose, most telling first: "Select the rows:" is prose
+    re.compile(r"(?:^|:)[ \t]*(WITH|SELECT)\b", re.MULTILINE),
+    re.compile(r"(?:^|:)[ \t]*(with|select)\b", re.IGNORECASE | re.MULTILINE),
+    re.compile(r"\b(WITH|SELECT)\b"),
+)
 _SQL_LINE = re.compile(
     r"""[ \t]*(?:
         (?:select|with|from|where|group|order|having|limit|offset|union|intersect|except|join|inner
@@ -166,12 +166,13 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
         if not stray or stray.end() == start:
             break
         start = stray.end()
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    line_start = text.rfind("\n", start, end) + 1
-    if end > start and _STRAY_FENCE.fullmatch(text, max(line_start, start), end):
-        return _trim(text, start, max(line_start, start))
-    return start, end
+    while True:
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        last_line = max(text.rfind("\n", start, end) + 1, start)
+        if end == start or not _STRAY_FENCE.fullmatch(text, last_line, end):
+            return start, end
+        end = last_line
 
 
 def _fenced_sql(text: str, region: _Span) -> _Span | None:
@@ -203,11 +204,11 @@ def _statement_end(text: str, start: int, end: int) -> int:
     depth = 0
     previous = None
     for token in _tokens(text[start:end]):
-        if previous is not None and depth == 0:
-            gap = text[start + previous.end : start + token.start]
+        gap = text[start + previous.end : start + token.start] if previous is not None and depth == 0 else ""
+        if "\n" in gap:
             line_end = text.find("\n", start + token.start, end)
             line = text[start + token.start : end if line_end < 0 else line_end]
-            if "\n" in gap and (_MARKDOWN_LINE.match(line) or _is_prose(line)):
+            if _MARKDOWN_LINE.match(line) or _is_prose(line):
                 return start + previous.end
             if gap.count("\n") >= 2 and not _SQL_LINE.match(line):
                 return start + previous.end
@@ -230,7 +231,7 @@ def _find_sql(completion: str) -> _Span:
         start, end, truncated = fenced
     else:
         answer = completion[region.start : region.end]
-        found = _SQL_START_LINE.search(answer) or _SQL_START_ANYWHERE.search(answer)
+        found = next(filter(None, (pattern.search(answer) for pattern in _SQL_STARTS)), None)
         if found is None:
             return _Span(region.end, region.end, region.truncated)
         start, end, truncated = region.start + found.start(1), region.end, region.truncated
@@ -243,7 +244,8 @@ def extract_sql(completion: str) -> str:
     """The SQL statement a completion answers with ("" when there is none).
 
     The answer comes after the last ``</think>``; inside it, the last ```` ```sql ```` block (else
-    the last untagged block; else the text from the first line that starts with SELECT or WITH).
+    the last untagged block; else the text from the first line that starts with SELECT or WITH,
+    upper case first).
     The statement ends at its first top-level ``;`` or where prose starts after it.
 
     >>> extract_sql("<think>SELECT 1</think>Here it is:\\n```sql\\nSELECT name FROM singer;\\n```\\nDone.")
@@ -317,10 +319,10 @@ class CoCTE:
         return self.render()
 
 
-def sqlglot_error(sql: str) -> str | None:
+def _sqlglot_error(sql: str) -> str | None:
     """Why sqlglot cannot parse ``sql`` as SQLite (one short line), or None if it can.
 
-    >>> sqlglot_error("SELECT 1"), sqlglot_error("SELECT (1")
+    >>> _sqlglot_error("SELECT 1"), _sqlglot_error("SELECT (1")
     (None, 'Expecting ) (line 1, column 9)')
     """
     try:
@@ -364,7 +366,7 @@ def _chain_spans(sql: str) -> tuple[list[tuple[str | None, int, int]], bool, str
         if name is None:
             break  # cut off after WITH or after a comma
         if name.kind not in ("word", "quoted") or _is_word(name, "select", "with", "as"):
-            return spans, False, f"expected a CTE name at {name.text!r}"
+            return spans, False, f"expected a CTE name at {name.text[:40]!r}"
         i += 1
         if _is_symbol(token(i), "("):  # a column list
             close = _closing_paren(tokens, i)
@@ -428,9 +430,9 @@ def parse_cocte(completion: str) -> CoCTE:
     sql = completion[found.start : found.end]
     if not sql:
         return CoCTE((), parse_error="no SQL found in the completion", truncated=found.truncated)
-    error = sqlglot_error(sql)
+    error = _sqlglot_error(sql)
     spans, truncated, mismatch = _chain_spans(sql)
-    fallback = mismatch is not None or (error is not None and len(spans) == 1)
+    fallback = mismatch is not None or (error is not None and all(name is None for name, _, _ in spans))
     if fallback:
         spans = _blank_line_spans(sql)
     steps = []
@@ -482,7 +484,7 @@ class StepResult:
     text: str
 
 
-def run_queries(runner, queries: list[tuple[str | os.PathLike, str]]) -> list[ExecutionResult]:
+def _run_queries(runner, queries: list[tuple[str | os.PathLike, str]]) -> list[ExecutionResult]:
     """Run ``(db_path, sql)`` pairs on an :class:`SQLExecutor` (one batch) or an :class:`SQLiteSandbox`."""
     if hasattr(runner, "execute_many"):
         return runner.execute_many(queries)
@@ -504,7 +506,7 @@ def execute_steps_many(
         for cocte, db_path in items
         for k, step in enumerate(cocte.steps)
     ]
-    results = iter(zip(queries, run_queries(runner, queries)))
+    results = iter(zip(queries, _run_queries(runner, queries)))
     trajectories = []
     for cocte, _ in items:
         views = []
