@@ -26,12 +26,14 @@ _SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def sample_corpus() -> list[str]:
-    """Questions and SQL of the bundled Spider sample: enough text to train a small tokenizer."""
-    from .data import sample_paths
+    """Questions, SQL and schema prompts of the bundled Spider sample: the text our models read."""
+    from .data import database_path, sample_paths
+    from .prompts import build_prompt
 
-    questions_file, _ = sample_paths()
+    questions_file, db_dir = sample_paths()
     items = json.loads(Path(questions_file).read_text(encoding="utf-8"))
-    return [text for item in items for text in (item["question"], item["query"])]
+    prompts = [build_prompt("", database_path(db_dir, db_id)) for db_id in sorted({item["db_id"] for item in items})]
+    return prompts + [text for item in items for text in (item["question"], item["query"])]
 
 
 def build_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 1024):

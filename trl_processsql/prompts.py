@@ -1,0 +1,40 @@
+"""The one prompt every stage uses: schema, evidence, question, and the chain-of-CTEs instruction.
+
+SFT data, GRPO prompts, PRM inputs, inference and the demo all build their prompt here, so the
+policy and the PRM see the same text in training and at inference.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .sql.schema import render_schema
+
+__all__ = ["INSTRUCTION", "build_prompt", "prompt_messages"]
+
+INSTRUCTION = (
+    "Answer the question with one SQLite query written as a chain of common table expressions (CTEs). "
+    "Each CTE is one step that builds on the earlier ones; separate steps with one blank line; the last step "
+    "is the final SELECT. A simple question may be answered by the final SELECT alone."
+)
+
+
+def build_prompt(
+    question: str,
+    db_path: str | os.PathLike,
+    evidence: str = "",
+    *,
+    schema_style: str = "mschema",
+    n_examples: int = 3,
+) -> str:
+    """The prompt text for ``question`` on the database at ``db_path`` (BIRD's ``evidence`` if any)."""
+    parts = [INSTRUCTION, "", render_schema(db_path, schema_style, n_examples=n_examples), ""]
+    if evidence:
+        parts.append(f"Evidence: {evidence}")
+    parts.append(f"Question: {question}")
+    return "\n".join(parts)
+
+
+def prompt_messages(question: str, db_path: str | os.PathLike, evidence: str = "", **kwargs) -> list[dict]:
+    """:func:`build_prompt` as a conversational prompt (one user message), TRL's conversational format."""
+    return [{"role": "user", "content": build_prompt(question, db_path, evidence, **kwargs)}]
