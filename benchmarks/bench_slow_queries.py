@@ -246,6 +246,7 @@ def main(argv=None) -> None:
     results: dict[str, list[float]] = {"cached": [], "uncached": [], "plain": [], "naive": []}
     right: collections.Counter = collections.Counter()
     statuses: collections.Counter = collections.Counter()
+    phases: dict[str, list[float]] = {}
     naive_statuses: list = []
     with executor, plain:
         plain.map(_plain_run, [questions[0].gold] * cores())  # open the pool's connections
@@ -256,7 +257,9 @@ def main(argv=None) -> None:
                 load.start()
             t_cached, v_cached = timed(lambda: judge_ours(executor, batch, cache_gold=True))
             t_uncached, v_uncached = timed(
-                lambda: judge_ours(executor, batch, cache_gold=False, statuses=statuses if index else None)
+                lambda: judge_ours(
+                    executor, batch, cache_gold=False, statuses=statuses if index else None, phases=phases if index else None
+                )
             )
             if index == 0:
                 continue
@@ -284,7 +287,8 @@ def main(argv=None) -> None:
     print(f"ours, steady state (gold cached, as benchmark 1): {t_cached:.2f} s per batch = "
           f"{t_cached / (2 * n) * 1000:.1f} ms per judged query; {t_naive / t_cached:.1f}x faster than naive")
     print(f"ours, equal executions (no cache: gold and prediction run): {t_uncached:.2f} s per batch "
-          f"= {t_uncached / (2 * n) * 1000:.1f} ms per query")
+          f"= {t_uncached / (2 * n) * 1000:.1f} ms per query; "
+          + ", ".join(f"{k} {median(v):.2f} s" for k, v in phases.items()))
     print(f"  per-batch times naive: {', '.join(f'{t:.2f}' for t in results['naive'])}; "
           f"ours cached: {', '.join(f'{t:.2f}' for t in results['cached'])}; "
           f"ours no cache: {', '.join(f'{t:.2f}' for t in results['uncached'])}")

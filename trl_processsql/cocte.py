@@ -52,6 +52,7 @@ __all__ = [
     "execute_steps_many",
     "extract_sql",
     "parse_cocte",
+    "prm_completions",
     "step_view_sql",
 ]
 
@@ -482,6 +483,20 @@ class StepResult:
     sql: str
     result: ExecutionResult
     text: str
+
+
+def prm_completions(step_results: Iterable[StepResult]) -> list[str]:
+    r"""What a PRM reads for each step: the step's SQL, then its view's result as an SQL comment.
+
+    These are the ``completions`` of TRL's stepwise-supervision format, for labelling, PRM
+    training and PRM scoring alike.
+
+    >>> from trl_processsql.sql.sandbox import ExecutionResult
+    >>> view = StepResult(Step(None, "SELECT 1", 0, 8), "SELECT 1", ExecutionResult("ok", ((1,),), ("1",)), "1 row (1): 1")
+    >>> prm_completions([view])
+    ['SELECT 1\n-- 1 row (1): 1']
+    """
+    return [f"{r.step.text}\n-- {r.text}" for r in step_results]
 
 
 def _run_queries(runner, queries: list[tuple[str | os.PathLike, str]]) -> list[ExecutionResult]:

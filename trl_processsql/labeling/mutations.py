@@ -1,0 +1,176 @@
+"""Synthetic wrong steps from gold chains of CTEs: step labels that need no model.
+
+:func:`mutate_step` changes one step of a verified gold CoCTE in one of the ways a policy gets
+SQL wrong (:data:`MUTATIONS`) and leaves every other step as written. Whether the change really
+makes the answer wrong is decided later by execution (see :mod:`.builder`): only mutants whose
+final result differs from the gold's are kept, and then the steps before the mutated one are
+right and the mutated step and all after it are wrong.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import sqlglot
+from sqlglot import exp
+
+from ..cocte import STEP_SEPARATOR, CoCTE, parse_cocte
+from ..sql.schema import DatabaseSchema
+
+__all__ = ["MUTATIONS", "mutate_step"]
+
+MUTATIONS = ("column", "comparison", "literal", "aggregate", "join_key", "drop_filter", "add_filter", "table")
+"""The kinds of error :func:`mutate_step` can plant, one per call."""
+
+_CTE_BODY = re.compile(r"^(.*?\bAS\s*(?:NOT\s+)?(?:MATERIALIZED\s*)?\()(.*)(\)\s*,?\s*)$", re.IGNORECASE | re.DOTALL)
+_WRONG_COMPARISON = {exp.EQ: exp.NEQ, exp.NEQ: exp.EQ, exp.GT: exp.LT, exp.LT: exp.GT, exp.GTE: exp.LTE, exp.LTE: exp.GTE}
+_WRONG_AGGREGATE = {exp.Max: exp.Min, exp.Min: exp.Max, exp.Avg: exp.Sum, exp.Sum: exp.Avg}
+
+
+def _split_step(text: str, is_cte: bool) -> tuple[str, str, str] | None:
+    """``(head, query, tail)`` of a step: for a CTE, the query inside ``name AS ( ... )``."""
+    if not is_cte:
+        return "", text, ""
+    match = _CTE_BODY.match(text)
+    return match.groups() if match else None
+
+
+class _Mutator:
+    def __init__(self, tree: exp.Expression, schema: DatabaseSchema, rng: random.Random):
+        self.tree, self.rng = tree, rng
+        self.columns = {t.name.lower(): [c.name for c in t.columns] for t in schema.tables}
+        self.examples = {(t.name.lower(), c.name.lower()): c.examples for t in schema.tables for c in t.columns}
+        self.aliases = {}
+        for table in tree.find_all(exp.Table):
+            if table.name.lower() in self.columns:
+                self.aliases[table.alias_or_name.lower()] = table.name.lower()
+
+    def _table_of(self, column: exp.Column) -> str | None:
+        if column.table:
+            return self.aliases.get(column.table.lower())
+        real = set(self.aliases.values())
+        return real.pop() if len(real) == 1 else None
+
+    def _pick(self, nodes):
+        nodes = list(nodes)
+        return self.rng.choice(nodes) if nodes else None
+
+    def _other_column(self, column: exp.Column) -> bool:
+        table = self._table_of(column)
+        choices = [c for c in self.columns.get(table, []) if c.lower() != column.name.lower()]
+        if not choices:
+            return False
+        column.set("this", exp.to_identifier(self.rng.choice(choices)))
+        return True
+
+    def column(self) -> bool:
+        columns = [c for c in self.tree.find_all(exp.Column) if not c.find_ancestor(exp.Join)]
+        return bool(columns) and self._other_column(self.rng.choice(columns))
+
+    def join_key(self) -> bool:
+        keys = [c for join in self.tree.find_all(exp.Join) for c in join.find_all(exp.Column)]
+        return bool(keys) and self._other_column(self.rng.choice(keys))
+
+    def comparison(self) -> bool:
+        node = self._pick(n for n in self.tree.find_all(*_WRONG_COMPARISON) if not n.find_ancestor(exp.Join))
+        if node is None:
+            return False
+        node.replace(_WRONG_COMPARISON[type(node)](this=node.this.copy(), expression=node.expression.copy()))
+        return True
+
+    def aggregate(self) -> bool:
+        node = self._pick(self.tree.find_all(*_WRONG_AGGREGATE))
+        if node is None:
+            return False
+        node.replace(_WRONG_AGGREGATE[type(node)](this=node.this.copy()))
+        return True
+
+    def literal(self) -> bool:
+        node = self._pick(n for n in self.tree.find_all(exp.Literal) if not n.find_ancestor(exp.Limit))
+        if node is None:
+            return False
+        if node.is_string:
+            sibling = node.parent.this if isinstance(node.parent, exp.Binary) else None
+            known = self._examples_for(sibling) if isinstance(sibling, exp.Column) else ()
+            others = [v for v in known if v != node.this and "…" not in v]
+            node.replace(exp.Literal.string(self.rng.choice(others) if others else node.this + "x"))
+        else:
+            number = float(node.this)
+            changed = number + self.rng.choice((1, -1)) if number.is_integer() else number * 1.5
+            node.replace(exp.Literal.number(int(changed) if number.is_integer() else round(changed, 4)))
+        return True
+
+    def _examples_for(self, column: exp.Column) -> tuple[str, ...]:
+        return self.examples.get((self._table_of(column) or "", column.name.lower()), ())
+
+    def drop_filter(self) -> bool:
+        where = self._pick(self.tree.find_all(exp.Where, exp.Having))
+        if where is None:
+            return False
+        condition = where.this
+        if isinstance(condition, exp.Connector):
+            kept = condition.left if self.rng.random() < 0.5 else condition.right
+            condition.replace(kept.copy())
+        else:
+            where.pop()
+        return True
+
+    def add_filter(self) -> bool:
+        select = self.tree if isinstance(self.tree, exp.Select) else self.tree.find(exp.Select)
+        candidates = [(alias, table) for alias, table in self.aliases.items()]
+        if select is None or not candidates:
+            return False
+        alias, table = self.rng.choice(candidates)
+        valued = [(c, self.examples[(table, c.lower())]) for c in self.columns[table] if self.examples.get((table, c.lower()))]
+        if not valued:
+            return False
+        name, examples = self.rng.choice(valued)
+        value = self.rng.choice([v for v in examples if "…" not in v] or [examples[0]])
+        literal = exp.Literal.number(value) if re.fullmatch(r"-?\d+(\.\d+)?", value) else exp.Literal.string(value)
+        qualifier = alias if len(self.aliases) > 1 else None
+        select.where(exp.EQ(this=exp.column(name, table=qualifier), expression=literal), copy=False)
+        return True
+
+    def table(self) -> bool:
+        node = self._pick(t for t in self.tree.find_all(exp.Table) if t.name.lower() in self.columns)
+        others = [t for t in self.columns if node is not None and t != node.name.lower()]
+        if not others:
+            return False
+        alias = node.alias_or_name
+        node.set("this", exp.to_identifier(self.rng.choice(others)))
+        if not node.alias:
+            node.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+        return True
+
+
+def mutate_step(cocte: CoCTE, index: int, kind: str, schema: DatabaseSchema, rng: random.Random) -> CoCTE | None:
+    """``cocte`` with step ``index`` changed by a mutation of ``kind``, or None where it does not apply.
+
+    Only that step's query is rewritten (by sqlglot); every other step keeps its exact text.
+    """
+    if kind not in MUTATIONS:
+        raise ValueError(f"unknown mutation {kind!r}: choose one of {', '.join(MUTATIONS)}")
+    step = cocte.steps[index]
+    parts = _split_step(step.text, step.name is not None)
+    if parts is None:
+        return None
+    head, query, tail = parts
+    try:
+        tree = sqlglot.parse_one(query, read="sqlite")
+    except (sqlglot.errors.SqlglotError, RecursionError):
+        return None
+    before = tree.sql(dialect="sqlite")
+    if not getattr(_Mutator(tree, schema, rng), kind)():
+        return None
+    after = tree.sql(dialect="sqlite")
+    if after == before:
+        return None
+    indent = query[: len(query) - len(query.lstrip())]
+    trailing = query[len(query.rstrip()) :]
+    steps = [s.text for s in cocte.steps]
+    steps[index] = f"{head}{indent}{after}{trailing}{tail}"
+    mutant = parse_cocte(STEP_SEPARATOR.join(steps))
+    if mutant.fallback or len(mutant.steps) != len(cocte.steps):
+        return None
+    return mutant
