@@ -17,9 +17,9 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from trl_processsql.data import database_path, load_questions
 from trl_processsql.sql import SQLExecutor, results_match
@@ -135,7 +135,7 @@ def _drop_condition(sql: str) -> str | None:
 
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
-    except Exception:
+    except sqlglot.errors.SqlglotError:
         return None
     where = tree.find(exp.Where)
     if where is None:
@@ -159,7 +159,7 @@ def _break_column(sql: str) -> str | None:
 
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
-    except Exception:
+    except sqlglot.errors.SqlglotError:
         return None
     column = tree.find(exp.Column)
     if column is None:
@@ -188,7 +188,7 @@ GOLD_SHARE = 0.35  # share of predictions that are the gold query itself
 ERROR_SHARE = 0.15  # share that misspell a column, so that they fail to run
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def variants(gold: str) -> tuple[tuple[str, str], ...]:
     """Every perturbation that applies to ``gold`` and changes its text, as ``(kind, sql)``."""
     found = []
@@ -311,7 +311,9 @@ def judge_naive(batch: Sequence[Prediction], timeout: float, statuses: list | No
         if statuses is not None:
             statuses.append((gold_status, pred_status))
         verdicts.append(
-            gold_status == "ok" and pred_status == "ok" and results_match(pred_rows, gold_rows, "spider", gold_sql=p.gold)
+            gold_status == "ok"
+            and pred_status == "ok"
+            and results_match(pred_rows, gold_rows, "spider", gold_sql=p.gold)
         )
     return verdicts
 
@@ -337,9 +339,10 @@ def run_warm(conns: dict[str, sqlite3.Connection], items: Sequence[tuple[str, st
 # -- timing ---------------------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
+def timed(fn: Callable[..., object], *args, **kwargs) -> tuple[float, object]:
+    """``(seconds, fn(*args, **kwargs))``."""
     start = time.perf_counter()
-    value = fn()
+    value = fn(*args, **kwargs)
     return time.perf_counter() - start, value
 
 
@@ -367,7 +370,7 @@ def _busy_ticks() -> int:
     """Busy CPU time of the whole machine in clock ticks (/proc/stat: all but idle and iowait)."""
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
     return user + nice + system + irq + softirq + steal
 
 
@@ -409,7 +412,7 @@ class BackgroundLoad:
     def cores(self) -> float:
         return self._others / self._wall if self._wall > 0 else 0.0
 
-    def start(self) -> "BackgroundLoad":
+    def start(self) -> BackgroundLoad:
         self._t, self._busy, self._own = time.perf_counter(), _busy_ticks(), _own_ticks()
         return self
 

@@ -15,7 +15,9 @@ again every epoch) and fresh predictions.
   the number of cores: what the work would cost with no guards, no IPC and perfect parallelism.
 
 Both ways must give the same verdict on every prediction (checked), so the ratio compares equal
-work. The headline ratio (medians per batch) is printed last.
+work. Before each timed batch the script waits (within ``--quiet-wait``) for other processes to
+leave the machine alone, and it reports how busy they kept it while timing. The headline ratio
+(medians per batch) is printed last.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     BackgroundLoad,
     QuietWaiter,
     add_quiet_argument,
@@ -46,15 +48,19 @@ from _common import (  # noqa: E402
     warm_connections,
 )
 
-from trl_processsql.sql import ExecutionLimits, SQLExecutor  # noqa: E402
+from trl_processsql.sql import ExecutionLimits, SQLExecutor
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spider_dir_argument(parser)
     parser.add_argument("--predictions", type=int, default=1024, help="predictions per batch (default: %(default)s)")
-    parser.add_argument("--batches", type=int, default=5, help="timed batches; the median is reported (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the questions and perturbations (default: %(default)s)")
+    parser.add_argument(
+        "--batches", type=int, default=5, help="timed batches; the median is reported (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the questions and perturbations (default: %(default)s)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="executor workers (default: the usable cores)")
     add_quiet_argument(parser, 10.0)
     args = parser.parse_args(argv)
@@ -68,13 +74,18 @@ def main(argv=None) -> None:
     n = args.predictions
 
     kinds = collections.Counter(p.kind for batch in batches[1:] for p in batch)
-    print(f"workload: {n:,} predictions per batch over {len({q.db_id for q in questions})} Spider dev databases "
-          f"({len(pairs)} runnable dev questions), {args.batches} timed batches after 1 warm-up, seed {args.seed}")
+    print(
+        f"workload: {n:,} predictions per batch over {len({q.db_id for q in questions})} Spider dev databases "
+        f"({len(pairs)} runnable dev questions), {args.batches} timed batches after 1 warm-up, seed {args.seed}"
+    )
     print("  mix: " + ", ".join(f"{k} {v / sum(kinds.values()):.0%}" for k, v in kinds.most_common()))
     print(f"  machine: {cores()} usable cores; timeout {limits.timeout:g} s for both ways")
 
     start_time, executor = timed(lambda: SQLExecutor(num_workers=args.workers, limits=limits).start())
-    print(f"  executor: {executor.num_workers} workers, started in {start_time:.2f} s (not timed below)")
+    print(
+        f"  executor: {executor.num_workers} workers spawned in {start_time:.2f} s, not timed (start() does not wait "
+        "for the interpreters to be ready: the warm-up batch absorbs that)"
+    )
 
     quiet = QuietWaiter(args.quiet_wait)
     load = BackgroundLoad()
@@ -88,9 +99,9 @@ def main(argv=None) -> None:
                 quiet.wait()
                 load.start()
             t_ours, ours = timed(
-                lambda: judge_ours(executor, batch, phases=phases if index else None, statuses=pred_status if index else None)
+                judge_ours, executor, batch, phases=phases if index else None, statuses=pred_status if index else None
             )
-            t_naive, naive = timed(lambda: judge_naive(batch, limits.timeout, naive_statuses))
+            t_naive, naive = timed(judge_naive, batch, limits.timeout, naive_statuses)
             if index:
                 load.stop()
             check_agreement(ours, naive, batch, f"batch {index}")
@@ -106,27 +117,41 @@ def main(argv=None) -> None:
     conns = warm_connections([q.db_path for q in questions])
     gold_items = [(q.db_path, q.gold) for q in questions]
     run_warm(conns, gold_items)  # open and warm every connection first
-    floor_raw = median([timed(lambda: run_warm(conns, gold_items))[0] for _ in range(args.batches)])
+    floor_raw = median([timed(run_warm, conns, gold_items)[0] for _ in range(args.batches)])
     floor = floor_raw / cores()
 
     judged = n * args.batches
     timeouts = sum(s.count("timeout") for s in naive_statuses)
-    print(f"verdicts: identical both ways on all {judged:,} timed predictions (and the warm-up); "
-          f"accuracy ours {ours_right / judged:.1%}, naive {naive_right / judged:.1%}")
+    print(
+        f"verdicts: identical both ways on all {judged:,} timed predictions (and the warm-up); "
+        f"accuracy ours {ours_right / judged:.1%}, naive {naive_right / judged:.1%}"
+    )
     print(f"  prediction statuses (ours, timed batches): {dict(pred_status)}; naive thread timeouts: {timeouts}")
 
     t_naive, t_ours = median(naive_times), median(ours_times)
-    print(f"naive (fresh connection, sequential, thread timeout): {t_naive:.3f} s per batch "
-          f"= {2 * n / t_naive:,.0f} executions/s ({2 * n:,} per batch: gold + prediction)")
-    print(f"ours (SQLExecutor, all guards on, gold cached): {t_ours:.3f} s per batch "
-          f"= {2 * n / t_ours:,.0f} executions/s judged as requested ({n / t_ours:,.0f} predictions/s); "
-          f"ran {median(ran):,.0f} unique predictions per batch, gold from the cache")
-    print("  ours per batch: " + ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in phases.items())
-          + f" (medians); first batch (gold not cached, connections opening): {first:.3f} s")
-    print(f"floor (batch's {n:,} gold queries on warm plain connections: {floor_raw:.3f} s / {cores()} cores): "
-          f"{floor:.3f} s = {n / floor:,.0f} executions/s; ours is {t_ours / floor:.1f}x the floor")
-    print(f"  per-batch times ours: {', '.join(f'{t:.3f}' for t in ours_times)}; "
-          f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}")
+    print(
+        f"naive (fresh connection, sequential, thread timeout): {t_naive:.3f} s per batch "
+        f"= {2 * n / t_naive:,.0f} executions/s ({2 * n:,} per batch: gold + prediction)"
+    )
+    print(
+        f"ours (SQLExecutor, all guards on, gold cached): {t_ours:.3f} s per batch "
+        f"= {2 * n / t_ours:,.0f} executions/s counted as for naive, {n / t_ours:,.0f} predictions judged/s "
+        f"(gold came from the cache; {median(ran):,.0f} unique predictions ran per batch "
+        f"= {median(ran) / t_ours:,.0f} executions/s actually run)"
+    )
+    print(
+        "  ours per batch: "
+        + ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in phases.items())
+        + f" (medians); first batch (gold not cached, connections opening): {first:.3f} s"
+    )
+    print(
+        f"floor (batch's {n:,} gold queries on warm plain connections: {floor_raw:.3f} s / {cores()} cores): "
+        f"{floor:.3f} s = {n / floor:,.0f} executions/s; ours is {t_ours / floor:.1f}x the floor"
+    )
+    print(
+        f"  per-batch times ours: {', '.join(f'{t:.3f}' for t in ours_times)}; "
+        f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}"
+    )
     print(f"  {load.report()}; waited {quiet.waited:.1f} s for quiet before batches")
     print(f"ours vs naive: {t_naive / t_ours:.1f}x faster")
 

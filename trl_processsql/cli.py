@@ -21,6 +21,7 @@ examples:
   trl-processsql execute --db path/to/db.sqlite "SELECT count(*) FROM singer"
   trl-processsql evaluate --sample --predictions gold
   trl-processsql evaluate --questions dev.json --db-dir database/ --predictions pred.sql --output report.json
+  trl-processsql build-sft --questions train.json --db-dir database/ --output sft-data --eval-fraction 0.05
 """
 
 
@@ -84,6 +85,117 @@ def _add_tiny_model(subparsers):
     parser.add_argument("--num-layers", type=int, default=2, help="(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.set_defaults(run=_run_tiny_model)
+
+
+def _add_build_sft(subparsers):
+    parser = subparsers.add_parser(
+        "build-sft",
+        help="SFT data: gold SQL rewritten as verified chains of CTEs, in TRL's formats",
+        description="Rewrite every question's gold SQL as a chain of CTEs, keep the conversions that return the gold "
+        "result, and save them with their prompts (schema, evidence, question, instruction) as a datasets folder "
+        "for trl.SFTTrainer (save_to_disk; optionally pushed to the Hub with a dataset card). Prints the coverage "
+        "and why the other questions were skipped.",
+    )
+    source = parser.add_argument_group("data")
+    source.add_argument("--questions", help="Spider- or BIRD-format questions JSON")
+    source.add_argument("--db-dir", help="folder with <db_id>/<db_id>.sqlite")
+    source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
+    parser.add_argument("--output", required=True, help="directory to save the dataset to (must not exist or be empty)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a dataset already saved at --output")
+    parser.add_argument(
+        "--format",
+        choices=("conversational", "prompt-completion"),
+        default="conversational",
+        help="conversational: prompt and completion are chat messages; prompt-completion: plain strings "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--eval-fraction",
+        type=float,
+        default=None,
+        help="hold out about this share of the rows as a test split, whole databases at a time (default: no test split)",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
+    parser.add_argument("--push-to-hub", metavar="REPO", help="also push the dataset and its card to this Hub dataset repository")
+    parser.add_argument("--private", action="store_true", help="make the Hub repository private (with --push-to-hub)")
+    parser.set_defaults(run=_run_build_sft)
+
+
+def _run_build_sft(args) -> int:
+    import shlex
+    import shutil
+    from pathlib import Path
+
+    from .data import QuestionFileError, load_questions, sample_paths
+
+    if args.sample:
+        if args.questions or args.db_dir:
+            return _fail("--sample replaces --questions and --db-dir: give one or the other")
+        questions_file, db_dir = sample_paths()
+    elif args.questions and args.db_dir:
+        questions_file, db_dir = args.questions, args.db_dir
+    else:
+        return _fail("give --questions and --db-dir, or --sample")
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        return _fail(f"--output {output} is a file, not a directory")
+    replace = output.is_dir() and any(output.iterdir())
+    if replace and not args.overwrite:
+        return _fail(f"--output {output} exists and is not empty (add --overwrite to replace the dataset in it)")
+    if replace and not any((output / name).is_file() for name in ("dataset_dict.json", "state.json")):
+        return _fail(f"refusing to overwrite {output}: it does not hold a saved dataset")
+    if args.eval_fraction is not None and not 0 < args.eval_fraction < 1:
+        return _fail(f"--eval-fraction must lie between 0 and 1, got {args.eval_fraction}")
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers must be at least 1, got {args.workers}")
+    if args.private and not args.push_to_hub:
+        return _fail("--private applies to --push-to-hub: give both or neither")
+    if not Path(db_dir).is_dir():
+        return _fail(f"database folder not found: {db_dir}")
+    try:
+        questions = load_questions(questions_file)
+    except QuestionFileError as exc:
+        return _fail(str(exc))
+
+    from datasets import DatasetDict
+
+    from .sft_data import build_sft_dataset, sft_card, split_by_database
+    from .sql import SQLExecutor
+
+    with SQLExecutor(num_workers=args.workers) as executor:
+        dataset, report = build_sft_dataset(questions, db_dir, format=args.format, executor=executor, progress=True)
+    for label, value in report.stats().items():
+        print(f"{label}: {value}")
+        if label == "skipped, no_database":
+            print(f"    databases not found in {db_dir}: {', '.join(report.missing_databases)}")
+        elif label.startswith("skipped, "):
+            gold_sql, detail = report.examples[label.removeprefix("skipped, ")]
+            print(f"    e.g. {gold_sql[:120]}\n         -> {detail[:160]}")
+    if not report.converted:
+        return _fail("no question could be converted: nothing to save")
+    try:
+        splits = split_by_database(dataset, args.eval_fraction) if args.eval_fraction else DatasetDict({"train": dataset})
+    except ValueError as exc:
+        return _fail(str(exc))
+    if replace:
+        shutil.rmtree(output)
+    splits.save_to_disk(output)
+    sizes = [(name, len(split), len(set(split["db_id"]))) for name, split in splits.items()]
+    print(f"dataset written to {output}: " + ", ".join(f"{name} {n} rows ({k} database{'s' * (k != 1)})" for name, n, k in sizes))
+    if args.push_to_hub:
+        from .hub import push_dataset
+
+        source = ["--sample"] if args.sample else ["--questions", args.questions, "--db-dir", args.db_dir]
+        fraction = ["--eval-fraction", str(args.eval_fraction)] if args.eval_fraction else []
+        command = shlex.join(["trl-processsql", "build-sft", *source, "--format", args.format, *fraction, "--output", args.output])
+        try:
+            url = push_dataset(
+                splits, args.push_to_hub, private=args.private, **sft_card(splits, report, format=args.format, command=command)
+            )
+        except Exception as exc:  # network, authentication, permissions: the dataset is saved, say why the push failed
+            return _fail(f"the dataset is saved in {output} but pushing it to {args.push_to_hub} failed: {exc}")
+        print(f"dataset pushed to {url}")
+    return 0
 
 
 def _run_tiny_model(args) -> int:
@@ -164,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_add_execute, _add_evaluate, _add_tiny_model):
+    for add in (_add_execute, _add_evaluate, _add_build_sft, _add_tiny_model):
         add(subparsers)
     return parser
 

@@ -21,12 +21,33 @@ from .data import database_path
 from .gold_to_cocte import CONVERSION_FAILURES, convert_gold_many
 from .prompts import build_prompt, prompt_messages
 
-__all__ = ["SFT_FORMATS", "SKIP_REASONS", "SFTBuildReport", "build_sft_dataset", "split_by_database"]
+__all__ = [
+    "SFT_COLUMNS",
+    "SFT_FORMATS",
+    "SKIP_REASONS",
+    "SFTBuildReport",
+    "build_sft_dataset",
+    "sft_card",
+    "split_by_database",
+]
 
 SFT_FORMATS = ("conversational", "prompt-completion")
 
 SKIP_REASONS = {"no_database": "the question's database file is missing", **CONVERSION_FAILURES}
 """Why a question has no SFT example: the keys a :class:`SFTBuildReport` counts in ``skipped``."""
+
+SFT_COLUMNS = {
+    "prompt": "the instruction to answer with a chain of CTEs, the database schema (tables, column types, keys, "
+    "example values), BIRD's evidence where present, and the question (one user message in the conversational format)",
+    "completion": "the gold SQL as a chain of CTEs: one CTE per step, steps separated by one blank line, the final "
+    "SELECT last (one assistant message in the conversational format)",
+    "db_id": "the database the question is asked on",
+    "question": "the question in English",
+    "evidence": "BIRD's hint (external knowledge) for the question, empty where there is none",
+    "gold_sql": "the original gold SQL",
+    "num_steps": "the number of steps of the completion (CTEs plus the final statement)",
+}
+"""What each column of an SFT dataset holds, for its dataset card."""
 
 _CHUNK = 250  # questions verified per executor batch: one progress-bar tick each
 
@@ -36,8 +57,9 @@ class SFTBuildReport:
     """What :func:`build_sft_dataset` made of the questions.
 
     ``runnable`` counts questions whose database file exists; ``steps`` maps a number of steps to
-    the examples that have it; ``skipped`` maps a key of :data:`SKIP_REASONS` to its count and
-    ``examples`` to one ``(gold_sql, detail)`` for it.
+    the examples that have it; ``skipped`` maps a key of :data:`SKIP_REASONS` to its count;
+    ``examples`` holds one ``(gold_sql, detail)`` per failed conversion reason, and
+    ``missing_databases`` the ``db_id`` of every database file not found.
 
     >>> report = SFTBuildReport(total=4, runnable=3, converted=2, steps=Counter({1: 1, 3: 1}),
     ...                         skipped=Counter(no_database=1, result_differs=1))
@@ -112,11 +134,9 @@ def build_sft_dataset(
     paths = [database_path(db_dir, q["db_id"]) for q in questions]
     runnable = [i for i, path in enumerate(paths) if path.is_file()]
     report.runnable = len(runnable)
-    report.missing_databases = sorted({q["db_id"] for q, path in zip(questions, paths) if not path.is_file()})
     if len(runnable) < len(questions):
         report.skipped["no_database"] = len(questions) - len(runnable)
-        first = next(i for i, path in enumerate(paths) if not path.is_file())
-        report.examples["no_database"] = (questions[first]["gold_sql"], f"database not found: {paths[first]}")
+        report.missing_databases = sorted({q["db_id"] for q, path in zip(questions, paths) if not path.is_file()})
 
     conversions = {}
     own_executor = executor is None
@@ -193,3 +213,32 @@ def split_by_database(dataset, test_fraction: float, *, seed: int = 0):
             "test": dataset.select([i for i, test in enumerate(in_test) if test]),
         }
     )
+
+
+def sft_card(dataset, report: SFTBuildReport, *, format: str, command: str | None = None) -> dict:
+    """The keyword arguments of :func:`~trl_processsql.hub.dataset_card` for SFT data built here."""
+    splits = dataset if hasattr(dataset, "keys") else {"train": dataset}
+    columns = next(iter(splits.values())).column_names
+    stats = report.stats()
+    if len(splits) > 1:
+        sizes = [(name, len(split), len(set(split["db_id"]))) for name, split in splits.items()]
+        stats["splits"] = ", ".join(f"{name}: {n} rows, {k} database{'s' * (k != 1)}" for name, n, k in sizes)
+    layout = (
+        "TRL's conversational prompt-completion format (`prompt` is a list with one user message, `completion` a "
+        "list with one assistant message)"
+        if format == "conversational"
+        else "TRL's prompt-completion format (`prompt` and `completion` are strings)"
+    )
+    return {
+        "kind": "SFT",
+        "title": "Text-to-SQL as chains of CTEs: SFT data",
+        "description": "Supervised fine-tuning data for text-to-SQL in which every answer is a chain of CTEs (CoCTE). "
+        "Each completion is the question's gold SQL rewritten deterministically (subqueries, set-operation branches, "
+        "filtered joins and joins that feed an aggregation become CTEs) and kept only if it returns the gold result "
+        "under both the Spider and the BIRD comparison rules and every step's intermediate view runs. "
+        f"The data is in {layout}, ready for `trl.SFTTrainer`.",
+        "columns": {name: SFT_COLUMNS[name] for name in columns if name in SFT_COLUMNS},
+        "stats": stats,
+        "command": command,
+        "tags": ["sft"],
+    }

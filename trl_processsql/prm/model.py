@@ -41,7 +41,8 @@ class ProcessRewardModel:
         aggregation (`str`, defaults to `"min"`): default of :meth:`score` (`min`, `mean`, `prod`, `last`, `entropy`).
         failure_floor (`float`, defaults to `0.0`): the score of a trajectory with a step that failed to execute,
             with no step, or too long to score.
-        max_length, max_prompt_length (`int`, *optional*): token limits, defaulting to the trainer's saved values.
+        max_length, max_prompt_length (`int`, *optional*): token limits, defaulting to the trainer's saved values
+            (else 2048, and three quarters of it for the prompt, which keeps its end).
         batch_size (`int`, defaults to `16`): trajectories per forward pass.
     """
 
@@ -72,7 +73,11 @@ class ProcessRewardModel:
         self.aggregation = aggregation
         self.failure_floor = failure_floor
         self.max_length = max_length or getattr(config, "prm_max_length", None) or 2048
-        self.max_prompt_length = max_prompt_length or getattr(config, "prm_max_prompt_length", None)
+        # A fixed prompt budget (never one that depends on the steps) keeps a step's score
+        # independent of the steps after it.
+        self.max_prompt_length = (
+            max_prompt_length or getattr(config, "prm_max_prompt_length", None) or self.max_length * 3 // 4
+        )
         self.batch_size = batch_size
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if step_tag is not None:

@@ -1,0 +1,111 @@
+"""The SFT script end to end on CPU, and every recipe parsed by the parser of the script it launches."""
+
+import importlib.util
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trl_processsql.data import load_questions, sample_paths
+from trl_processsql.sft_data import build_sft_dataset, split_by_database
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def test_sft_script_trains_saves_and_the_model_generates(tmp_path, sandbox):
+    """The smoke recipe with its paths pointed at tmp_path, two steps and one evaluation."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    questions_file, db_dir = sample_paths()
+    questions = [q for q in load_questions(questions_file) if q["db_id"] in ("concert_singer", "pets_1")]
+    dataset, _ = build_sft_dataset(questions[:4] + questions[-4:], db_dir, executor=sandbox)
+    split_by_database(dataset, 0.5).save_to_disk(tmp_path / "data")
+    save_tiny_checkpoint(tmp_path / "policy", "causal-lm", hidden_size=32)
+    output = tmp_path / "sft"
+    overrides = {
+        "model_name_or_path": tmp_path / "policy",
+        "dataset_name": tmp_path / "data",
+        "output_dir": output,
+        "max_steps": 2,
+        "max_length": 1024,
+        "eval_strategy": "steps",
+        "eval_steps": 2,
+        "dataset_test_split": "test",
+    }
+    args = [f"--{key}={value}" for key, value in overrides.items()]
+    result = subprocess.run(
+        [sys.executable, "-m", "trl_processsql.scripts.sft", "--config", str(RECIPES / "smoke" / "sft.yaml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "eval_loss" in result.stdout + result.stderr and f"model saved to {output}" in result.stdout
+
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    model = AutoModelForCausalLM.from_pretrained(output)
+    inputs = tokenizer.apply_chat_template(dataset[0]["prompt"], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        generated = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    assert generated.shape[1] > inputs["input_ids"].shape[1]
+
+
+def _recipes() -> list[Path]:
+    """``recipes/<model>/<stage>/config.yaml`` and ``recipes/smoke/<stage>.yaml``."""
+    return sorted(p for p in RECIPES.glob("*/*/config.yaml")) + sorted(RECIPES.glob("smoke/*.yaml"))
+
+
+def _stage(recipe: Path) -> str:
+    return recipe.stem if recipe.parent.name == "smoke" else recipe.parent.name
+
+
+class _Parsed(Exception):
+    """Raised instead of running the script's main once its parser has read the recipe."""
+
+
+@pytest.mark.parametrize("recipe", _recipes(), ids=lambda p: str(p.relative_to(RECIPES)))
+def test_recipe_has_no_unknown_key_for_its_script(recipe, monkeypatch):
+    """Run the script as ``__main__`` with the recipe, stopping at the parser: the exact parser it builds, strictly."""
+    import torch
+    from trl import TrlParser
+
+    module = f"trl_processsql.scripts.{_stage(recipe)}"
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} does not exist yet")
+    args = ["--config", str(recipe)] + ([] if torch.cuda.is_available() else ["--use_cpu", "true"])  # bf16 recipes on CPU
+    parse = TrlParser.parse_args_and_config
+
+    def parse_strictly(parser, *unused, **also_unused):
+        raise _Parsed(parse(parser, args, fail_with_unknown_args=True))
+
+    monkeypatch.setattr(TrlParser, "parse_args_and_config", parse_strictly)
+    monkeypatch.setattr(sys, "argv", [module])
+    with pytest.raises(_Parsed) as parsed:
+        runpy.run_module(module, run_name="__main__")
+    values = yaml.safe_load(recipe.read_text())
+    config = {key: value for namespace in parsed.value.args[0] for key, value in vars(namespace).items()}
+    assert config["output_dir"] == values["output_dir"] and config["model_name_or_path"] == values["model_name_or_path"]
+
+
+def test_every_recipe_is_in_the_recipes_readme():
+    readme = (RECIPES / "README.md").read_text()
+    for path in [*_recipes(), *RECIPES.glob("accelerate_configs/*.yaml")]:
+        assert str(path.relative_to(RECIPES.parent)) in readme, f"{path} is not documented in recipes/README.md"
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("accelerate_configs/*.yaml")), ids=lambda p: p.name)
+def test_accelerate_config_has_only_keys_accelerate_knows(path):
+    from accelerate.commands.config.config_args import ClusterConfig
+    from accelerate.commands.launch import launch_command_parser
+
+    config = ClusterConfig.from_yaml_file(path)  # raises on an unknown top-level key
+    assert config.mixed_precision == "bf16"
+    options = {option for action in launch_command_parser()._actions for option in action.option_strings}
+    nested = {**config.deepspeed_config, **config.fsdp_config}
+    assert not [key for key in nested if f"--{key}" not in options]

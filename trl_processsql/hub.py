@@ -1,0 +1,122 @@
+"""Dataset cards and publishing to the Hugging Face Hub.
+
+Every dataset this package writes (SFT data, stepwise PRM data, predictions) goes to the Hub the
+same way: :func:`dataset_card` renders ``hub_cards/dataset_card.md`` from what the caller knows
+(kind, title, description, columns, figures, the command that built it) and :func:`push_dataset`
+uploads the card and the data. Nothing here runs at import time or touches the network until
+:func:`push_dataset` is called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping
+
+__all__ = ["BASE_TAGS", "CARDS_DIR", "SPIDER_SOURCE", "dataset_card", "push_dataset", "size_category"]
+
+CARDS_DIR = Path(__file__).parent / "hub_cards"
+
+BASE_TAGS = ("text-to-sql", "sql", "process-supervision", "trl", "trl-processsql")
+
+SPIDER_SOURCE = (
+    "Questions, gold SQL and databases come from Spider 1.0 (Tao Yu et al., *Spider: A Large-Scale Human-Labeled "
+    "Dataset for Complex and Cross-Domain Semantic Parsing and Text-to-SQL Task*, EMNLP 2018, "
+    "https://yale-lily.github.io/spider), released under CC BY-SA 4.0. This derived dataset is shared under the "
+    "same license; keep the attribution when you redistribute it."
+)
+"""The attribution a card carries for Spider-derived data (the license is ``cc-by-sa-4.0``)."""
+
+_SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"))
+
+
+def size_category(num_rows: int) -> str:
+    """The Hub's ``size_categories`` value for a dataset of ``num_rows`` rows.
+
+    >>> size_category(299), size_category(7000), size_category(10**8)
+    ('n<1K', '1K<n<10K', 'n>10M')
+    """
+    return next((label for bound, label in _SIZES if num_rows < bound), "n>10M")
+
+
+def dataset_card(
+    repo_id: str,
+    *,
+    kind: str,
+    title: str,
+    description: str,
+    columns: Mapping[str, str],
+    stats: Mapping[str, str] | None = None,
+    command: str | None = None,
+    num_rows: int | None = None,
+    source: str = SPIDER_SOURCE,
+    license: str = "cc-by-sa-4.0",
+    tags: Iterable[str] = (),
+    task_categories: Iterable[str] = ("text-generation",),
+):
+    """A ``huggingface_hub.DatasetCard`` for a dataset built by this package.
+
+    ``kind`` names the data in a few words ("SFT", "stepwise supervision"); ``columns`` maps each
+    column to what it holds; ``stats`` are figures shown as a table (coverage, skipped rows);
+    ``command`` is the command line that built the data; ``source`` attributes the original data.
+    The metadata carries ``license``, ``task_categories``, :data:`BASE_TAGS` plus ``tags``,
+    ``pretty_name`` (the title) and, given ``num_rows``, ``size_categories``.
+
+    >>> card = dataset_card("me/toy", kind="SFT", title="Toy", description="A toy.", columns={"prompt": "the question"})
+    >>> card.data.license, card.data.tags[:2], card.data.pretty_name
+    ('cc-by-sa-4.0', ['text-to-sql', 'sql'], 'Toy')
+    >>> 'load_dataset("me/toy")' in card.text
+    True
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    card_data = DatasetCardData(
+        language=["en"],
+        license=license,
+        task_categories=list(task_categories),
+        tags=list(dict.fromkeys([*BASE_TAGS, *tags])),
+        pretty_name=title,
+        size_categories=[size_category(num_rows)] if num_rows is not None else None,
+    )
+    return DatasetCard.from_template(
+        card_data,
+        template_path=str(CARDS_DIR / "dataset_card.md"),
+        repo_id=repo_id,
+        kind=kind,
+        title=title,
+        description=description,
+        columns=dict(columns),
+        stats=dict(stats or {}),
+        command=command,
+        source=source,
+    )
+
+
+def push_dataset(dataset, repo_id: str, *, private: bool = False, token: str | None = None, **card) -> str:
+    """Push a ``Dataset`` or ``DatasetDict`` to the Hub with a card; returns the dataset's URL.
+
+    ``card`` holds the keyword arguments of :func:`dataset_card` (``kind``, ``title``,
+    ``description``, ``columns``, ...). The card goes up first: ``push_to_hub`` then keeps its text
+    and adds the metadata that tells ``load_dataset`` where the splits are (``configs``,
+    ``dataset_info``), which a card uploaded afterwards would erase.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    repo_id = repo_url.repo_id  # a bare name gets the user's namespace
+    rendered = dataset_card(repo_id, num_rows=_num_rows(dataset), **card)
+    kind = card["kind"]
+    api.upload_file(
+        path_or_fileobj=str(rendered).encode("utf-8"),
+        path_in_repo="README.md",
+        repo_id=repo_id,
+        repo_type="dataset",
+        commit_message=f"Add the {kind} dataset card",
+    )
+    dataset.push_to_hub(repo_id, private=private, token=token, commit_message=f"Upload the {kind} dataset")
+    return f"{repo_url.endpoint}/datasets/{repo_id}"
+
+
+def _num_rows(dataset) -> int:
+    rows = dataset.num_rows
+    return sum(rows.values()) if isinstance(rows, dict) else rows
