@@ -27,8 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--num-layers", type=int, default=4)
-    parser.add_argument("--trajectories", type=int, default=256, help="trajectories scored (multi-step ones first)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--trajectories", type=int, default=96, help="trajectories scored (multi-step ones first)")
+    parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
 
