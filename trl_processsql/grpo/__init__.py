@@ -1,0 +1,17 @@
+"""Process-supervised GRPO: PRM step scores turned into per-token advantages."""
+
+from .advantages import PROCESS_ADVANTAGES, STEP_WEIGHTINGS, process_advantages, step_token_spans, step_weights
+from .config import PRMGRPOConfig
+from .prm_reward import PRMReward
+from .trainer import PRMGRPOTrainer
+
+__all__ = [
+    "PROCESS_ADVANTAGES",
+    "STEP_WEIGHTINGS",
+    "PRMGRPOConfig",
+    "PRMGRPOTrainer",
+    "PRMReward",
+    "process_advantages",
+    "step_token_spans",
+    "step_weights",
+]

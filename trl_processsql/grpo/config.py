@@ -1,0 +1,70 @@
+"""Configuration of process-supervised GRPO."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import GRPOConfig
+
+from ..prm.aggregation import AGGREGATIONS
+from .advantages import PROCESS_ADVANTAGES, STEP_WEIGHTINGS
+
+__all__ = ["PRMGRPOConfig"]
+
+
+@dataclass
+class PRMGRPOConfig(GRPOConfig):
+    r"""
+    Configuration class for [`PRMGRPOTrainer`].
+
+    Extends [`~trl.GRPOConfig`] (every field and default is GRPO's) with how the process reward model's step scores
+    shape the policy gradient.
+
+    Parameters:
+        prm_model_name_or_path (`str` or `None`, *optional*, defaults to `None`):
+            PRM to load with [`ProcessRewardModel.from_pretrained`] when the trainer is not given one.
+        process_advantage (`str`, *optional*, defaults to `"rewardsql"`):
+            `"rewardsql"`: tokens of step k get `A * s_k` if the outcome advantage `A > 0`, else `A * (1 - s_k)`
+            (the paper's rule). `"additive"`: `A + process_coef * (s_k - mean) / std`, step scores normalised over
+            the prompt's group. `"none"`: no per-token advantage; the PRM's trajectory score is added as one more
+            sequence-level reward function (placed last: extend `reward_weights` accordingly).
+        step_weighting (`str`, *optional*, defaults to `"none"`):
+            Weights on the step term, normalised to mean 1 per completion: `"prm_entropy"` (`1 - H(s_k)/ln 2`,
+            confident verdicts weigh more) or `"policy_entropy"` (mean policy entropy over the step's tokens, one
+            extra forward pass; steps where the policy hesitated weigh more).
+        process_coef (`float`, *optional*, defaults to `1.0`):
+            Scale of the step term in `"additive"`.
+        prm_aggregation (`str`, *optional*, defaults to `"min"`):
+            Trajectory score of the PRM reward in `"none"` (`min`, `mean`, `prod`, `last`, `entropy`).
+        prm_batch_size (`int`, *optional*, defaults to `16`):
+            Trajectories per PRM forward pass.
+        prm_max_length (`int` or `None`, *optional*, defaults to `None`):
+            Token limit of PRM inputs; `None` uses what the PRM was trained with.
+        sql_timeout (`float`, *optional*, defaults to `10.0`):
+            Seconds each step view may run.
+    """
+
+    prm_model_name_or_path: str | None = field(default=None, metadata={"help": "Path or Hub id of the PRM."})
+    process_advantage: str = field(
+        default="rewardsql", metadata={"help": "How step scores shape advantages.", "choices": list(PROCESS_ADVANTAGES)}
+    )
+    step_weighting: str = field(
+        default="none", metadata={"help": "Weights of the step term.", "choices": list(STEP_WEIGHTINGS)}
+    )
+    process_coef: float = field(default=1.0, metadata={"help": "Scale of the step term in 'additive'."})
+    prm_aggregation: str = field(
+        default="min", metadata={"help": "PRM trajectory score in 'none'.", "choices": list(AGGREGATIONS)}
+    )
+    prm_batch_size: int = field(default=16, metadata={"help": "Trajectories per PRM forward pass."})
+    prm_max_length: int | None = field(default=None, metadata={"help": "Token limit of PRM inputs."})
+    sql_timeout: float = field(default=10.0, metadata={"help": "Seconds each step view may run."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name, allowed in (
+            ("process_advantage", PROCESS_ADVANTAGES),
+            ("step_weighting", STEP_WEIGHTINGS),
+            ("prm_aggregation", tuple(AGGREGATIONS)),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

@@ -1,0 +1,159 @@
+"""GRPO with process supervision: execution accuracy as the outcome, PRM step scores for credit."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from accelerate.utils import gather, gather_object
+from trl import GRPOTrainer
+
+from ..prm.model import ProcessRewardModel
+from ..rewards import REWARD_FUNCS, execution_accuracy_reward, get_reward_executor
+from ..sql import ExecutionLimits, SQLExecutor
+from .advantages import process_advantages, step_token_spans, step_weights
+from .config import PRMGRPOConfig
+from .prm_reward import PRMReward
+
+__all__ = ["PRMGRPOTrainer"]
+
+
+class PRMGRPOTrainer(GRPOTrainer):
+    """[`~trl.GRPOTrainer`] whose advantages follow the process reward model's verdict on each step.
+
+    Every completion is read as a chain of CTEs, each step's view is executed, and the PRM scores
+    each step (a step whose view fails scores 0). With `process_advantage="rewardsql"` or
+    `"additive"` the completion's outcome advantage becomes a per-token advantage over each step's
+    tokens (see [`PRMGRPOConfig`]); with `"none"` the PRM's trajectory score is one more reward.
+    Everything else (loss types, PEFT, vLLM, several processes) is GRPO's.
+
+    Args:
+        model: as for [`~trl.GRPOTrainer`].
+        reward_funcs (*optional*): reward functions or names from `trl_processsql.rewards.REWARD_FUNCS`;
+            defaults to `[execution_accuracy_reward]`. The dataset needs `prompt`, `db_path` and `gold_sql`.
+        args ([`PRMGRPOConfig`], *optional*): the configuration.
+        prm ([`ProcessRewardModel`] or `str`, *optional*): the PRM, or its path or Hub id; defaults to
+            `args.prm_model_name_or_path`.
+        executor ([`~trl_processsql.sql.SQLExecutor`], *optional*): runs the step views; defaults to the
+            one the reward functions share.
+
+    Other arguments are [`~trl.GRPOTrainer`]'s.
+    """
+
+    _tag_names = ["trl", "grpo", "trl-processsql", "process-supervision", "text-to-sql"]
+    _name = "PRM-GRPO"
+
+    def __init__(
+        self,
+        model,
+        reward_funcs=None,
+        args: PRMGRPOConfig | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        prm: ProcessRewardModel | str | None = None,
+        executor: SQLExecutor | None = None,
+        **kwargs,
+    ):
+        if args is None:
+            name = model if isinstance(model, str) else model.config._name_or_path
+            args = PRMGRPOConfig(f"{str(name).rstrip('/').split('/')[-1]}-PRM-GRPO")
+        prm = prm if prm is not None else args.prm_model_name_or_path
+        if prm is None:
+            raise ValueError("PRMGRPOTrainer needs a process reward model: pass prm= or set prm_model_name_or_path")
+        if isinstance(prm, str):
+            prm = ProcessRewardModel.from_pretrained(
+                prm, aggregation=args.prm_aggregation, batch_size=args.prm_batch_size, max_length=args.prm_max_length
+            )
+        if args.process_advantage == "none" and args.step_weighting == "policy_entropy":
+            raise ValueError("step_weighting='policy_entropy' needs per-token advantages: use rewardsql or additive")
+        self.prm = prm
+        self.executor = executor or get_reward_executor()
+        if executor is None and self.executor.limits.timeout != args.sql_timeout:
+            self.executor = SQLExecutor(limits=ExecutionLimits(timeout=args.sql_timeout))
+        if reward_funcs is None:
+            reward_funcs = [execution_accuracy_reward]
+        reward_funcs = [REWARD_FUNCS.get(f, f) if isinstance(f, str) else f for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])]
+        self.prm_reward = PRMReward(prm, self.executor, args.prm_aggregation, args.step_weighting)
+        if args.process_advantage == "none":
+            reward_funcs.append(self.prm_reward)
+        super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
+        self.prm.model.to(self.accelerator.device)
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        if self.args.process_advantage == "none":
+            return output
+        mode = "train" if self.model.training else "eval"
+        completion_ids, mask = output["completion_ids"], output["completion_mask"]
+        texts, token_ends = self._decode_with_offsets(completion_ids, mask)
+        prompts = [x["prompt"] for x in inputs]
+        coctes, views, scores = self.prm_reward.step_scores(prompts, texts, [x["db_path"] for x in inputs])
+        spans = [step_token_spans(ends, [s.end for s in c.steps]) if c.steps else [] for c, ends in zip(coctes, token_ends)]
+        entropies = self._policy_entropies(output) if self.args.step_weighting == "policy_entropy" else None
+        weights = [
+            step_weights(self.args.step_weighting, row, None if entropies is None else entropies[i].tolist(), spans[i])
+            for i, row in enumerate(scores)
+        ]
+        group_stats = self._group_stats(scores, mode) if self.args.process_advantage == "additive" else None
+        output["advantages"] = process_advantages(
+            output["advantages"], mask, spans, scores, weights, self.args.process_advantage, group_stats, self.args.process_coef
+        )
+        self._log_process_metrics(mode, views, scores)
+        return output
+
+    def _decode_with_offsets(self, completion_ids: torch.Tensor, mask: torch.Tensor) -> tuple[list[str], list[list[int]]]:
+        """Each completion as the concatenation of its tokens' texts, and where each token ends in it.
+
+        Decoding token by token keeps offsets exact; a character split across tokens reads as U+FFFD.
+        """
+        texts, ends = [], []
+        for ids, row_mask in zip(completion_ids.tolist(), mask.tolist()):
+            ids = [t for t, m in zip(ids, row_mask) if m]
+            pieces = self.processing_class.batch_decode([[t] for t in ids], skip_special_tokens=True)
+            texts.append("".join(pieces))
+            ends.append(list(itertools.accumulate(len(p) for p in pieces)))
+        return texts, ends
+
+    @torch.no_grad()
+    def _policy_entropies(self, output) -> torch.Tensor:
+        """Per-token entropies of the current policy over the completions (one extra forward pass)."""
+        input_ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+        attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+        _, entropies, _ = self._get_per_token_logps_and_entropies(
+            self.model, input_ids, attention_mask, output["completion_ids"].size(1), compute_entropy=True
+        )
+        return entropies.float().cpu()
+
+    def _group_stats(self, scores: list[list[float]], mode: str) -> list[tuple[float, float]]:
+        """Mean and std of all step scores in each local completion's group, groups spanning processes."""
+        size = self.num_generations if mode == "train" else self.num_generations_eval
+        everyone = gather_object([scores])  # one list per process, in process order
+        flat = [row for process_rows in everyone for row in process_rows]
+        offset = self.accelerator.process_index * len(scores)
+        stats = []
+        for i in range(len(scores)):
+            group = (offset + i) // size
+            values = torch.tensor([s for row in flat[group * size : (group + 1) * size] for s in row] or [0.0])
+            stats.append((values.mean().item(), values.std(unbiased=False).item() if values.numel() > 1 else 0.0))
+        return stats
+
+    def _log_process_metrics(self, mode: str, views, scores) -> None:
+        """Step statistics summed over processes before averaging."""
+        device = self.accelerator.device
+        steps = sum(len(row) for row in scores)
+        local = torch.tensor(
+            [
+                sum(s for row in scores for s in row),
+                steps,
+                sum(not v.result.ok for row in views for v in row),
+                len(scores),
+            ],
+            dtype=torch.float64,
+            device=device,
+        )
+        score_sum, step_count, failed, completions = gather(local.unsqueeze(0)).sum(dim=0).tolist()
+        metrics = self._metrics[mode]
+        metrics["process/step_score_mean"].append(score_sum / step_count if step_count else 0.0)
+        metrics["process/steps_per_completion"].append(step_count / completions if completions else 0.0)
+        metrics["process/failed_step_share"].append(failed / step_count if step_count else 0.0)
