@@ -1,0 +1,213 @@
+"""PRM-GRPO: per-token advantages by hand, the trainer hook, training, resuming, several processes, TRL contract."""
+
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+from unittest import mock
+
+import pytest
+import torch
+from datasets import Dataset
+from trl import GRPOTrainer
+
+from trl_processsql.data import database_path, load_questions, sample_paths
+from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer, process_advantages, step_token_spans, step_weights
+from trl_processsql.prompts import prompt_messages
+from trl_processsql.tiny import save_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grpo-models")
+    return save_tiny_checkpoint(root / "policy", "causal-lm"), save_tiny_checkpoint(root / "prm", "token-classification")
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    questions_file, db_dir = sample_paths()
+    rows = []
+    for q in load_questions(questions_file)[:8]:
+        path = database_path(db_dir, q["db_id"])
+        rows.append({"prompt": prompt_messages(q["question"], path), "db_path": str(path), "gold_sql": q["gold_sql"]})
+    return Dataset.from_list(rows)
+
+
+def _args(tmp_path, **kwargs):
+    defaults = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=16,
+        max_steps=2,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        activation_checkpointing=False,
+        disable_tqdm=True,
+        beta=0.0,
+        seed=0,
+    )
+    return PRMGRPOConfig(**{**defaults, **kwargs})
+
+
+# -- advantages by hand ---------------------------------------------------------------------------
+
+SPANS = [[(0, 2), (2, 4)], [(0, 3), (3, 4)]]
+SCORES = [[0.9, 0.2], [0.5, 1.0]]
+MASK = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+
+
+def test_rewardsql_scales_positive_advantages_by_s_and_negative_by_one_minus_s():
+    out = process_advantages(torch.tensor([2.0, -1.0]), MASK, SPANS, SCORES, [[1, 1], [1, 1]], "rewardsql")
+    expected = torch.tensor([[1.8, 1.8, 0.4, 0.4], [-0.5, -0.5, -0.5, 0.0]])
+    assert torch.allclose(out, expected)
+
+
+def test_additive_adds_the_group_normalised_step_score():
+    stats = [(0.5, 0.25), (0.5, 0.25)]
+    out = process_advantages(torch.tensor([1.0, 0.0]), MASK, SPANS, SCORES, [[1, 1], [1, 1]], "additive", stats, coef=0.5)
+    z = lambda s: (s - 0.5) / (0.25 + 1e-4)  # noqa: E731
+    expected = torch.tensor(
+        [[1 + 0.5 * z(0.9)] * 2 + [1 + 0.5 * z(0.2)] * 2, [0.5 * z(0.5)] * 3 + [0.0]]
+    )
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_step_weights_move_credit_between_steps():
+    weights = step_weights("prm_entropy", [0.5, 1.0])
+    out = process_advantages(torch.tensor([1.0]), torch.ones(1, 4), [SPANS[0]], [[0.5, 1.0]], [weights], "rewardsql")
+    assert weights == [0.0, 2.0]
+    assert torch.allclose(out, torch.tensor([[0.0, 0.0, 2.0, 2.0]]))
+
+
+def test_a_completion_without_steps_keeps_its_outcome_advantage():
+    out = process_advantages(torch.tensor([-1.5]), torch.ones(1, 3), [[]], [[]], [[]], "rewardsql")
+    assert torch.equal(out, torch.full((1, 3), -1.5))
+
+
+def test_tokens_before_and_after_the_steps_join_the_first_and_last_step():
+    # token ends: "```sql\n" (7), "SELECT" (13), " 1" (15), "\n\n" (17), "SELECT" (23), " 2" (25), "```" (28)
+    assert step_token_spans([7, 13, 15, 17, 23, 25, 28], [15, 25]) == [(0, 3), (3, 7)]
+
+
+# -- the trainer ------------------------------------------------------------------------------------
+
+
+def test_trainer_turns_hand_made_step_scores_into_token_advantages(checkpoints, dataset, tmp_path):
+    policy, prm = checkpoints
+    trainer = PRMGRPOTrainer(model=str(policy), args=_args(tmp_path), train_dataset=dataset, prm=str(prm))
+    tokenizer = trainer.processing_class
+    text = "WITH a AS (SELECT Singer_ID FROM singer)\n\nSELECT count(*) FROM a"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    inputs = [dict(dataset[0]) for _ in range(2)]
+    fake = {
+        "prompt_ids": torch.ones(2, 3, dtype=torch.long),
+        "prompt_mask": torch.ones(2, 3, dtype=torch.long),
+        "completion_ids": torch.tensor([ids, ids]),
+        "completion_mask": torch.ones(2, len(ids), dtype=torch.long),
+        "advantages": torch.tensor([1.0, -1.0]),
+    }
+    with mock.patch.object(GRPOTrainer, "_generate_and_score_completions", return_value=fake), mock.patch.object(
+        trainer.prm, "score_steps", return_value=[[0.8, 0.3], [0.8, 0.3]]
+    ):
+        trainer.model.train()
+        output = trainer._generate_and_score_completions(inputs)
+    first_step_tokens = len(tokenizer("WITH a AS (SELECT Singer_ID FROM singer)", add_special_tokens=False)["input_ids"])
+    advantages = output["advantages"]
+    assert advantages.shape == (2, len(ids))
+    assert torch.allclose(advantages[0, :first_step_tokens], torch.tensor(0.8))
+    assert torch.allclose(advantages[0, -1], torch.tensor(0.3))
+    assert torch.allclose(advantages[1, :first_step_tokens], torch.tensor(-0.2))
+    assert torch.allclose(advantages[1, -1], torch.tensor(-0.7))
+
+
+@pytest.mark.parametrize("mode", ["rewardsql", "additive", "none"])
+def test_short_training_runs_in_every_mode(checkpoints, dataset, tmp_path, mode):
+    policy, prm = checkpoints
+    weighting = "policy_entropy" if mode == "additive" else ("prm_entropy" if mode == "rewardsql" else "none")
+    args = _args(tmp_path, process_advantage=mode, step_weighting=weighting)
+    trainer = PRMGRPOTrainer(model=str(policy), args=args, train_dataset=dataset, prm=str(prm))
+    trainer.train()
+    assert trainer.state.global_step == 2
+    logged = trainer.state.log_history[0]
+    if mode == "none":
+        assert "rewards/prm/mean" in logged
+    else:
+        assert {"process/step_score_mean", "process/steps_per_completion", "process/failed_step_share"} <= set(logged)
+
+
+def test_policy_entropy_weighting_needs_per_token_advantages(checkpoints, dataset, tmp_path):
+    policy, prm = checkpoints
+    args = _args(tmp_path, process_advantage="none", step_weighting="policy_entropy")
+    with pytest.raises(ValueError, match="policy_entropy"):
+        PRMGRPOTrainer(model=str(policy), args=args, train_dataset=dataset, prm=str(prm))
+
+
+def test_config_rejects_unknown_choices(tmp_path):
+    with pytest.raises(ValueError, match="process_advantage must be one of"):
+        _args(tmp_path, process_advantage="sparse")
+
+
+def test_resume_from_checkpoint_continues_at_the_right_step(checkpoints, dataset, tmp_path):
+    policy, prm = checkpoints
+    first = PRMGRPOTrainer(model=str(policy), args=_args(tmp_path, save_strategy="steps", save_steps=2), train_dataset=dataset, prm=str(prm))
+    first.train()
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    assert checkpoint.is_dir()
+    second = PRMGRPOTrainer(model=str(policy), args=_args(tmp_path, max_steps=3), train_dataset=dataset, prm=str(prm))
+    second.train(resume_from_checkpoint=str(checkpoint))
+    assert second.state.global_step == 3
+    assert [entry["step"] for entry in second.state.log_history if "loss" in entry] == [1, 2, 3]
+
+
+def test_trl_internals_we_rely_on_are_still_there(checkpoints, dataset, tmp_path):
+    """A TRL upgrade that renames or reshapes these breaks PRMGRPOTrainer: fail here, loudly."""
+    assert "compute_entropy" in inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters
+    assert "advantages.dim() == 1" in inspect.getsource(GRPOTrainer._compute_loss)  # (B, T) advantages accepted
+    policy, _ = checkpoints
+    trainer = GRPOTrainer(model=str(policy), reward_funcs=lambda completions, **kw: [0.0] * len(completions), args=_args(tmp_path), train_dataset=dataset)
+    trainer.model.train()
+    output = trainer._generate_and_score_completions([dict(dataset[i // 4]) for i in range(4)])
+    assert {"prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "advantages"} <= set(output)
+    assert output["advantages"].shape == (4,)
+    assert output["completion_mask"].shape == output["completion_ids"].shape
+    assert hasattr(trainer, "num_generations") and hasattr(trainer, "num_generations_eval")
+
+
+@pytest.mark.slow
+def test_two_processes_train_together(checkpoints, tmp_path):
+    policy, prm = checkpoints
+    script = tmp_path / "two_ranks.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            from datasets import Dataset
+            from trl_processsql.data import database_path, load_questions, sample_paths
+            from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
+            from trl_processsql.prompts import prompt_messages
+
+            questions_file, db_dir = sample_paths()
+            rows = [{{"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"])),
+                      "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}}
+                    for q in load_questions(questions_file)[:8]]
+            args = PRMGRPOConfig(output_dir={str(tmp_path / "out")!r}, per_device_train_batch_size=2, num_generations=4,
+                                 max_completion_length=12, max_steps=2, use_cpu=True, bf16=False, report_to="none",
+                                 logging_steps=1, save_strategy="no", activation_checkpointing=False, beta=0.0,
+                                 process_advantage="additive", disable_tqdm=True)
+            trainer = PRMGRPOTrainer(model={str(policy)!r}, args=args, train_dataset=Dataset.from_list(rows), prm={str(prm)!r})
+            trainer.train()
+            if trainer.accelerator.is_main_process:
+                print("WORLD", trainer.accelerator.num_processes, "STEP", trainer.state.global_step,
+                      "METRIC", "process/step_score_mean" in trainer.state.log_history[0])
+            """
+        )
+    )
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(torchrun, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "WORLD 2 STEP 2 METRIC True" in result.stdout
