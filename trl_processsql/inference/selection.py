@@ -16,12 +16,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Sequence
 
 from ..prm.aggregation import aggregate
 
 __all__ = [
+    "NEEDS_PRM",
     "STRATEGIES",
     "Candidate",
     "best_of_n",
@@ -51,7 +52,6 @@ class Candidate:
     rows: tuple = ()
     prm_scores: list[float] | None = None
     completion: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -12,6 +12,9 @@ Sources, combinable:
   are right, the mutated step and the rest wrong. No model needed.
 - ``policy``: chains sampled from a policy, labelled by execution (:mod:`.execution`) and, with
   a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`, by Monte Carlo rollouts.
+
+:func:`label_steps` builds the rows of any mix of sources (:data:`SOURCES`) for a list of
+questions, :func:`stepwise_stats` summarises them and :func:`stepwise_card` describes them on the Hub.
 """
 
 from __future__ import annotations
@@ -31,9 +34,44 @@ from ..sql.schema import read_schema
 from .execution import execution_labels
 from .mutations import MUTATIONS, mutate_step
 
-__all__ = ["STEPWISE_COLUMNS", "GoldChain", "gold_chains", "label_statistics", "mutation_rows", "stepwise_dataset"]
+__all__ = [
+    "SOURCES",
+    "STEPWISE_COLUMNS",
+    "STEPWISE_COLUMN_DOCS",
+    "GoldChain",
+    "gold_chains",
+    "label_statistics",
+    "label_steps",
+    "mutation_rows",
+    "policy_rows",
+    "stepwise_card",
+    "stepwise_dataset",
+    "stepwise_stats",
+]
 
 STEPWISE_COLUMNS = ("prompt", "completions", "labels", "db_id", "question", "sql", "source", "mutation")
+
+STEPWISE_COLUMN_DOCS = {
+    "prompt": "the instruction to answer with a chain of CTEs, the database schema (tables, column types, keys, example "
+    "values), BIRD's evidence where present, and the question: the text the policy answered",
+    "completions": "the steps of the chain of CTEs, one string each: the step's SQL, then the result of its executed "
+    "view (`WITH c1..ck SELECT * FROM ck`) as an SQL comment (row count, columns, first rows, or the error)",
+    "labels": "one label in [0, 1] per step: 1 right, 0 wrong; Monte Carlo labels are the share of rollouts from the "
+    "step that reach the gold result",
+    "db_id": "the database the question is asked on",
+    "question": "the question in English",
+    "sql": "the whole chain of CTEs as one query (the steps joined by blank lines)",
+    "source": "`gold` (the verified gold chain), `mutation` (the gold chain with one step changed so that the answer "
+    "is wrong) or `policy` (a chain sampled from a policy)",
+    "mutation": "for mutants, the kind of change and the step it changed (`comparison@2`); empty otherwise",
+}
+"""What each column of a stepwise-supervision dataset holds, for its dataset card."""
+
+SOURCES = ("mutations", "execution", "rollouts")
+"""Where labels come from: gold chains and their mutants; policy samples checked by execution; and
+policy samples labelled by Monte Carlo rollouts (on top of the execution checks)."""
+
+_CHUNK = 250  # questions labelled per round: one progress-bar tick each
 
 
 class GoldChain:
@@ -128,6 +166,62 @@ def mutation_rows(
     return rows
 
 
+def policy_rows(chains: Sequence[GoldChain], labeler, *, samples_per_question: int = 1, rollouts: bool = True) -> list[dict]:
+    """Rows for trajectories the labeler's policy writes for each question, labelled by execution and rollouts.
+
+    ``labeler`` is a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`; with
+    ``rollouts=False`` only the execution checks label the steps (the last step: whether the
+    answer matches the gold's).
+    """
+    trajectories = labeler.sample(chains, samples_per_question)
+    labelled = labeler.label(trajectories, rollouts=rollouts)
+    return [_row(t.chain, t.cocte, found.views, found.labels, "policy") for t, found in zip(trajectories, labelled)]
+
+
+def label_steps(
+    questions: Sequence[dict],
+    db_dir: str | os.PathLike,
+    executor: SQLExecutor,
+    *,
+    sources: Sequence[str] = ("mutations",),
+    labeler=None,
+    samples_per_question: int = 1,
+    mutants_per_question: int = 1,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[list[dict], Counter]:
+    """Stepwise rows for ``questions`` from ``sources`` (see :data:`SOURCES`), and the questions left out per reason.
+
+    Every source starts from the questions whose gold SQL converts to a verified CoCTE
+    (:func:`gold_chains`): a gold that does not run would make every rollout a miss. The policy
+    sources need ``labeler`` (a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`).
+    Questions go in rounds of a few hundred, so that progress shows on large files.
+    """
+    from tqdm.auto import tqdm
+
+    unknown = [name for name in sources if name not in SOURCES]
+    if unknown or not sources:
+        raise ValueError(f"unknown label source {', '.join(unknown) or '(none)'}: choose from {', '.join(SOURCES)}")
+    policy = "execution" in sources or "rollouts" in sources
+    if policy and labeler is None:
+        raise ValueError("the execution and rollouts sources sample from a policy: pass a RolloutLabeler")
+    rows: list[dict] = []
+    skipped: Counter = Counter()
+    with tqdm(total=len(questions), desc="labelling steps", unit="question", disable=not progress) as bar:
+        for start in range(0, len(questions), _CHUNK):
+            chunk = questions[start : start + _CHUNK]
+            chains, chunk_skipped = gold_chains(chunk, db_dir, executor)
+            skipped.update(chunk_skipped)
+            if "mutations" in sources:
+                found = mutation_rows(chains, executor, mutants_per_question=mutants_per_question, seed=seed)
+                skipped["no mutant changes the answer"] += len(chains) - sum(row["source"] == "gold" for row in found)
+                rows.extend(found)
+            if policy:
+                rows.extend(policy_rows(chains, labeler, samples_per_question=samples_per_question, rollouts="rollouts" in sources))
+            bar.update(len(chunk))
+    return rows, skipped
+
+
 def label_statistics(rows: Iterable[dict]) -> dict:
     """Counts a person checks before training: trajectories, steps, positive share, where errors start."""
     rows = list(rows)
@@ -144,6 +238,74 @@ def label_statistics(rows: Iterable[dict]) -> dict:
         "by_source": dict(Counter(row["source"] for row in rows)),
         "by_mutation": dict(Counter(row["mutation"].split("@")[0] for row in rows if row["mutation"])),
         "first_error": dict(sorted(first_error.items())),
+    }
+
+
+def _counts(counter: dict) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(counter.items(), key=lambda item: (-item[1], item[0]))) or "-"
+
+
+def stepwise_stats(rows: Sequence[dict], skipped: Counter | None = None, counts: Counter | None = None) -> dict[str, str]:
+    """The label figures as ``label -> value`` text, in the order the CLI prints them and the card shows them.
+
+    ``skipped`` counts questions with no row per reason; ``counts`` is a
+    :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`'s ``counts`` (samples, rollouts).
+
+    >>> rows = [{"labels": [1.0, 1.0], "source": "gold", "mutation": ""},
+    ...         {"labels": [1.0, 0.0], "source": "mutation", "mutation": "literal@2"}]
+    >>> for label, value in stepwise_stats(rows).items():
+    ...     print(f"{label}: {value}")
+    trajectories: 2 (gold 1, mutation 1)
+    steps: 4 (75.0% positive, mean label 0.750)
+    mutations: literal 1
+    first error: none 1, step 2 1
+    """
+    found = label_statistics(rows)
+    stats = {
+        "trajectories": f"{found['trajectories']} ({_counts(found['by_source'])})",
+        "steps": f"{found['steps']} ({found['positive_step_share']:.1%} positive, mean label {found['mean_label']:.3f})",
+    }
+    if found["by_mutation"]:
+        stats["mutations"] = _counts(found["by_mutation"])
+    by_step = sorted(found["first_error"].items(), key=lambda item: int(item[0].removeprefix("step ")) if item[0] != "none" else 0)
+    stats["first error"] = ", ".join(f"{name} {n}" for name, n in by_step) or "-"
+    for reason, n in sorted((skipped or {}).items()):
+        if n:
+            stats[f"skipped, {reason}"] = f"{n} question{'s' * (n != 1)}"
+    counts = counts or {}
+    if counts.get("samples"):
+        stats["policy samples"] = f"{counts['samples']} ({counts.get('samples without SQL', 0)} without SQL, dropped)"
+    if "rollouts" in counts:
+        stats["rollouts generated"] = (
+            f"{counts.get('rollouts', 0)} from {counts.get('prefixes', 0)} step prefixes "
+            f"(a scan of every prefix needs {counts.get('exhaustive rollouts', 0)})"
+        )
+    return stats
+
+
+def stepwise_card(dataset, stats: dict[str, str], *, command: str | None = None) -> dict:
+    """The keyword arguments of :func:`~trl_processsql.hub.dataset_card` for stepwise labels built here."""
+    splits = dataset if hasattr(dataset, "keys") else {"train": dataset}
+    columns = next(iter(splits.values())).column_names
+    stats = dict(stats)
+    if len(splits) > 1:
+        sizes = [(name, len(split), len(set(split["db_id"]))) for name, split in splits.items()]
+        stats["splits"] = ", ".join(f"{name}: {n} rows, {k} database{'s' * (k != 1)}" for name, n, k in sizes)
+    return {
+        "kind": "stepwise labels",
+        "title": "Text-to-SQL as chains of CTEs: step labels for process reward models",
+        "description": "Step-level labels for training a process reward model (PRM) on text-to-SQL. Every answer is a "
+        "chain of CTEs; each step is shown with the result of executing it, and labelled right or wrong. Labels come "
+        "from execution (a step whose view fails, and every step after it, is wrong), from synthetic errors planted "
+        "in verified gold chains (steps before the changed one right, the changed one and the rest wrong, kept only "
+        "when the final answer differs from the gold's), and from Monte Carlo rollouts of a policy (the share of "
+        "continuations from a step that reach the gold result). The data is in TRL's stepwise-supervision format "
+        "(`prompt`, `completions`, `labels`), ready for `trl_processsql.prm.ProcessRewardTrainer`.",
+        "columns": {name: STEPWISE_COLUMN_DOCS[name] for name in columns if name in STEPWISE_COLUMN_DOCS},
+        "stats": stats,
+        "command": command,
+        "tags": ["prm", "stepwise-supervision"],
+        "task_categories": ["token-classification"],
     }
 
 

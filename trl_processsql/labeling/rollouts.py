@@ -128,7 +128,8 @@ class RolloutLabeler:
     """Labels the steps of trajectories with Monte Carlo rollouts of a policy, on top of execution checks.
 
     Parameters:
-        model: any ``transformers`` causal LM (the policy), on the device it should generate on.
+        model: any ``transformers`` causal LM (the policy), on the device it should generate on; `None` when
+            nothing is generated (``label(..., rollouts=False)`` of given trajectories).
         tokenizer: its tokenizer; its chat template frames the prompt (plain text when it has none).
         executor: an :class:`~trl_processsql.sql.SQLExecutor` that runs step views, rollouts and gold SQL.
         num_rollouts (`int`, defaults to `8`): continuations sampled from each evaluated prefix (K).
@@ -252,8 +253,8 @@ class RolloutLabeler:
             correct = answered and self._reaches_gold(steps[-1].result, gold, t.chain.question["gold_sql"])
             searches.append(_Search(execution_labels(steps, correct), self.binary_search))
         if rollouts:
-            for search in searches:
-                self.counts["exhaustive rollouts"] += search.limit * self.num_rollouts
+            self.counts.update({"rollouts": 0, "prefixes": 0})  # reported even when none were needed
+            self.counts["exhaustive rollouts"] += sum(search.limit for search in searches) * self.num_rollouts
             while requests := [(i, k) for i, search in enumerate(searches) for k in search.pending()]:
                 shares = self._estimate([(trajectories[i], golds[i], k) for i, k in requests])
                 for (i, k), share in zip(requests, shares):

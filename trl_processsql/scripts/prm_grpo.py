@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
-from trl_processsql.data import database_path, load_training_dataset, sample_paths
+from trl_processsql.data import database_path, sample_paths
 from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
 from trl_processsql.rewards import REWARD_FUNCS
+from trl_processsql.scripts._stages import finish, load_splits, set_model_init_kwargs
 
 
 @dataclass
@@ -38,30 +39,20 @@ def main(script_args: PRMGRPOScriptArguments, training_args: PRMGRPOConfig, mode
     unknown = [name for name in script_args.reward_funcs if name not in REWARD_FUNCS]
     if unknown:
         raise ValueError(f"unknown reward functions {unknown}: choose from {', '.join(REWARD_FUNCS)}")
-    training_args.model_init_kwargs = {
-        "revision": model_args.model_revision,
-        "dtype": model_args.dtype,
-        "attn_implementation": model_args.attn_implementation,
-        **(training_args.model_init_kwargs or {}),
-    }
+    set_model_init_kwargs(training_args, model_args)
     db_dir = sample_paths()[1] if script_args.db_dir == "sample" else script_args.db_dir
-    dataset = load_training_dataset(script_args.dataset_name, script_args.dataset_config)
-    dataset = dataset.map(lambda row: {"db_path": str(database_path(db_dir, row["db_id"]))})
-    evaluate = training_args.eval_strategy != "no" and script_args.dataset_test_split in dataset
+    train, evaluation = load_splits(
+        script_args, training_args, lambda row: {"db_path": str(database_path(db_dir, row["db_id"]))}
+    )
     trainer = PRMGRPOTrainer(
         model=model_args.model_name_or_path,
         reward_funcs=[REWARD_FUNCS[name] for name in script_args.reward_funcs],
         args=training_args,
-        train_dataset=dataset[script_args.dataset_train_split],
-        eval_dataset=dataset[script_args.dataset_test_split] if evaluate else None,
+        train_dataset=train,
+        eval_dataset=evaluation,
         peft_config=get_peft_config(model_args),
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
-    trainer.accelerator.print(f"policy saved to {training_args.output_dir}")
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=script_args.dataset_name)
-    trainer.end()
+    finish(trainer, script_args, training_args, "policy")
 
 
 if __name__ == "__main__":

@@ -12,34 +12,21 @@ on the completion only. Every option of ``SFTConfig`` and ``ModelConfig`` (LoRA 
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config
 
-from trl_processsql.data import load_training_dataset
+from trl_processsql.scripts._stages import finish, load_splits, set_model_init_kwargs
 
 
 def main(script_args: ScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
-    training_args.model_init_kwargs = {
-        "revision": model_args.model_revision,
-        "trust_remote_code": training_args.trust_remote_code,
-        "dtype": model_args.dtype,
-        "attn_implementation": model_args.attn_implementation,
-        **(training_args.model_init_kwargs or {}),
-    }
-    dataset = load_training_dataset(script_args.dataset_name, script_args.dataset_config, script_args.dataset_streaming)
-    evaluate = training_args.eval_strategy != "no" and script_args.dataset_test_split in dataset
+    set_model_init_kwargs(training_args, model_args)
+    train, evaluation = load_splits(script_args, training_args)
     trainer = SFTTrainer(
         model=model_args.model_name_or_path,
         args=training_args,
-        train_dataset=dataset[script_args.dataset_train_split],
-        eval_dataset=dataset[script_args.dataset_test_split] if evaluate else None,
+        train_dataset=train,
+        eval_dataset=evaluation,
         quantization_config=get_quantization_config(model_args),
         peft_config=get_peft_config(model_args),
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
-    trainer.accelerator.print(f"model saved to {training_args.output_dir}")
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=script_args.dataset_name)
-        trainer.accelerator.print(f"model pushed to https://huggingface.co/{trainer.hub_model_id}")
-    trainer.end()
+    finish(trainer, script_args, training_args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""Loading the policy and the PRM for inference, with one clear error when a checkpoint will not load.
+
+A checkpoint is a local folder or a Hub id; ``gguf_file`` names a GGUF file in that folder (or
+repository), which transformers de-quantizes on load (it needs the ``gguf`` package).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["ModelLoadError", "load_prm", "load_sampler", "resolve_device"]
+
+
+class ModelLoadError(RuntimeError):
+    """A policy or PRM that cannot be loaded, with the reason on one line."""
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``device`` as given, or ``cuda`` when a GPU is there, else ``cpu``."""
+    if device not in (None, "auto"):
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _reason(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _load_causal_lm(path: str | os.PathLike, gguf_file: str | None, device: str, what: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype="auto", **kwargs)
+    except (OSError, ValueError, ImportError, RuntimeError) as exc:
+        source = f"{path}/{gguf_file}" if gguf_file else str(path)
+        raise ModelLoadError(f"cannot load the {what} from {source}: {_reason(exc)}") from exc
+    return model.to(device), tokenizer
+
+
+def load_sampler(
+    path: str | os.PathLike,
+    *,
+    backend: str = "transformers",
+    gguf_file: str | None = None,
+    device: str | None = None,
+    **settings,
+):
+    """A sampler for the policy at ``path``: :class:`TransformersSampler` or, with ``backend="vllm"``,
+    :class:`VLLMSampler` (``backend="auto"`` takes vLLM where it is installed and no GGUF file is named).
+
+    ``settings`` go to the sampler (``temperature``, ``max_new_tokens``, ...).
+    """
+    from .sampling import TransformersSampler, VLLMSampler
+
+    if backend == "auto":
+        import importlib.util
+
+        backend = "vllm" if importlib.util.find_spec("vllm") and not gguf_file else "transformers"
+    if backend == "vllm":
+        settings.pop("batch_size", None)
+        try:
+            return VLLMSampler(str(path), **settings)
+        except Exception as exc:  # vLLM raises many kinds of error while starting an engine
+            raise ModelLoadError(f"cannot start vLLM on {path}: {_reason(exc)}") from exc
+    if backend != "transformers":
+        raise ValueError(f"unknown backend {backend!r}: choose transformers, vllm or auto")
+    model, tokenizer = _load_causal_lm(path, gguf_file, resolve_device(device), "policy")
+    try:
+        return TransformersSampler(model, tokenizer, **settings)
+    except ValueError as exc:
+        raise ModelLoadError(f"cannot sample from {path}: {exc}") from exc
+
+
+def load_prm(
+    path: str | os.PathLike,
+    *,
+    step_tag: str | None = None,
+    positive_token: str = "+",
+    negative_token: str = "-",
+    gguf_file: str | None = None,
+    device: str | None = None,
+    **kwargs,
+):
+    """A :class:`~trl_processsql.prm.ProcessRewardModel`: a token classifier (what our trainer saves) or,
+    with ``step_tag``, a causal LM scored at the tag (a GGUF file must be one of those).
+
+    Other keyword arguments go to the PRM (``aggregation``, ``batch_size``, ...).
+    """
+    from ..prm.model import ProcessRewardModel
+
+    device = resolve_device(device)
+    try:
+        if gguf_file:
+            if step_tag is None:
+                raise ValueError("a GGUF checkpoint is a causal LM: give the step tag it is scored at (step_tag=)")
+            model, tokenizer = _load_causal_lm(path, gguf_file, device, "process reward model")
+            return ProcessRewardModel(
+                model, tokenizer, step_tag=step_tag, positive_token=positive_token, negative_token=negative_token, **kwargs
+            )
+        return ProcessRewardModel.from_pretrained(
+            path, step_tag=step_tag, positive_token=positive_token, negative_token=negative_token, device=device, **kwargs
+        )
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, ImportError, RuntimeError) as exc:
+        raise ModelLoadError(f"cannot load the process reward model from {path}: {_reason(exc)}") from exc

@@ -1,0 +1,193 @@
+"""Sampling chains of CTEs from a policy: whole answers, or one step at a time for beam search.
+
+A sampler turns conversations (:func:`~trl_processsql.prompts.prompt_messages`) into completions
+through the model's chat template. Two backends share one interface:
+
+- :class:`TransformersSampler`: ``model.generate`` on CPU or GPU, prompts batched with left
+  padding, ``n`` samples per prompt through ``num_return_sequences``;
+- :class:`VLLMSampler`: the same on vLLM, used only where ``vllm`` is installed.
+
+:meth:`~ChatSampler.continue_steps` writes the next step after an assistant prefix and stops at
+:data:`~trl_processsql.cocte.STEP_SEPARATOR`, which is what step-level beam search extends.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+from ..cocte import STEP_SEPARATOR
+
+__all__ = ["ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "split_step"]
+
+
+class Continuation(NamedTuple):
+    """The next step the model wrote; ``final`` when it ended its answer there instead of at a separator."""
+
+    text: str
+    final: bool
+
+
+def split_step(generated: str) -> Continuation:
+    """Cut generated text after its first step (leading blank lines skipped).
+
+    >>> split_step("WITH a AS (SELECT 1),\\n\\nSELECT")
+    Continuation(text='WITH a AS (SELECT 1),', final=False)
+    >>> split_step("\\n\\nSELECT * FROM a\\n")
+    Continuation(text='SELECT * FROM a', final=True)
+    """
+    body = generated.lstrip()
+    end = body.find(STEP_SEPARATOR)
+    if end < 0:
+        return Continuation(body.rstrip(), True)
+    return Continuation(body[:end].rstrip(), False)
+
+
+class ChatSampler:
+    """What every backend shares: the chat template, whole answers, and step continuations.
+
+    Subclasses set ``tokenizer`` and implement ``_generate(texts, n, stop)``: ``n`` completions of
+    each prompt text, each stopping at the string ``stop`` (kept in the text) when it is given.
+    """
+
+    tokenizer = None
+
+    def prompt_text(self, conversation: Sequence[dict], prefix: str = "") -> str:
+        """The conversation through the chat template, ready for the assistant's answer, then ``prefix``."""
+        return self.tokenizer.apply_chat_template(list(conversation), add_generation_prompt=True, tokenize=False) + prefix
+
+    def sample(self, conversations: Sequence[Sequence[dict]], n: int = 1) -> list[list[str]]:
+        """``n`` completions of each conversation."""
+        return self._generate([self.prompt_text(c) for c in conversations], n, None)
+
+    def continue_steps(
+        self, conversations: Sequence[Sequence[dict]], prefixes: Sequence[str], k: int = 1
+    ) -> list[list[Continuation]]:
+        """``k`` next steps after each assistant ``prefix`` (the steps so far, each followed by the separator)."""
+        if len(conversations) != len(prefixes):
+            raise ValueError(f"{len(conversations)} conversations for {len(prefixes)} prefixes")
+        texts = [self.prompt_text(c, p) for c, p in zip(conversations, prefixes)]
+        return [[split_step(g) for g in row] for row in self._generate(texts, k, STEP_SEPARATOR)]
+
+    def _generate(self, texts: list[str], n: int, stop: str | None) -> list[list[str]]:
+        raise NotImplementedError
+
+
+class TransformersSampler(ChatSampler):
+    """Samples with ``model.generate``: prompts sorted by length and batched, padded on the left.
+
+    Parameters:
+        model: a causal LM (on the device it should run on).
+        tokenizer: its tokenizer, with a chat template.
+        temperature (`float`, defaults to `1.0`): 0 decodes greedily (then ``n`` must be 1).
+        top_p (`float`, defaults to `1.0`): nucleus sampling.
+        max_new_tokens (`int`, defaults to `512`): tokens per completion.
+        batch_size (`int`, defaults to `8`): prompts per ``generate`` call (each with its ``n`` samples).
+        progress (`bool`, defaults to `False`): a progress bar over prompts.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 512,
+        batch_size: int = 8,
+        progress: bool = False,
+    ):
+        if temperature < 0:
+            raise ValueError(f"temperature must be at least 0, got {temperature}")
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError("the tokenizer has no chat template: the policy reads its prompt as a conversation")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
+        self.batch_size, self.progress = batch_size, progress
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def _generate(self, texts: list[str], n: int, stop: str | None) -> list[list[str]]:
+        import torch
+        from tqdm.auto import tqdm
+        from transformers import GenerationConfig
+
+        if self.temperature == 0 and n > 1:
+            raise ValueError(f"greedy decoding (temperature 0) gives one completion per prompt, not {n}")
+        sampling = self.temperature > 0
+        config = GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=sampling,
+            temperature=self.temperature if sampling else None,
+            top_p=self.top_p if sampling else None,
+            top_k=None,
+            num_return_sequences=n,
+            pad_token_id=self.pad_token_id,
+            eos_token_id=self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id,
+            stop_strings=[stop] if stop else None,
+        )
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        results: list[list[str]] = [[] for _ in texts]
+        device = next(self.model.parameters()).device
+        with tqdm(total=len(texts), desc="sampling", unit="prompt", disable=not self.progress) as bar:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                width = max(len(ids[i]) for i in batch)
+                input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
+                attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, i in enumerate(batch):
+                    input_ids[row, width - len(ids[i]) :] = torch.tensor(ids[i])
+                    attention_mask[row, width - len(ids[i]) :] = 1
+                with torch.inference_mode():
+                    output = self.model.generate(
+                        input_ids=input_ids.to(device),
+                        attention_mask=attention_mask.to(device),
+                        generation_config=config,
+                        tokenizer=self.tokenizer if stop else None,
+                    )
+                decoded = self.tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+                for row, i in enumerate(batch):
+                    results[i] = decoded[row * n : (row + 1) * n]
+                bar.update(len(batch))
+        return results
+
+
+class VLLMSampler(ChatSampler):
+    """Samples with vLLM (install ``vllm``); the same interface and settings as :class:`TransformersSampler`.
+
+    Other keyword arguments go to ``vllm.LLM`` (e.g. ``tensor_parallel_size``, ``gpu_memory_utilization``).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 512,
+        progress: bool = False,
+        **llm_kwargs,
+    ):
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise ImportError(f"the vLLM backend needs the vllm package (pip install vllm): {exc}") from None
+        self.llm = LLM(model=str(model_name_or_path), **llm_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.temperature, self.top_p, self.max_new_tokens, self.progress = temperature, top_p, max_new_tokens, progress
+
+    def _generate(self, texts: list[str], n: int, stop: str | None) -> list[list[str]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(
+            n=n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_new_tokens,
+            stop=[stop] if stop else None,
+            include_stop_str_in_output=True,
+        )
+        prompts = [TokensPrompt(prompt_token_ids=self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        outputs = self.llm.generate(prompts, params, use_tqdm=self.progress)
+        return [[choice.text for choice in output.outputs] for output in outputs]
