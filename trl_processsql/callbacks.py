@@ -98,10 +98,10 @@ class SQLExecutionCallback(TrainerCallback, ExportableState):
 
     Usage:
     ```python
-    >>> callback = SQLExecutionCallback(eval_split, every_n_steps=50)
-    >>> trainer = PRMGRPOTrainer(..., callbacks=[callback])
-    >>> callback.set_trainer(trainer)
-    >>> trainer.train()
+    callback = SQLExecutionCallback(eval_split, every_n_steps=50)
+    trainer = PRMGRPOTrainer(..., callbacks=[callback])
+    callback.set_trainer(trainer)
+    trainer.train()
     ```
 
     Args:

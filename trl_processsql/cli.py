@@ -21,8 +21,10 @@ examples:
   trl-processsql execute --db path/to/db.sqlite "SELECT count(*) FROM singer"
   trl-processsql evaluate --sample --predictions gold
   trl-processsql evaluate --questions dev.json --db-dir database/ --predictions pred.sql --output report.json
+  trl-processsql predict --model policy/ --prm prm/ --sample --strategy best-of-n --n 8 --output preds.jsonl
   trl-processsql build-sft --questions train.json --db-dir database/ --output sft-data --eval-fraction 0.05
   trl-processsql label-steps --sample --sources mutations --output prm-data
+  trl-processsql demo --model path/to/policy --prm path/to/prm
 """
 
 
@@ -58,7 +60,7 @@ def _add_evaluate(subparsers):
     source.add_argument("--questions", help="Spider- or BIRD-format questions JSON")
     source.add_argument("--db-dir", help="folder with <db_id>/<db_id>.sqlite")
     source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
-    parser.add_argument("--predictions", required=True, help="predictions file, or 'gold' (see formats below)")
+    parser.add_argument("--predictions", help="predictions file, or 'gold' (see formats below); not with --model")
     parser.add_argument("--mode", choices=("spider", "bird"), default="spider", help="comparison semantics (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
@@ -69,6 +71,9 @@ def _add_evaluate(subparsers):
     )
     parser.add_argument("--output", help="write the JSON report here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    _add_model_arguments(
+        parser, title="predicting first (with --model: predictions are written next to --output as <name>.predictions.jsonl)", required=False
+    )
     parser.set_defaults(run=_run_evaluate)
 
 
@@ -203,9 +208,9 @@ def _add_label_steps(subparsers):
     parser = subparsers.add_parser(
         "label-steps",
         help="PRM data: chains of CTEs with one label per step (mutations, execution, rollouts)",
-        description="Label every step of chains of CTEs as right or wrong and save them in TRL's stepwise-supervision "
-        "format (prompt, completions, labels) for PRM training: each completion is one step followed by the result of "
-        "its executed view (save_to_disk; optionally pushed to the Hub with a dataset card). Prints label statistics.",
+        description="Label every step of chains of CTEs as right or wrong and save them in TRL's stepwise-supervision\n"
+        "format (prompt, completions, labels) for PRM training: each completion is one step followed by the result\n"
+        "of its executed view (save_to_disk; optionally pushed to the Hub with a dataset card). Prints label statistics.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="sources (--sources, comma separated):\n"
         "  mutations   each question's verified gold chain, and mutants of it with one step changed so that the answer\n"
@@ -221,17 +226,21 @@ def _add_label_steps(subparsers):
     source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
     source.add_argument("--limit", type=int, default=None, help="label only the first N questions")
     labels = parser.add_argument_group("labels")
-    labels.add_argument("--sources", default="mutations", help="comma-separated: mutations, execution, rollouts (default: %(default)s)")
+    labels.add_argument(
+        "--sources", default="mutations", help="comma-separated: mutations, execution, rollouts (default: %(default)s)"
+    )
     labels.add_argument("--mutants-per-question", type=int, default=1, help="mutants kept per gold chain (default: %(default)s)")
     labels.add_argument("--seed", type=int, default=0, help="seed of the mutations and of the sampling (default: %(default)s)")
-    labels.add_argument("--mode", choices=("spider", "bird"), default="spider", help="how a result is compared with the gold's (default: %(default)s)")
+    labels.add_argument(
+        "--mode", choices=("spider", "bird"), default="spider", help="how results are compared with gold (default: %(default)s)"
+    )
     policy = parser.add_argument_group("policy (the execution and rollouts sources)")
     policy.add_argument("--policy", metavar="MODEL", help="causal LM that writes the chains and the rollouts (a path or Hub id)")
-    policy.add_argument("--samples-per-question", type=int, default=1, help="chains sampled per question (default: %(default)s)")
-    policy.add_argument("--num-rollouts", type=int, default=8, help="continuations sampled from each step prefix (default: %(default)s)")
+    policy.add_argument("--samples-per-question", type=int, default=1, help="chains per question (default: %(default)s)")
+    policy.add_argument("--num-rollouts", type=int, default=8, help="continuations sampled per step prefix (default: %(default)s)")
     policy.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)")
-    policy.add_argument("--max-new-tokens", type=int, default=256, help="longest chain or continuation in tokens (default: %(default)s)")
-    policy.add_argument("--hard-labels", action="store_true", help="label a step 1 when any rollout reaches gold (default: the share)")
+    policy.add_argument("--max-new-tokens", type=int, default=256, help="longest sample in tokens (default: %(default)s)")
+    policy.add_argument("--hard-labels", action="store_true", help="a step is 1 if any rollout reaches gold (default: the share)")
     policy.add_argument(
         "--no-binary-search",
         action="store_true",
@@ -280,6 +289,7 @@ def _run_label_steps(args) -> int:
     from pathlib import Path
 
     from .data import QuestionFileError, load_questions, sample_paths
+    from .labeling import SOURCES
 
     if args.sample:
         if args.questions or args.db_dir:
@@ -290,10 +300,8 @@ def _run_label_steps(args) -> int:
     else:
         return _fail("give --questions and --db-dir, or --sample")
     sources = [name.strip() for name in args.sources.split(",") if name.strip()]
-    known = ("mutations", "execution", "rollouts")
-    unknown = [name for name in sources if name not in known]
-    if unknown or not sources:
-        return _fail(f"unknown source in --sources {args.sources!r}: choose from {', '.join(known)}")
+    if not sources or any(name not in SOURCES for name in sources):
+        return _fail(f"unknown source in --sources {args.sources!r}: choose from {', '.join(SOURCES)}")
     uses_policy = "execution" in sources or "rollouts" in sources
     if uses_policy and not args.policy:
         return _fail("the execution and rollouts sources sample chains from a policy: add --policy MODEL")
@@ -307,7 +315,8 @@ def _run_label_steps(args) -> int:
         return _fail(f"--output {output} exists and is not empty (add --overwrite to replace the dataset in it)")
     if replace and not any((output / name).is_file() for name in ("dataset_dict.json", "state.json")):
         return _fail(f"refusing to overwrite {output}: it does not hold a saved dataset")
-    for name in ("limit", "workers", "mutants_per_question", "samples_per_question", "num_rollouts", "max_new_tokens", "batch_size"):
+    counts = ("limit", "workers", "mutants_per_question", "samples_per_question", "num_rollouts", "max_new_tokens", "batch_size")
+    for name in counts:
         value = getattr(args, name)
         if value is not None and value < 1:
             return _fail(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -369,17 +378,18 @@ def _run_label_steps(args) -> int:
             seed=args.seed,
             progress=True,
         )
-    print(f"questions: {len(questions)}")
-    stats = stepwise_stats(rows, skipped, labeler.counts if labeler else None)
+    stats = {"questions": str(len(questions)), **stepwise_stats(rows, skipped, labeler.counts if labeler else None)}
     for label, value in stats.items():
         print(f"{label}: {value}")
     if not rows:
         return _fail("no trajectory was labelled: nothing to save")
     dataset = stepwise_dataset(rows)
-    try:
-        splits = split_by_database(dataset, args.eval_fraction, seed=args.seed) if args.eval_fraction else DatasetDict({"train": dataset})
-    except ValueError as exc:
-        return _fail(str(exc))
+    splits = DatasetDict({"train": dataset})
+    if args.eval_fraction:
+        try:
+            splits = split_by_database(dataset, args.eval_fraction, seed=args.seed)
+        except ValueError as exc:
+            return _fail(str(exc))
     if replace:
         shutil.rmtree(output)
     splits.save_to_disk(output)
@@ -388,7 +398,7 @@ def _run_label_steps(args) -> int:
     if args.push_to_hub:
         from .hub import push_dataset
 
-        card = stepwise_card(splits, {"questions": str(len(questions)), **stats}, command=_label_steps_command(args))
+        card = stepwise_card(splits, stats, command=_label_steps_command(args))
         try:
             url = push_dataset(splits, args.push_to_hub, private=args.private, **card)
         except Exception as exc:  # network, authentication, permissions: the dataset is saved, say why the push failed
@@ -437,25 +447,263 @@ def _run_evaluate(args) -> int:
         questions, db_dir = args.questions, args.db_dir
     else:
         return _fail("give --questions and --db-dir, or --sample")
+    predictions = args.predictions
+    if args.model:
+        if predictions:
+            return _fail("--model writes its own predictions: give --predictions or --model, not both")
+        if not args.output:
+            return _fail("--model needs --output: the predictions are written next to the report")
+        from pathlib import Path
+
+        predictions = str(Path(args.output).with_suffix(".predictions.jsonl"))
+        code = _predict_to_file(args, questions, db_dir, predictions)
+        if code:
+            return code
+    elif not predictions:
+        return _fail("give --predictions, or --model to predict first")
+    elif args.limit is not None:
+        return _fail("--limit applies to predicting: give it with --model")
+    settings = dict(
+        mode=args.mode, timeout=args.timeout, num_workers=args.workers, remove_distinct=args.remove_distinct, progress=not args.quiet
+    )
     try:
-        report = evaluate_files(
-            questions,
-            db_dir,
-            args.predictions,
-            mode=args.mode,
-            timeout=args.timeout,
-            num_workers=args.workers,
-            remove_distinct=args.remove_distinct,
-            progress=not args.quiet,
-        )
+        if args.limit is not None:  # score the questions that were predicted, not the others as missing
+            from .data import load_questions
+            from .evaluation import evaluate, load_predictions
+
+            subset = load_questions(questions)[: args.limit]
+            report = evaluate(subset, load_predictions(predictions, subset), db_dir, **settings)
+            report.settings.update(questions=str(questions), db_dir=str(db_dir), predictions=predictions, limit=args.limit)
+        else:
+            report = evaluate_files(questions, db_dir, predictions, **settings)
     except (QuestionFileError, PredictionFileError, ValueError) as exc:
         return _fail(str(exc))
+    if args.model:
+        report.settings.update(model=args.model, prm=args.prm, strategy=args.strategy, n=args.n, aggregation=args.aggregation)
     if args.output:
         report.save(args.output)
     if not args.quiet:
         print_report(report)
         if args.output:
             print(f"report written to {args.output}")
+    return 0
+
+
+_STRATEGIES = ("greedy", "vote", "best-of-n", "prm-vote", "beam")  # trl_processsql.inference.STRATEGY_NAMES
+_NEEDS_PRM = ("best-of-n", "prm-vote", "beam")
+_AGGREGATIONS = ("min", "mean", "prod", "last", "entropy")  # trl_processsql.prm.AGGREGATIONS
+
+
+def _add_model_arguments(parser, *, title: str, required: bool):
+    """The policy, PRM and search options of ``predict``, which ``evaluate --model`` shares."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--model", required=required, help="policy checkpoint: a local directory or a Hub id")
+    group.add_argument("--gguf-file", help="load the policy from this GGUF file in --model (needs pip install gguf)")
+    group.add_argument("--prm", help="process reward model checkpoint (best-of-n, prm-vote and beam need one)")
+    group.add_argument("--prm-gguf-file", help="load the PRM from this GGUF file in --prm (a causal LM: give --prm-step-tag)")
+    group.add_argument(
+        "--prm-step-tag",
+        help="the PRM is a causal LM scored at this tag after each step, P(positive)/(P(positive)+P(negative)) "
+        "(default: a token-classification PRM, as trl-processsql trains)",
+    )
+    group.add_argument("--prm-positive", default="+", help="positive verdict token of a step-tag PRM (default: %(default)s)")
+    group.add_argument("--prm-negative", default="-", help="negative verdict token of a step-tag PRM (default: %(default)s)")
+    group.add_argument(
+        "--strategy",
+        choices=_STRATEGIES,
+        default="best-of-n",
+        help="greedy: one greedy answer; vote: the most frequent execution result; best-of-n: the best PRM score "
+        "among candidates that run; prm-vote: the execution result with the largest sum of PRM scores; beam: "
+        "PRM-guided beam search one CTE step at a time (default: %(default)s)",
+    )
+    group.add_argument(
+        "--n",
+        type=int,
+        default=8,
+        help="candidates per question; with beam, sampled next steps per question and round (default: %(default)s)",
+    )
+    group.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; greedy uses 0 (default: %(default)s)")
+    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default: %(default)s)")
+    group.add_argument("--max-new-tokens", type=int, default=512, help="tokens per completion (default: %(default)s)")
+    group.add_argument("--aggregation", choices=_AGGREGATIONS, default="min", help="step scores to one PRM score (default: %(default)s)")
+    group.add_argument("--beam-width", type=int, default=4, help="chains kept per question in beam search (default: %(default)s)")
+    group.add_argument("--max-steps", type=int, default=8, help="rounds of beam search, one step each (default: %(default)s)")
+    group.add_argument("--limit", type=int, help="only the first LIMIT questions")
+    group.add_argument("--backend", choices=("auto", "transformers", "vllm"), default="auto", help="auto: vLLM where it is installed (default: %(default)s)")
+    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ...; auto: a GPU if there is one (default: %(default)s)")
+    group.add_argument("--batch-size", type=int, default=8, help="prompts per generate call, transformers backend (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+
+
+def _add_predict(subparsers):
+    parser = subparsers.add_parser(
+        "predict",
+        help="answer questions with a policy: sample, execute, score with the PRM, choose",
+        description="Sample chain-of-CTE answers from a policy for every question, execute every step, score the "
+        "steps with a process reward model, and choose one answer per question by --strategy. Writes JSONL that "
+        "'trl-processsql evaluate --predictions' reads, each line with every candidate, its status, PRM scores and votes.",
+    )
+    source = parser.add_argument_group("data")
+    source.add_argument("--questions", help="Spider- or BIRD-format questions JSON")
+    source.add_argument("--db-dir", help="folder with <db_id>/<db_id>.sqlite")
+    source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
+    parser.add_argument("--output", required=True, help="predictions file to write (.jsonl)")
+    _add_model_arguments(parser, title="model and search", required=True)
+    parser.add_argument("--mode", choices=("spider", "bird"), default="spider", help="when two results are equal, for voting (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None, help="SQL worker processes (default: one per CPU)")
+    parser.set_defaults(run=_run_predict)
+
+
+def _data_source(args):
+    """``(questions_file, db_dir)`` from --sample or --questions and --db-dir, or an error message."""
+    from .data import sample_paths
+
+    if args.sample:
+        if args.questions or args.db_dir:
+            return "--sample replaces --questions and --db-dir: give one or the other"
+        return sample_paths()
+    if args.questions and args.db_dir:
+        return args.questions, args.db_dir
+    return "give --questions and --db-dir, or --sample"
+
+
+def _run_predict(args) -> int:
+    if not args.output.endswith(".jsonl"):
+        return _fail(f"--output must end in .jsonl (the predictions format evaluate reads), got {args.output}")
+    source = _data_source(args)
+    if isinstance(source, str):
+        return _fail(source)
+    return _predict_to_file(args, *source, args.output)
+
+
+def _predict_to_file(args, questions_file, db_dir, output) -> int:
+    """Load the questions, the policy and the PRM, predict, and write JSONL to ``output``."""
+    from collections import Counter
+    from pathlib import Path
+
+    from .data import QuestionFileError, load_questions
+
+    if args.strategy in _NEEDS_PRM and not args.prm:
+        return _fail(f"--strategy {args.strategy} needs --prm (without a PRM choose greedy or vote)")
+    for name in ("n", "beam_width", "max_steps", "max_new_tokens", "batch_size", "limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            return _fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.prm_gguf_file and not args.prm_step_tag:
+        return _fail("--prm-gguf-file loads a causal LM: give --prm-step-tag, the tag its verdicts are read at")
+    if not Path(db_dir).is_dir():
+        return _fail(f"database folder not found: {db_dir}")
+    try:
+        questions = load_questions(questions_file)[: args.limit]
+    except QuestionFileError as exc:
+        return _fail(str(exc))
+
+    import torch
+
+    from .inference import ModelLoadError, load_prm, load_sampler, predict, write_predictions
+    from .sql import ExecutionLimits, SQLExecutor
+
+    torch.manual_seed(args.seed)
+    try:
+        sampler = load_sampler(
+            args.model,
+            backend=args.backend,
+            gguf_file=args.gguf_file,
+            device=args.device,
+            temperature=0.0 if args.strategy == "greedy" else args.temperature,
+            top_p=args.top_p,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+        )
+        prm = None
+        if args.prm:
+            prm = load_prm(
+                args.prm,
+                step_tag=args.prm_step_tag,
+                positive_token=args.prm_positive,
+                negative_token=args.prm_negative,
+                gguf_file=args.prm_gguf_file,
+                device=args.device,
+                aggregation=args.aggregation,
+            )
+    except ModelLoadError as exc:
+        return _fail(str(exc))
+    tally: Counter = Counter()
+
+    def counted(records):
+        for record in records:
+            tally["questions"] += 1
+            tally["selected ran"] += record["candidates"][record["selected"]]["status"] == "ok"
+            tally["candidates"] += len(record["candidates"])
+            tally["candidates ran"] += sum(c["status"] == "ok" for c in record["candidates"])
+            yield record
+
+    try:
+        limits = ExecutionLimits(timeout=args.timeout)
+    except ValueError as exc:
+        return _fail(str(exc))
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with SQLExecutor(num_workers=args.workers, limits=limits) as executor:
+        records = predict(
+            questions,
+            db_dir,
+            sampler,
+            executor,
+            strategy=args.strategy,
+            n=args.n,
+            prm=prm,
+            aggregation=args.aggregation,
+            mode=args.mode,
+            beam_width=args.beam_width,
+            max_steps=args.max_steps,
+            progress=not getattr(args, "quiet", False),
+        )
+        write_predictions(counted(records), output)
+    if not getattr(args, "quiet", False):
+        print(
+            f"{tally['questions']} predictions ({args.strategy}) written to {output}: {tally['selected ran']} chosen queries run; "
+            f"{tally['candidates ran']} of {tally['candidates']} candidates run"
+        )
+    return 0
+
+
+def _add_demo(subparsers):
+    parser = subparsers.add_parser(
+        "demo",
+        help="start the Gradio demo: queries and questions explained step by step",
+        description="Start the Gradio demo locally: pick a bundled Spider database or upload a SQLite file, paste SQL "
+        "to see it as chain-of-CTE steps with every intermediate view executed, or (with --model) ask a question "
+        "and see the model's steps, scored by the PRM with --prm. Needs pip install trl-processsql[demo].",
+    )
+    parser.add_argument("--model", help="policy checkpoint (local directory or Hub id) that answers questions")
+    parser.add_argument("--prm", help="process reward model checkpoint (local directory or Hub id) that scores steps")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=7860, help="(default: %(default)s)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args) -> int:
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        return _fail("the demo needs gradio: pip install trl-processsql[demo]")
+    from .demo.app import build_demo, launch
+    from .demo.models import load_policy, load_prm
+
+    model = prm = None
+    if args.model or args.prm:  # load before serving, so that a bad checkpoint stops here with its reason
+        from .inference import ModelLoadError
+
+        try:
+            model = load_policy(args.model) if args.model else None
+            prm = load_prm(args.prm) if args.prm else None
+        except ModelLoadError as exc:
+            return _fail(str(exc))
+    try:
+        launch(build_demo(model, prm), server_name=args.host, server_port=args.port, share=args.share)
+    except OSError as exc:  # the port is taken, the address cannot be bound
+        return _fail(f"cannot serve on {args.host}:{args.port}: {exc}")
     return 0
 
 
@@ -475,7 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_add_execute, _add_evaluate, _add_build_sft, _add_label_steps, _add_tiny_model):
+    for add in (_add_execute, _add_evaluate, _add_predict, _add_build_sft, _add_label_steps, _add_tiny_model, _add_demo):
         add(subparsers)
     return parser
 

@@ -12,7 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Mapping
 
-__all__ = ["BASE_TAGS", "CARDS_DIR", "SPIDER_SOURCE", "dataset_card", "push_dataset", "size_category"]
+__all__ = [
+    "BASE_TAGS",
+    "CARDS_DIR",
+    "SPIDER_SOURCE",
+    "ModelCardMixin",
+    "dataset_card",
+    "model_card",
+    "push_dataset",
+    "size_category",
+]
 
 CARDS_DIR = Path(__file__).parent / "hub_cards"
 
@@ -120,3 +129,102 @@ def push_dataset(dataset, repo_id: str, *, private: bool = False, token: str | N
 def _num_rows(dataset) -> int:
     rows = dataset.num_rows
     return sum(rows.values()) if isinstance(rows, dict) else rows
+
+
+def model_card(
+    repo_id: str,
+    *,
+    kind: str,
+    model_name: str,
+    trainer_name: str,
+    description: str = "",
+    base_model: str | None = None,
+    datasets: Iterable[str] = (),
+    results: Mapping[str, float] | None = None,
+    tags: Iterable[str] = (),
+    license: str = "apache-2.0",
+):
+    """A ``huggingface_hub.ModelCard`` for a policy (``kind="policy"``) or a PRM (``kind="prm"``).
+
+    ``results`` maps a benchmark name ("Spider dev") to its execution accuracy in [0, 1]; it
+    becomes the card's ``model-index``. The usage snippet matches ``kind``.
+
+    >>> card = model_card("me/prm", kind="prm", model_name="prm", trainer_name="ProcessRewardTrainer",
+    ...                   base_model="Qwen/Qwen2.5-0.5B", results={"Spider dev": 0.5})
+    >>> card.data.library_name, card.data.pipeline_tag, card.data.eval_results[0].metric_value
+    ('transformers', 'token-classification', 0.5)
+    >>> "ProcessRewardModel.from_pretrained" in card.text
+    True
+    """
+    from importlib.metadata import version
+
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    if kind not in ("policy", "prm"):
+        raise ValueError(f"kind must be 'policy' or 'prm', got {kind!r}")
+    eval_results = [
+        EvalResult(
+            task_type="text-to-sql" if kind == "policy" else "token-classification",
+            dataset_type=name.lower().replace(" ", "-"),
+            dataset_name=name,
+            metric_type="execution_accuracy" if kind == "policy" else "step_auroc",
+            metric_name="execution accuracy" if kind == "policy" else "step AUROC",
+            metric_value=float(value),
+        )
+        for name, value in (results or {}).items()
+    ]
+    card_data = ModelCardData(
+        model_name=model_name,
+        base_model=base_model,
+        datasets=list(datasets) or None,
+        library_name="transformers",
+        license=license,
+        pipeline_tag="text-generation" if kind == "policy" else "token-classification",
+        tags=list(dict.fromkeys([*BASE_TAGS, *tags])),
+        eval_results=eval_results or None,
+    )
+    versions = {name: version(name) for name in ("trl-processsql", "trl", "transformers", "torch")}
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(CARDS_DIR / "model_card.md"),
+        repo_id=repo_id,
+        kind=kind,
+        model_name=model_name,
+        trainer_name=trainer_name,
+        description=description,
+        base_model=base_model,
+        datasets=list(datasets),
+        results=eval_results,
+        versions=versions,
+    )
+
+
+class ModelCardMixin:
+    """Our card instead of TRL's, for trainers: a model-index from ``card_results``, a usage snippet that runs.
+
+    Set ``trainer.card_results = {"Spider dev": 0.81}`` after evaluating to put the figure in the
+    card that ``save_model``/``push_to_hub`` write.
+    """
+
+    card_kind = "policy"
+    card_description = ""
+    card_results: Mapping[str, float] | None = None
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags=None, **kwargs):
+        if not self.is_world_process_zero():
+            return
+        base = getattr(self.model.config, "_name_or_path", None)
+        base_model = base if base and not Path(base).exists() else None
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        card = model_card(
+            self.hub_model_id or Path(self.args.output_dir).name,
+            kind=self.card_kind,
+            model_name=model_name or Path(self.args.output_dir).name,
+            trainer_name=type(self).__name__,
+            description=self.card_description,
+            base_model=base_model,
+            datasets=[dataset_name] if dataset_name and not Path(dataset_name).exists() else [],
+            results=self.card_results,
+            tags=[*self._tag_names, *tags],
+        )
+        card.save(Path(self.args.output_dir) / "README.md")

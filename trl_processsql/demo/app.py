@@ -1,8 +1,8 @@
 """The Gradio app: pick or upload a database, then explain a query or ask a question, step by step.
 
 The page lays out what :mod:`.explain` and :mod:`.answer` compute; every message a visitor sees
-for bad input comes from a :class:`DemoError` or :class:`ModelLoadError` shown in the status
-line, never a traceback. Gradio 6 takes the theme and the style at launch: use :func:`launch`.
+for bad input (an upload that is not SQLite, an empty question, SQL that fails, a model that does
+not load) is a :class:`DemoError` or a failed step shown in the status line, never a traceback. Gradio 6 takes the theme and the style at launch: use :func:`launch`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import gradio as gr
 
 from ..sql import ExecutionLimits, SQLExecutor
 from ..sql.schema import SchemaError, render_schema
-from .answer import answer_question
+from .answer import Answer, answer_question
 from .databases import DemoError, prepare_upload, sample_database, sample_databases
 from .explain import Explanation, StepView, explain_sql
-from .models import LazyModel, ModelLoadError, load_policy, load_prm
+from .models import LazyModel, load_policy, load_prm
 
 __all__ = ["EXAMPLES", "MAX_STEPS", "build_demo", "launch"]
 
@@ -27,6 +27,9 @@ QUERY_TIMEOUT = 10.0
 """Seconds one step's view may run: a visitor's query must not hold the demo for long."""
 
 MAX_UPLOAD = "200mb"
+
+MAX_CANDIDATES = 32
+"""Most candidates a visitor may ask best-of-N for (the paper samples 32)."""
 
 EXAMPLES = [
     (
@@ -84,16 +87,15 @@ def launch(demo: gr.Blocks, **kwargs):
 
 def _step_markdown(step: StepView) -> str:
     title = "final answer" if step.final else (f"`{step.name}`" if step.name else "statement")
-    facts = [step.size if step.ok else f"**{step.summary}**"]
+    facts = [step.size if step.ok else "failed"]
     if step.score is not None:
-        facts.append(f"PRM score **{step.score:.2f}**")
-    mark = "" if step.ok else "❌ "
-    return f"### {mark}Step {step.index} · {title}\n```sql\n{step.sql}\n```\n{' · '.join(facts)}"
+        facts.append(f"PRM score {step.score:.2f}")
+    failure = "" if step.ok else f"\n\n**{step.summary}**"
+    return f"### Step {step.index} · {title} · {' · '.join(facts)}\n```sql\n{step.sql}\n```{failure}"
 
 
 def _status_markdown(explanation: Explanation, source: str, extra: list[str]) -> str:
-    mark = "⚠️ " if explanation.failed else "✅ "
-    line = f"{mark}**{explanation.message}** · database: {source}"
+    line = f"**{explanation.message}** · database: {source}"
     if explanation.score is not None:
         line += f" · PRM score of the chain: **{explanation.score:.2f}**"
     notes = explanation.notes + extra
@@ -107,7 +109,7 @@ def _step_updates(steps: list[StepView]) -> list:
     shown = steps if len(steps) <= MAX_STEPS else steps[: MAX_STEPS - 1] + steps[-1:]
     headers = [gr.Markdown(_step_markdown(step), visible=True) for step in shown]
     tables = [
-        gr.Dataframe({"headers": step.headers, "data": step.rows}, visible=True, label=f"step {step.index} result")
+        gr.Dataframe({"headers": step.headers, "data": step.rows}, visible=True)
         if step.ok
         else gr.Dataframe(visible=False)
         for step in shown
@@ -116,14 +118,39 @@ def _step_updates(steps: list[StepView]) -> list:
     return headers + [gr.Markdown(visible=False)] * empty + tables + [gr.Dataframe(visible=False)] * empty
 
 
-def _page(status: str, steps: list[StepView], completion: str | None = None) -> list:
+def _candidates_update(answer: Answer | None):
+    if answer is None or not answer.candidates:
+        return gr.Dataframe(visible=False)
+    rows = [
+        [
+            str(i + 1),
+            "chosen" if i == answer.selected else "",
+            c["status"],
+            "" if c["prm_score"] is None else f"{c['prm_score']:.2f}",
+            str(c["votes"]),
+            " ".join(c["sql"].split())[:160] or "(no SQL)",
+        ]
+        for i, c in enumerate(answer.candidates)
+    ]
+    headers = ["#", "", "status", "PRM score", "votes", "SQL"]
+    return gr.Dataframe({"headers": headers, "data": rows}, visible=True)
+
+
+def _selection_note(answer: Answer) -> list[str]:
+    if not answer.candidates:
+        return []
+    how = "PRM best-of-N among the candidates that ran" if answer.strategy == "best-of-n" else "execution vote (no PRM loaded)"
+    return [f"candidate {answer.selected + 1} of {len(answer.candidates)} chosen by {how}"]
+
+
+def _page(status: str, steps: list[StepView], completion: str | None = None, answer: Answer | None = None) -> list:
     """Every output, in the order of ``outputs`` in :func:`build_demo`."""
     written = gr.Code(completion, visible=True) if completion is not None else gr.Code(visible=False)
-    return [status, written, *_step_updates(steps)]
+    return [status, written, _candidates_update(answer), *_step_updates(steps)]
 
 
-def _error_page(message: str, completion: str | None = None) -> list:
-    return _page(f"❌ **{message}**", [], completion)
+def _error_page(message: str, completion: str | None = None, answer: Answer | None = None) -> list:
+    return _page(f"**Error:** {message}", [], completion, answer)
 
 
 # -- the app ------------------------------------------------------------------------------------
@@ -158,14 +185,14 @@ def build_demo(model=None, prm=None, *, executor=None, max_new_tokens: int = 512
             path, source = database(sample, upload)
             schema = render_schema(path, n_examples=2)
         except (DemoError, SchemaError) as exc:
-            return f"❌ **{exc}**", ""
+            return f"**Error:** {exc}", ""
         return f"Querying {source}", schema
 
     def scorer(extra: list[str]):
         """The PRM, or None with the reason added to ``extra`` when it does not load."""
         try:
             return reward.get()
-        except ModelLoadError as exc:
+        except DemoError as exc:
             extra.append(f"steps are not scored: {exc}")
             return None
 
@@ -181,18 +208,20 @@ def build_demo(model=None, prm=None, *, executor=None, max_new_tokens: int = 512
             return _error_page(str(exc))
         return _page(_status_markdown(explanation, source, extra), explanation.steps)
 
-    def ask(sample, upload, question):
+    def ask(sample, upload, question, n=1):
         extra: list[str] = []
         try:
             path, source = database(sample, upload)
             if not (question and question.strip()):
                 raise DemoError("type a question first")
-            answer = answer_question(path, question, policy.get(), executor, scorer(extra))
-        except (DemoError, ModelLoadError) as exc:
+            answer = answer_question(path, question, policy.get(), executor, scorer(extra), int(n))
+        except DemoError as exc:
             return _error_page(str(exc))
+        extra += _selection_note(answer)
         if answer.explanation is None:
-            return _error_page("the model's answer holds no SQL query: what it wrote is shown below", answer.completion)
-        return _page(_status_markdown(answer.explanation, source, extra), answer.explanation.steps, answer.completion)
+            message = "the chosen answer holds no SQL query: what the model wrote is shown below"
+            return _error_page("; ".join([message, *extra]), answer.completion, answer)
+        return _page(_status_markdown(answer.explanation, source, extra), answer.explanation.steps, answer.completion, answer)
 
     with gr.Blocks(title="trl-processsql: chain-of-CTEs text-to-SQL", analytics_enabled=False) as demo:
         gr.Markdown(_INTRO)
@@ -220,7 +249,12 @@ def build_demo(model=None, prm=None, *, executor=None, max_new_tokens: int = 512
                             elem_id="explain-question",
                         )
                         explain_button = gr.Button("Explain steps", variant="primary", elem_id="explain-button")
-                        gr.Examples([list(example) for example in EXAMPLES], [sample, explain_question, sql], label="Examples")
+                        gr.Examples(
+                            [list(example) for example in EXAMPLES],
+                            [sample, explain_question, sql],
+                            label="Examples",
+                            example_labels=[f"{db}: {question}" for db, question, _ in EXAMPLES],
+                        )
                     with gr.Tab("Ask a question", id="ask"):
                         if not policy.given:
                             gr.Markdown(
@@ -230,20 +264,41 @@ def build_demo(model=None, prm=None, *, executor=None, max_new_tokens: int = 512
                         question = gr.Textbox(
                             label="Question", placeholder=EXAMPLES[0][1], elem_id="question", interactive=policy.given
                         )
+                        n = gr.Slider(
+                            1,
+                            MAX_CANDIDATES,
+                            value=1,
+                            step=1,
+                            label="Candidates (best-of-N)",
+                            info="1: one greedy answer. More: sampled at temperature 1, one chosen by the PRM "
+                            "(or by execution vote without a PRM).",
+                            interactive=policy.given,
+                            elem_id="candidates-count",
+                        )
                         ask_button = gr.Button(
                             "Write SQL and explain it", variant="primary", elem_id="ask-button", interactive=policy.given
                         )
         status = gr.Markdown(elem_id="status")
         written = gr.Code(label="What the model wrote", language="markdown", interactive=False, visible=False)
+        candidates = gr.Dataframe(visible=False, interactive=False, label="Candidates", elem_id="candidates")
         headers, tables = [], []
         for k in range(1, MAX_STEPS + 1):
             headers.append(gr.Markdown(visible=False, elem_id=f"step-{k}", elem_classes="step-header"))
-            tables.append(gr.Dataframe(visible=False, interactive=False, max_height=360, elem_id=f"step-{k}-table"))
-        outputs = [status, written, *headers, *tables]
+            tables.append(
+                gr.Dataframe(
+                    visible=False,
+                    interactive=False,
+                    show_label=False,
+                    max_height=360,
+                    label=f"result of step {k}",
+                    elem_id=f"step-{k}-table",
+                )
+            )
+        outputs = [status, written, candidates, *headers, *tables]
 
         for event in (sample.change, upload.change, demo.load):
             event(show_database, [sample, upload], [db_note, schema], api_name=False, queue=False)
         explain_button.click(explain, [sample, upload, sql, explain_question], outputs, api_name="explain")
-        ask_button.click(ask, [sample, upload, question], outputs, api_name="ask")
-        question.submit(ask, [sample, upload, question], outputs, api_name=False)
+        ask_button.click(ask, [sample, upload, question, n], outputs, api_name="ask")
+        question.submit(ask, [sample, upload, question, n], outputs, api_name=False)
     return demo

@@ -35,7 +35,7 @@ class StepView:
         headers (`list[str]`), rows (`list[list[str]]`): the result table, cells as display text, at most
             ``VIEW_ROWS`` rows (pandas-free, what ``gr.Dataframe`` takes).
         row_count (`int`): rows the view returned (a CTE view stops after ``VIEW_ROWS + 1``).
-        final (`bool`): the last step, whose result is the answer.
+        final (`bool`): the last step, whose result is the answer (a chain cut off after a CTE has none).
         score (`float` or `None`): the PRM's score of the step, when a PRM scored it.
     """
 
@@ -94,6 +94,8 @@ class Explanation:
             return f"{label} failed: {failed.summary}"
         answer = self.steps[-1]
         steps = f"{len(self.steps)} step{'s' * (len(self.steps) != 1)}"
+        if not answer.final:
+            return f"{steps}, every view executed, but the chain ends before its final statement"
         return f"{steps}, every view executed; the answer has {answer.size}"
 
 
@@ -115,14 +117,13 @@ def _step_view(index: int, view: StepResult, final: bool, score: float | None) -
 
 
 def _notes(cocte: CoCTE) -> list[str]:
-    notes = []
-    if cocte.truncated:
-        notes.append("the SQL stops before it is complete (cut off inside a step)")
     if cocte.fallback:
-        notes.append(f"the steps could not be read as a chain of CTEs ({cocte.parse_error}): shown as blank-line chunks")
-    elif cocte.parse_error:
-        notes.append(f"sqlglot cannot parse it: {cocte.parse_error}")
-    return notes
+        return [f"the steps could not be read as a chain of CTEs ({cocte.parse_error}): shown as blank-line chunks"]
+    if cocte.truncated:  # the parse error of a cut-off query says nothing more
+        return ["the SQL is cut off before it ends"]
+    if cocte.parse_error:
+        return [f"sqlglot cannot parse it: {cocte.parse_error}"]
+    return []
 
 
 def explain_sql(db_path: str | os.PathLike, sql: str, executor, prm=None, question: str = "") -> Explanation:
@@ -164,5 +165,8 @@ def explain_sql(db_path: str | os.PathLike, sql: str, executor, prm=None, questi
     except DatabaseNotFoundError as exc:
         raise DemoError(str(exc)) from None
     last = len(views) - 1
-    steps = [_step_view(k + 1, view, k == last, score) for k, (view, score) in enumerate(zip(views, scores))]
+    steps = [
+        _step_view(k + 1, view, k == last and view.step.name is None, score)
+        for k, (view, score) in enumerate(zip(views, scores))
+    ]
     return Explanation(sql=cocte.render(), steps=steps, notes=_notes(cocte), score=trajectory)

@@ -1,92 +1,84 @@
-"""The models behind the demo's question mode: a policy that writes one CoCTE, and a PRM.
+"""The models behind the demo's question mode, loaded through :mod:`trl_processsql.inference`.
 
-Both load from a local directory or a Hub id. A model that cannot load raises
-:class:`ModelLoadError` with the reason: the CLI prints it and exits with code 2, the page
-shows it. :class:`LazyModel` loads on first use, once, so a Space starts at once and a model
-that fails to load leaves the rest of the page working.
+Both load from a local directory or a Hub id; a name that can only be a local path and is not a
+checkpoint fails at once instead of after the Hub client's retries. The CLI loads them before
+serving (a failure exits with code 2); a Space names them and :class:`LazyModel` loads them on
+first use, once, so the page comes up at once and a model that fails to load is reported in the
+page while the rest keeps working. The inference module is imported only when a model loads.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Callable
 
-__all__ = ["LazyModel", "ModelLoadError", "Policy", "load_policy", "load_prm"]
+from .databases import DemoError
 
-
-class ModelLoadError(RuntimeError):
-    """A policy or PRM that cannot be loaded, with the reason."""
+__all__ = ["LazyModel", "Policy", "load_policy", "load_prm"]
 
 
 class Policy:
-    """A causal LM with a chat template that answers a question with one completion (greedy)."""
+    """One policy model behind two samplers: greedy for a single answer, temperature 1 for best-of-N
+    (the paper samples its candidates at T = 1.0)."""
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = 512):
-        if not getattr(tokenizer, "chat_template", None):
-            raise ModelLoadError("the policy's tokenizer has no chat template: the demo prompts it as a conversation")
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.max_new_tokens = max_new_tokens
+    def __init__(self, greedy):
+        from ..inference import TransformersSampler
 
-    def generate(self, messages: list[dict]) -> str:
-        """The completion for a conversation (the prompt from :func:`~trl_processsql.prompts.prompt_messages`)."""
-        import torch
+        self.greedy = greedy
+        self.sampling = TransformersSampler(greedy.model, greedy.tokenizer, temperature=1.0, max_new_tokens=greedy.max_new_tokens)
 
-        inputs = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(self.model.device)
-        pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        with torch.inference_mode():
-            output = self.model.generate(
-                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad_token_id
-            )
-        return self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    def sampler(self, n: int):
+        """The sampler for ``n`` candidates."""
+        return self.greedy if n == 1 else self.sampling
+
+
+def _check_local_path(name_or_path: str | os.PathLike, what: str) -> None:
+    """Fail at once, and say why, for a name that can only be a local path and is not a checkpoint folder.
+
+    A name such as ``org/model`` may be a Hub id, so only names that cannot be one are checked
+    here (absolute, starting with ``.`` or ``~``, or with more than one ``/``); the rest are left
+    to ``from_pretrained``.
+    """
+    from ..inference import ModelLoadError
+
+    name = os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_file():
+        raise ModelLoadError(f"cannot load the {what} from {name}: it is a file, not a checkpoint directory")
+    if not path.exists() and (path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1):
+        raise ModelLoadError(f"cannot load the {what} from {name}: no such directory")
 
 
 def load_policy(name_or_path: str | os.PathLike, max_new_tokens: int = 512) -> Policy:
-    """Load a policy checkpoint (local directory or Hub id) on the GPU if there is one."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load a policy checkpoint (on the GPU if there is one); raises ``ModelLoadError`` with the reason."""
+    _check_local_path(name_or_path, "policy")
+    from ..inference import load_sampler
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype="auto")
-    except Exception as exc:  # OSError, ValueError, a bad config: anything means "cannot load"
-        raise ModelLoadError(f"cannot load a policy model from {name_or_path}: {_first_line(exc)}") from exc
-    if torch.cuda.is_available():
-        model = model.to("cuda")
-    return Policy(model, tokenizer, max_new_tokens)
+    return Policy(load_sampler(name_or_path, temperature=0.0, max_new_tokens=max_new_tokens))
 
 
 def load_prm(name_or_path: str | os.PathLike):
     """Load a token-classification PRM (what ``ProcessRewardTrainer`` saves) as a ``ProcessRewardModel``."""
-    import torch
+    _check_local_path(name_or_path, "process reward model")
+    from ..inference import load_prm as load
 
-    from ..prm.model import ProcessRewardModel
-
-    try:
-        return ProcessRewardModel.from_pretrained(name_or_path, device="cuda" if torch.cuda.is_available() else None)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot load a process reward model from {name_or_path}: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return load(name_or_path)
 
 
 class LazyModel:
     """A model given as itself, as a name to load on first use, or as nothing.
 
-    ``get()`` returns the model (``None`` when none was given) and raises the same
-    :class:`ModelLoadError` on every call after a load failed, without trying again.
+    ``get()`` returns the model (``None`` when none was given). A load that fails raises a
+    :class:`DemoError` with the reason, on that call and every later one, without trying again.
     """
 
     def __init__(self, model, loader: Callable):
         self.name = model if isinstance(model, (str, os.PathLike)) else None
         self._model = None if self.name is not None else model
         self._loader = loader
-        self._error: ModelLoadError | None = None
+        self._error: DemoError | None = None
         self._lock = threading.Lock()
 
     @property
@@ -96,10 +88,12 @@ class LazyModel:
     def get(self):
         with self._lock:
             if self._model is None and self.name is not None and self._error is None:
+                from ..inference import ModelLoadError
+
                 try:
                     self._model = self._loader(self.name)
                 except ModelLoadError as exc:
-                    self._error = exc
+                    self._error = DemoError(str(exc))
             if self._error is not None:
                 raise self._error
             return self._model

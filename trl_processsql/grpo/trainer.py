@@ -8,6 +8,7 @@ import torch
 from accelerate.utils import gather, gather_object
 from trl import GRPOTrainer
 
+from ..hub import ModelCardMixin
 from ..prm.model import ProcessRewardModel
 from ..rewards import REWARD_FUNCS, execution_accuracy_reward, get_reward_executor
 from ..sql import ExecutionLimits, SQLExecutor
@@ -18,7 +19,7 @@ from .prm_reward import PRMReward
 __all__ = ["PRMGRPOTrainer"]
 
 
-class PRMGRPOTrainer(GRPOTrainer):
+class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
     """[`~trl.GRPOTrainer`] whose advantages follow the process reward model's verdict on each step.
 
     Every completion is read as a chain of CTEs, each step's view is executed, and the PRM scores
@@ -42,6 +43,10 @@ class PRMGRPOTrainer(GRPOTrainer):
 
     _tag_names = ["trl", "grpo", "trl-processsql", "process-supervision", "text-to-sql"]
     _name = "PRM-GRPO"
+    card_description = (
+        "A text-to-SQL policy that answers with a chain of CTEs, trained with process-supervised GRPO: execution "
+        "accuracy as the outcome reward, a process reward model's step scores deciding which tokens get the credit."
+    )
 
     def __init__(
         self,

@@ -217,7 +217,8 @@ def label_steps(
                 skipped["no mutant changes the answer"] += len(chains) - sum(row["source"] == "gold" for row in found)
                 rows.extend(found)
             if policy:
-                rows.extend(policy_rows(chains, labeler, samples_per_question=samples_per_question, rollouts="rollouts" in sources))
+                rollouts = "rollouts" in sources
+                rows.extend(policy_rows(chains, labeler, samples_per_question=samples_per_question, rollouts=rollouts))
             bar.update(len(chunk))
     return rows, skipped
 
@@ -267,7 +268,7 @@ def stepwise_stats(rows: Sequence[dict], skipped: Counter | None = None, counts:
     }
     if found["by_mutation"]:
         stats["mutations"] = _counts(found["by_mutation"])
-    by_step = sorted(found["first_error"].items(), key=lambda item: int(item[0].removeprefix("step ")) if item[0] != "none" else 0)
+    by_step = sorted(found["first_error"].items(), key=lambda item: 0 if item[0] == "none" else int(item[0].split()[1]))
     stats["first error"] = ", ".join(f"{name} {n}" for name, n in by_step) or "-"
     for reason, n in sorted((skipped or {}).items()):
         if n:

@@ -252,13 +252,14 @@ class RolloutLabeler:
             answered = t.cocte.steps[-1].name is None  # a chain cut off after a CTE has no answer
             correct = answered and self._reaches_gold(steps[-1].result, gold, t.chain.question["gold_sql"])
             searches.append(_Search(execution_labels(steps, correct), self.binary_search))
-        if rollouts:
-            self.counts.update({"rollouts": 0, "prefixes": 0})  # reported even when none were needed
-            self.counts["exhaustive rollouts"] += sum(search.limit for search in searches) * self.num_rollouts
-            while requests := [(i, k) for i, search in enumerate(searches) for k in search.pending()]:
-                shares = self._estimate([(trajectories[i], golds[i], k) for i, k in requests])
-                for (i, k), share in zip(requests, shares):
-                    searches[i].record(k, share)
+        if not rollouts:
+            return [StepLabels(s.execution, steps, first_bad=s.known_bad) for s, steps in zip(searches, views)]
+        self.counts.update({"rollouts": 0, "prefixes": 0})  # reported even when none were needed
+        self.counts["exhaustive rollouts"] += sum(search.limit for search in searches) * self.num_rollouts
+        while requests := [(i, k) for i, search in enumerate(searches) for k in search.pending()]:
+            shares = self._estimate([(trajectories[i], golds[i], k) for i, k in requests])
+            for (i, k), share in zip(requests, shares):
+                searches[i].record(k, share)
         return [
             StepLabels(s.labels(self.soft), steps, dict(s.estimates), s.first_bad, len(s.estimates) * self.num_rollouts)
             for s, steps in zip(searches, views)

@@ -14,6 +14,7 @@ from transformers.data.data_collator import DataCollatorMixin
 from trl import RewardTrainer
 from trl.trainer.utils import pad
 
+from ..hub import ModelCardMixin
 from .config import ProcessRewardConfig
 from .encoding import encode_steps
 
@@ -95,7 +96,7 @@ def compute_step_metrics(eval_pred) -> dict[str, float]:
     }
 
 
-class ProcessRewardTrainer(RewardTrainer):
+class ProcessRewardTrainer(ModelCardMixin, RewardTrainer):
     """Trainer for process reward models (PRMs) on stepwise-supervision data.
 
     A subclass of [`~trl.RewardTrainer`]: PEFT, DeepSpeed, chat templates, logging and the Hub work as there.
@@ -124,6 +125,11 @@ class ProcessRewardTrainer(RewardTrainer):
 
     _tag_names = ["trl", "trl-processsql", "process-reward-model", "text-to-sql"]
     _name = "Process Reward"
+    card_kind = "prm"
+    card_description = (
+        "A process reward model for text-to-SQL: given a question with its schema and a chain of CTEs, each step "
+        "followed by its executed view, it gives every step the probability that it is right."
+    )
 
     def __init__(
         self,

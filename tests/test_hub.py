@@ -1,0 +1,61 @@
+"""Model cards and pushes to the Hub, offline: render -> load -> assert, and patched HfApi calls."""
+
+from unittest import mock
+
+from datasets import Dataset
+from huggingface_hub import ModelCard
+
+from trl_processsql.hub import model_card
+from trl_processsql.prm import ProcessRewardConfig, ProcessRewardModel, ProcessRewardTrainer
+from trl_processsql.tiny import build_tiny_model, build_tokenizer
+
+
+def test_policy_card_carries_a_model_index_and_a_runnable_usage_snippet():
+    card = model_card(
+        "org/policy",
+        kind="policy",
+        model_name="policy",
+        trainer_name="PRMGRPOTrainer",
+        base_model="Qwen/Qwen2.5-Coder-7B-Instruct",
+        datasets=["org/sft-data"],
+        results={"Spider dev": 0.817},
+    )
+    loaded = ModelCard(str(card))
+    assert loaded.data.base_model == "Qwen/Qwen2.5-Coder-7B-Instruct"
+    assert loaded.data.datasets == ["org/sft-data"] and loaded.data.library_name == "transformers"
+    assert loaded.data.license == "apache-2.0" and "text-to-sql" in loaded.data.tags
+    [result] = loaded.data.eval_results
+    assert (result.dataset_name, result.metric_type, result.metric_value) == ("Spider dev", "execution_accuracy", 0.817)
+    assert "| Spider dev | execution accuracy | 81.7 % |" in loaded.text
+    assert 'AutoModelForCausalLM.from_pretrained("org/policy")' in loaded.text
+
+
+def test_prm_trainer_pushes_its_model_with_our_card(tmp_path):
+    tokenizer = build_tokenizer()
+    model = build_tiny_model(tokenizer, "token-classification")
+    data = Dataset.from_list([{"prompt": "Question: q", "completions": ["SELECT 1\n-- 1 row (1): 1"], "labels": [1.0]}] * 4)
+    args = ProcessRewardConfig(
+        output_dir=str(tmp_path / "prm"),
+        max_steps=1,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        save_strategy="no",
+        activation_checkpointing=False,
+        hub_model_id="org/tiny-prm",
+    )
+    trainer = ProcessRewardTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    trainer.train()
+    trainer.card_results = {"Spider dev (synthetic labels)": 0.71}
+    api = mock.MagicMock()
+    api.create_repo.return_value.repo_id = "org/tiny-prm"
+    with mock.patch("transformers.trainer.hf_api", return_value=api):
+        trainer.push_to_hub()
+    upload = api.upload_folder.call_args.kwargs
+    assert upload["repo_id"] == "org/tiny-prm" and upload["folder_path"] == str(tmp_path / "prm")
+    card = ModelCard.load(tmp_path / "prm" / "README.md")
+    assert card.data.pipeline_tag == "token-classification" and "process-reward-model" in card.data.tags
+    assert card.data.eval_results[0].metric_value == 0.71
+    assert 'ProcessRewardModel.from_pretrained("org/tiny-prm")' in card.text
+    # what was pushed loads as a PRM from a local directory laid out like the Hub repository
+    assert ProcessRewardModel.from_pretrained(tmp_path / "prm").score_steps(["q"], [["SELECT 1"]])[0][0] is not None

@@ -1,0 +1,425 @@
+"""Step labels: mutations of gold chains, execution checks, Monte Carlo rollouts, the label-steps command and its Hub push."""
+
+import random
+import subprocess
+import sys
+
+import pytest
+from datasets import DatasetDict, load_from_disk
+
+from trl_processsql.cli import main
+from trl_processsql.cocte import STEP_SEPARATOR, parse_cocte
+from trl_processsql.data import load_questions, sample_paths
+from trl_processsql.labeling import (
+    MUTATIONS,
+    GoldChain,
+    RolloutLabeler,
+    Trajectory,
+    gold_chains,
+    label_statistics,
+    label_steps,
+    mutate_step,
+    mutation_rows,
+    policy_rows,
+    stepwise_card,
+    stepwise_dataset,
+    stepwise_stats,
+)
+from trl_processsql.sql import results_match
+from trl_processsql.sql.schema import read_schema
+
+QUESTIONS_FILE, DB_DIR = sample_paths()
+
+# On the toy database of conftest: French singers with a concert are Ann (two concerts) and Bo.
+GOLD_SQL = "SELECT DISTINCT s.name FROM singer AS s JOIN concert AS c ON c.singer_id = s.id WHERE s.country = 'France'"
+RICH_CHAIN = """WITH french AS (
+  SELECT id, name, age FROM singer WHERE country = 'France' AND age > 30
+),
+
+performed AS (
+  SELECT f.name, c.year FROM french AS f JOIN concert AS c ON c.singer_id = f.id
+)
+
+SELECT name, MAX(year) AS last_year FROM performed GROUP BY name"""
+WRONG_FINAL = """WITH french AS (SELECT id, name FROM singer WHERE country = 'France'),
+
+performances AS (SELECT f.name FROM french AS f JOIN concert AS c ON c.singer_id = f.id),
+
+names AS (SELECT name FROM performances)
+
+SELECT name FROM names"""  # Ann twice: a wrong answer under Spider's multiset comparison
+RIGHT = WRONG_FINAL.replace("SELECT name FROM names", "SELECT DISTINCT name FROM names")
+ANSWER = "SELECT name FROM singer WHERE country = 'France' AND id IN (SELECT singer_id FROM concert)"
+
+
+def _continuation(prefix: str, reaches_gold: bool) -> str:
+    """What a policy may write after a prefix: one more CTE after a comma, else the final SELECT."""
+    answer = ANSWER if reaches_gold else "SELECT name FROM singer"
+    return f"answer AS ({answer})\n\nSELECT name FROM answer" if prefix.rstrip().endswith(",") else answer
+
+
+def _chain(db_path, sql, gold_sql=GOLD_SQL, index=0):
+    question = {"index": index, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": gold_sql}
+    return GoldChain(question, db_path, parse_cocte(sql))
+
+
+def _long_chain(steps: int) -> str:
+    """``steps - 1`` CTEs that each copy the previous one, then a final SELECT of every singer (not the gold)."""
+    ctes = ["WITH s1 AS (SELECT id, name, country FROM singer),"]
+    ctes += [f"s{k} AS (SELECT id, name, country FROM s{k - 1})," for k in range(2, steps)]
+    ctes[-1] = ctes[-1].removesuffix(",")
+    return STEP_SEPARATOR.join([*ctes, f"SELECT name FROM s{steps - 1}"])
+
+
+class FakePolicy:
+    """Stands in for ``RolloutLabeler.generate``: from a prefix of k steps, ``hits[k - 1]`` of the continuations reach gold."""
+
+    def __init__(self, hits, samples=()):
+        self.hits, self.samples, self.calls = hits, list(samples), []
+
+    def __call__(self, prompts, answer_starts, num, desc="sampling"):
+        self.calls.append((list(prompts), list(answer_starts), num))
+        if not any(answer_starts):  # sampling whole trajectories
+            return [self.samples[:num] for _ in prompts]
+        out = []
+        for start in answer_starts:
+            hits = self.hits[start.count(STEP_SEPARATOR) - 1]
+            out.append([_continuation(start, True)] * hits + [_continuation(start, False)] * (num - hits))
+        return out
+
+
+def _labeler(executor, fake, **kwargs):
+    labeler = RolloutLabeler(None, None, executor, **{"num_rollouts": 4, **kwargs})
+    labeler.generate = fake
+    return labeler
+
+
+# -- mutations ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", MUTATIONS)
+def test_each_mutation_applies_to_a_toy_chain_and_changes_only_its_step(kind, toy_db):
+    cocte = parse_cocte(RICH_CHAIN)
+    schema = read_schema(toy_db)
+    found = [
+        (k, mutant)
+        for seed in range(10)
+        for k in range(len(cocte.steps))
+        if (mutant := mutate_step(cocte, k, kind, schema, random.Random(seed))) is not None
+    ]
+    assert found, f"{kind} never applied"
+    for k, mutant in found:
+        assert len(mutant.steps) == len(cocte.steps) and mutant.steps[k].text != cocte.steps[k].text
+        assert [s.text for j, s in enumerate(mutant.steps) if j != k] == [s.text for j, s in enumerate(cocte.steps) if j != k]
+
+
+def test_unknown_mutation_is_refused(toy_db):
+    with pytest.raises(ValueError, match="unknown mutation 'typo'"):
+        mutate_step(parse_cocte(RICH_CHAIN), 0, "typo", read_schema(toy_db), random.Random(0))
+
+
+def test_only_mutants_whose_answer_differs_are_kept(toy_db, executor, monkeypatch):
+    chain = _chain(toy_db, RIGHT)
+    same = parse_cocte(RIGHT.replace("SELECT DISTINCT name FROM names", "SELECT DISTINCT name FROM names ORDER BY name"))
+    wrong = parse_cocte(RIGHT.replace("country = 'France'", "country = 'Netherlands'"))
+    offered = iter([same, wrong, None, None])
+    monkeypatch.setattr("trl_processsql.labeling.builder.mutate_step", lambda *args: next(offered))
+    rows = mutation_rows([chain], executor, mutants_per_question=2, attempts=4)
+    assert [(row["source"], row["sql"]) for row in rows] == [("gold", chain.cocte.render()), ("mutation", wrong.render())]
+    assert rows[0]["labels"] == [1.0] * 4 and rows[0]["mutation"] == ""
+    step = int(rows[1]["mutation"].split("@")[1])  # the step the mutation was recorded at
+    assert rows[1]["labels"] == [1.0] * (step - 1) + [0.0] * (5 - step)
+
+
+@pytest.fixture(scope="module")
+def sample_chains(executor):
+    questions = load_questions(QUESTIONS_FILE)[::5]
+    return gold_chains(questions, DB_DIR, executor)[0]
+
+
+def test_mutant_labels_are_right_before_the_mutated_step_and_wrong_from_it(sample_chains, executor):
+    rows = mutation_rows(sample_chains, executor, seed=1)
+    pairs = []  # (mutant, its gold): rows come as a question's gold, then its mutants
+    for row in rows:
+        if row["source"] == "gold":
+            gold = row
+        else:
+            pairs.append((row, gold))
+    assert len(pairs) > 40
+    for row, gold in pairs:
+        step = int(row["mutation"].split("@")[1])
+        assert row["labels"] == [1.0] * (step - 1) + [0.0] * (len(row["labels"]) - step + 1)
+        assert row["sql"] != gold["sql"] and row["question"] == gold["question"]
+    assert any(row["labels"][0] == 1.0 for row, _ in pairs)  # some errors start after the first step
+    queries = [(DB_DIR / r["db_id"] / f"{r['db_id']}.sqlite", r["sql"]) for pair in pairs for r in pair]
+    results = executor.execute_many(queries)
+    for mine, gold in zip(results[::2], results[1::2]):  # every kept mutant answers differently, or fails
+        assert not (mine.ok and results_match(mine.rows, gold.rows, "bird") and results_match(mine.rows, gold.rows, "spider"))
+
+
+def test_mutation_rows_are_balanced_and_deterministic(sample_chains, executor):
+    rows = mutation_rows(sample_chains, executor, seed=3)
+    stats = label_statistics(rows)
+    assert stats["by_source"]["gold"] == stats["by_source"]["mutation"] > 40
+    assert sum(stats["by_mutation"].values()) == stats["by_source"]["mutation"]
+    assert rows == mutation_rows(sample_chains, executor, seed=3)
+    assert rows != mutation_rows(sample_chains, executor, seed=4)
+    two = mutation_rows(sample_chains, executor, seed=3, mutants_per_question=2)
+    per_question = label_statistics(two)["by_source"]
+    assert per_question["gold"] == stats["by_source"]["gold"] < per_question["mutation"] <= 2 * per_question["gold"]
+
+
+# -- execution labels -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql, labels",
+    [
+        (RIGHT, [1.0, 1.0, 1.0, 1.0]),
+        (WRONG_FINAL, [1.0, 1.0, 1.0, 0.0]),
+        (WRONG_FINAL.replace("f.name FROM", "f.nickname FROM"), [1.0, 0.0, 0.0, 0.0]),
+        (RIGHT.rsplit(STEP_SEPARATOR, 1)[0], [1.0, 1.0, 0.0]),  # cut off after a CTE: no answer
+    ],
+    ids=["right", "wrong answer", "failing step", "no final step"],
+)
+def test_execution_labels_of_policy_chains(sql, labels, toy_db, executor):
+    found = RolloutLabeler(None, None, executor).label([Trajectory(_chain(toy_db, sql), parse_cocte(sql))], rollouts=False)[0]
+    assert found.labels == labels and found.rollouts == 0 and not found.estimates
+    assert len(found.views) == len(labels)
+
+
+# -- Monte Carlo rollouts --------------------------------------------------------------------------------
+
+
+def test_rollout_shares_are_exact_with_a_known_policy(toy_db, executor):
+    chain = _chain(toy_db, WRONG_FINAL)
+    trajectory = Trajectory(chain, chain.cocte)
+    fake = FakePolicy(hits=[3, 1, 0])
+    found = _labeler(executor, fake, binary_search=False).label([trajectory])[0]
+    assert found.estimates == {0: 0.75, 1: 0.25, 2: 0.0}
+    assert found.labels == [0.75, 0.25, 0.0, 0.0] and found.first_bad == 2 and found.rollouts == 12
+    prompts, starts, num = fake.calls[0]
+    assert num == 4 and prompts == [chain.prompt] * 3
+    assert starts[1] == STEP_SEPARATOR.join(s.text for s in chain.cocte.steps[:2]) + STEP_SEPARATOR
+
+    hard = _labeler(executor, FakePolicy(hits=[3, 1, 0]), binary_search=False, soft=False).label([trajectory])[0]
+    assert hard.labels == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_binary_search_fills_unevaluated_steps_from_the_next_evaluated_one(toy_db, executor):
+    chain = _chain(toy_db, WRONG_FINAL)
+    labeler = _labeler(executor, FakePolicy(hits=[3, 1, 0]))
+    found = labeler.label([Trajectory(chain, chain.cocte)])[0]
+    assert found.estimates == {1: 0.25, 2: 0.0}  # bisection: step 2 first, then step 3
+    assert found.labels == [0.25, 0.25, 0.0, 0.0] and found.first_bad == 2
+    assert labeler.counts == {"rollouts": 8, "prefixes": 2, "exhaustive rollouts": 12}
+
+
+def test_no_rollout_is_spent_on_or_after_a_failing_step(toy_db, executor):
+    sql = WRONG_FINAL.replace("SELECT name FROM performances", "SELECT nickname FROM performances")
+    chain = _chain(toy_db, sql)
+    for binary, prefixes, labels in ((True, [2], [1.0, 1.0, 0.0, 0.0]), (False, [1, 2], [0.5, 1.0, 0.0, 0.0])):
+        fake = FakePolicy(hits=[2, 4, 4])
+        found = _labeler(executor, fake, binary_search=binary).label([Trajectory(chain, chain.cocte)])[0]
+        assert [start.count(STEP_SEPARATOR) for _, starts, _ in fake.calls for start in starts] == prefixes
+        assert found.labels == labels and found.first_bad == 2
+
+
+def test_a_right_answer_needs_no_rollout_with_binary_search(toy_db, executor):
+    chain = _chain(toy_db, RIGHT)
+    fake = FakePolicy(hits=[4, 2, 1])
+    found = _labeler(executor, fake).label([Trajectory(chain, chain.cocte)])[0]
+    assert found.labels == [1.0] * 4 and found.first_bad is None and found.rollouts == 0 and not fake.calls
+    scanned = _labeler(executor, FakePolicy(hits=[4, 2, 1]), binary_search=False).label([Trajectory(chain, chain.cocte)])[0]
+    assert scanned.labels == [1.0, 0.5, 0.25, 1.0] and scanned.first_bad is None
+
+
+def test_binary_search_finds_the_same_first_bad_step_with_fewer_rollouts(toy_db, executor):
+    """Monotone cases on a 6-step chain with a wrong answer: rollouts reach gold before step b, none from it."""
+    chain = _chain(toy_db, _long_chain(6))
+    trajectory = Trajectory(chain, chain.cocte)
+    for b in range(6):  # b = 5: every prefix can still be repaired, only the answer itself is wrong
+        hits = [2 if k < b else 0 for k in range(5)]
+        bisected, scanned = (
+            _labeler(executor, FakePolicy(hits), binary_search=binary).label([trajectory])[0] for binary in (True, False)
+        )
+        assert bisected.first_bad == scanned.first_bad == b
+        assert bisected.rollouts <= 3 * 4 < scanned.rollouts == 5 * 4
+        assert bisected.labels == scanned.labels == [0.5] * b + [0.0] * (6 - b)
+
+
+def test_policy_rows_sample_label_and_drop_samples_without_sql(toy_db, executor):
+    chain = _chain(toy_db, RIGHT)
+    fake = FakePolicy(hits=[3, 1, 0], samples=[f"Here you go:\n```sql\n{WRONG_FINAL}\n```", "I cannot answer that."])
+    labeler = _labeler(executor, fake)
+    rows = policy_rows([chain], labeler, samples_per_question=2)
+    assert len(rows) == 1 and rows[0]["source"] == "policy" and rows[0]["mutation"] == ""
+    assert rows[0]["sql"] == WRONG_FINAL and rows[0]["labels"] == [0.25, 0.25, 0.0, 0.0]
+    assert rows[0]["completions"][0].startswith("WITH french AS") and "\n-- 2 rows (id, name)" in rows[0]["completions"][0]
+    assert labeler.counts["samples"] == 2 and labeler.counts["samples without SQL"] == 1
+    stats = stepwise_stats(rows, counts=labeler.counts)
+    assert stats["policy samples"] == "2 (1 without SQL, dropped)"
+    assert stats["rollouts generated"] == "8 from 2 step prefixes (a scan of every prefix needs 12)"
+    executed = policy_rows([chain], _labeler(executor, FakePolicy([0, 0, 0], fake.samples)), rollouts=False)
+    assert executed[0]["labels"] == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_label_steps_combines_sources_and_checks_them(toy_db, executor):
+    questions = [{"index": 0, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": GOLD_SQL}]
+    labeler = _labeler(executor, FakePolicy(hits=[3, 1, 0], samples=[WRONG_FINAL]))
+    rows, skipped = label_steps(questions, toy_db.parent.parent, executor, sources=("mutations", "rollouts"), labeler=labeler)
+    assert "policy" in {row["source"] for row in rows} and set(skipped) <= {"no mutant changes the answer"}
+    with pytest.raises(ValueError, match="unknown label source typo"):
+        label_steps(questions, toy_db.parent.parent, executor, sources=("typo",))
+    with pytest.raises(ValueError, match="pass a RolloutLabeler"):
+        label_steps(questions, toy_db.parent.parent, executor, sources=("execution",))
+
+
+@pytest.fixture(scope="module")
+def tiny_policy():
+    from trl_processsql.tiny import build_tiny_model, build_tokenizer
+
+    tokenizer = build_tokenizer()
+    return build_tiny_model(tokenizer, hidden_size=32), tokenizer
+
+
+def test_rollouts_with_a_real_tiny_model(tiny_policy, toy_db, executor):
+    """A random model's continuations never reach gold: the mechanics (batches, padding, counts) are what is tested."""
+    model, tokenizer = tiny_policy
+    labeler = RolloutLabeler(model, tokenizer, executor, num_rollouts=3, max_new_tokens=6, batch_size=2, binary_search=False)
+    texts = labeler.generate(["a short prompt", "a much longer prompt " * 20, "x"], ["", "WITH a AS (SELECT 1),\n\n", ""], 3)
+    assert [len(t) for t in texts] == [3, 3, 3] and all(isinstance(s, str) for t in texts for s in t)
+    assert tokenizer.padding_side == "right"
+    chain = _chain(toy_db, WRONG_FINAL)
+    found = labeler.label([Trajectory(chain, chain.cocte)])[0]
+    assert found.labels[-1] == 0.0 and len(found.labels) == 4 and set(found.estimates) == {0, 1, 2}
+    assert labeler.counts["rollouts"] == 9 and labeler.counts["prefixes"] == 3
+    sampled = labeler.sample([chain], samples_per_question=2)
+    assert labeler.counts["samples"] == 2 and len(sampled) + labeler.counts["samples without SQL"] == 2
+
+
+def test_labeler_refuses_settings_that_cannot_sample(executor):
+    with pytest.raises(ValueError, match="num_rollouts must be at least 1"):
+        RolloutLabeler(None, None, executor, num_rollouts=0)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        RolloutLabeler(None, None, executor, temperature=0)
+
+
+# -- the label-steps command --------------------------------------------------------------------------
+
+
+def test_help_of_label_steps_loads_no_heavy_library():
+    code = (
+        "import sys, contextlib, io\n"
+        "from trl_processsql.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: main(['label-steps', '--help'])\n"
+        "    except SystemExit: pass\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets', 'sqlglot') if m in sys.modules))\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_label_steps_on_the_sample_prints_statistics_and_saves_a_split_dataset(tmp_path, capsys):
+    output = tmp_path / "labels"
+    args = ["label-steps", "--sample", "--sources", "mutations", "--output", str(output), "--eval-fraction", "0.2"]
+    assert main([*args, "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    saved = load_from_disk(output)
+    assert isinstance(saved, DatasetDict) and set(saved) == {"train", "test"}
+    assert not set(saved["train"]["db_id"]) & set(saved["test"]["db_id"])
+    rows = saved.num_rows["train"] + saved.num_rows["test"]
+    assert "questions: 299" in out and f"trajectories: {rows} (gold {rows // 2}, mutation {rows // 2})" in out
+    assert "% positive, mean label" in out and "mutations: " in out and "first error: none " in out
+    assert f"dataset written to {output}: train {saved.num_rows['train']} rows" in out
+    assert saved["train"].features["labels"].feature.dtype == "float32"
+    row = saved["train"][0]
+    assert len(row["completions"]) == len(row["labels"]) and "\n-- " in row["completions"][0]
+
+
+def test_label_steps_with_a_policy_reports_samples_and_rollouts(tmp_path, capsys):
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    save_tiny_checkpoint(tmp_path / "policy", hidden_size=32)
+    args = ["label-steps", "--sample", "--limit", "3", "--output", str(tmp_path / "labels"), "--policy", str(tmp_path / "policy")]
+    args += ["--sources", "mutations,rollouts", "--samples-per-question", "2", "--num-rollouts", "2", "--max-new-tokens", "8"]
+    assert main([*args, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "policy samples: 6 (" in out and "rollouts generated: " in out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "give --questions and --db-dir, or --sample"),
+        (["--sample", "--questions", "q.json"], "--sample replaces"),
+        (["--sample", "--sources", "mutations,typo"], "unknown source in --sources 'mutations,typo'"),
+        (["--sample", "--sources", "rollouts"], "sample chains from a policy: add --policy MODEL"),
+        (["--sample", "--policy", "m"], "--policy is used by the execution and rollouts sources"),
+        (["--sample", "--sources", "execution", "--policy", "no/such/model"], "cannot load the policy no/such/model"),
+        (["--sample", "--num-rollouts", "0"], "--num-rollouts must be at least 1"),
+        (["--sample", "--limit", "0"], "--limit must be at least 1"),
+        (["--sample", "--temperature", "0"], "--temperature must be positive"),
+        (["--sample", "--eval-fraction", "1"], "--eval-fraction must lie between 0 and 1"),
+        (["--sample", "--private"], "--private applies to --push-to-hub"),
+        (["--questions", str(QUESTIONS_FILE), "--db-dir", "no/such/dir"], "database folder not found"),
+    ],
+)
+def test_label_steps_bad_arguments_get_one_line_errors(extra, message, tmp_path, capsys):
+    assert main(["label-steps", "--output", str(tmp_path / "out"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_label_steps_replaces_a_saved_dataset_only_with_overwrite(tmp_path, capsys):
+    args = ["label-steps", "--sample", "--limit", "5", "--output", str(tmp_path / "labels")]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "exists and is not empty (add --overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("keep me")
+    assert main(["label-steps", "--sample", "--output", str(tmp_path / "notes"), "--overwrite"]) == 2
+    assert "does not hold a saved dataset" in capsys.readouterr().err
+
+
+# -- dataset card and Hub push, offline -------------------------------------------------------------------
+
+
+def test_stepwise_card_describes_every_column_and_the_figures(toy_db, executor):
+    from huggingface_hub import DatasetCard
+
+    from trl_processsql.hub import dataset_card
+
+    rows = mutation_rows([_chain(toy_db, RICH_CHAIN, gold_sql=RICH_CHAIN)], executor, mutants_per_question=2)
+    dataset = stepwise_dataset(rows)
+    stats = stepwise_stats(rows)
+    fields = stepwise_card(dataset, stats, command="trl-processsql label-steps --sample")
+    card = DatasetCard(str(dataset_card("me/steps", num_rows=len(dataset), **fields)))
+    assert card.data.task_categories == ["token-classification"] and {"prm", "stepwise-supervision"} <= set(card.data.tags)
+    for column in dataset.column_names:
+        assert f"| `{column}` |" in card.text
+    assert stats["trajectories"] == "3 (mutation 2, gold 1)" and "| trajectories | 3 (mutation 2, gold 1) |" in card.text
+    assert "trl-processsql label-steps --sample" in card.text and "stepwise labels data" in card.text
+
+
+def test_label_steps_push_sends_the_card_then_the_data(tmp_path, monkeypatch, capsys):
+    from huggingface_hub import DatasetCard, HfApi, RepoUrl
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    calls = []
+    def create_repo(self, repo_id, **kwargs):
+        calls.append(("create", kwargs))
+        return RepoUrl(f"https://huggingface.co/datasets/me/{repo_id}")
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_file", lambda self, **kwargs: calls.append(("card", kwargs)))
+    monkeypatch.setattr(DatasetDict, "push_to_hub", lambda self, repo_id, **kw: calls.append(("data", {"repo_id": repo_id, **kw})))
+    args = ["label-steps", "--sample", "--limit", "20", "--seed", "2", "--output", str(tmp_path / "labels")]
+    assert main([*args, "--push-to-hub", "steps", "--private"]) == 0
+    assert [name for name, _ in calls] == ["create", "card", "data"]
+    card = DatasetCard(calls[1][1]["path_or_fileobj"].decode("utf-8"))
+    assert "| questions | 20 |" in card.text and "| first error |" in card.text
+    assert "trl-processsql label-steps --sample --limit 20 --sources mutations --seed 2" in card.text
+    assert calls[2][1]["repo_id"] == "me/steps" and calls[2][1]["private"] is True
+    assert "dataset pushed to https://huggingface.co/datasets/me/steps" in capsys.readouterr().out
