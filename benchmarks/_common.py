@@ -458,3 +458,67 @@ def add_quiet_argument(parser: argparse.ArgumentParser, default: float) -> None:
         help="seconds in all to wait, before timed batches, for other processes on the machine to go "
         "quiet (0: never wait; default: %(default)s)",
     )
+
+
+# -- a small PRM trained from scratch on synthetic step labels ------------------------------------
+
+
+def spider_train_questions(spider_dir: Path, limit: int, seed: int) -> list[dict]:
+    """``limit`` Spider train questions drawn with ``seed``, in the shape ``load_questions`` gives."""
+    import json
+
+    import numpy as np
+
+    raw = json.loads((spider_dir / "train_spider_from_spider_syn.json").read_text())
+    picked = np.random.default_rng(seed).permutation(len(raw))[:limit]
+    return [
+        {"index": int(i), "db_id": raw[i]["db_id"], "question": raw[i]["SpiderQuestion"], "gold_sql": raw[i]["query"], "evidence": ""}
+        for i in sorted(picked)
+    ]
+
+
+def train_small_prm(
+    train_rows: Sequence[dict],
+    *,
+    epochs: float = 2.0,
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    max_prompt_length: int = 48,
+    seed: int = 0,
+):
+    """A randomly initialised Qwen2 token classifier trained on stepwise rows, CPU only, as a
+    ``ProcessRewardModel``, and the training seconds. The tokenizer is trained on the rows' text."""
+    import tempfile
+
+    from datasets import Dataset
+
+    from trl_processsql.prm import ProcessRewardConfig, ProcessRewardModel, ProcessRewardTrainer
+    from trl_processsql.tiny import build_tiny_model, build_tokenizer
+
+    tokenizer = build_tokenizer([r["question"] for r in train_rows] + [c for r in train_rows for c in r["completions"]], vocab_size=2048)
+    model = build_tiny_model(tokenizer, "token-classification", hidden_size=hidden_size, num_layers=num_layers, seed=seed)
+    with tempfile.TemporaryDirectory() as output_dir:
+        config = ProcessRewardConfig(
+            output_dir=output_dir,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=16,
+            learning_rate=1e-3,
+            warmup_steps=50,
+            max_length=512,
+            max_prompt_length=max_prompt_length,
+            use_cpu=True,
+            bf16=False,
+            activation_checkpointing=False,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=50,
+            disable_tqdm=True,
+            seed=seed,
+        )
+        train = Dataset.from_list([{k: r[k] for k in ("prompt", "completions", "labels")} for r in train_rows])
+        trainer = ProcessRewardTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    prm = ProcessRewardModel(trainer.model, tokenizer, max_length=512, max_prompt_length=max_prompt_length, batch_size=32)
+    return prm, seconds

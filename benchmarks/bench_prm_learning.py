@@ -105,11 +105,13 @@ def main() -> None:
                 scored.append((score, label >= 0.5, 0.0 if failed else 1.0))
     probs, truth, error_seen = (np.array(column) for column in zip(*scored))
     auroc = _auroc(probs, truth)
+    running = error_seen == 1.0  # steps where execution saw no failure so far: only the PRM can judge them
     print(f"labelling {labelling:.0f} s, training {training:.0f} s ({args.epochs:g} epochs, {len(train_rows)} trajectories, CPU)")
     print(f"dev steps scored: {len(truth)} ({truth.mean():.1%} positive)")
     print("  chance                       : AUROC 0.500")
     print(f"  execution only (view errors) : AUROC {_auroc(error_seen, truth):.3f}")
     print(f"  step accuracy at 0.5         : {((probs >= 0.5) == truth).mean():.3f}")
+    print(f"  PRM on steps that ran ({running.sum()} steps, {truth[running].mean():.1%} positive): AUROC {_auroc(probs[running], truth[running]):.3f}")
     print(f"PRM step AUROC on Spider dev (synthetic labels): {auroc:.3f}")
 
 

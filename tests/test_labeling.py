@@ -58,8 +58,8 @@ def _continuation(prefix: str, reaches_gold: bool) -> str:
     return f"answer AS ({answer})\n\nSELECT name FROM answer" if prefix.rstrip().endswith(",") else answer
 
 
-def _chain(db_path, sql, gold_sql=GOLD_SQL, index=0):
-    question = {"index": index, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": gold_sql}
+def _chain(db_path, sql, gold_sql=GOLD_SQL):
+    question = {"index": 0, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": gold_sql}
     return GoldChain(question, db_path, parse_cocte(sql))
 
 

@@ -2,7 +2,8 @@
 
 The page lays out what :mod:`.explain` and :mod:`.answer` compute; every message a visitor sees
 for bad input (an upload that is not SQLite, an empty question, SQL that fails, a model that does
-not load) is a :class:`DemoError` or a failed step shown in the status line, never a traceback. Gradio 6 takes the theme and the style at launch: use :func:`launch`.
+not load) is a :class:`DemoError` or a failed step shown in the status line, never a traceback.
+Gradio 6 takes the theme and the style at launch: use :func:`launch`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ QUERY_TIMEOUT = 10.0
 """Seconds one step's view may run: a visitor's query must not hold the demo for long."""
 
 MAX_UPLOAD = "200mb"
+"""Largest file a visitor may upload."""
 
 MAX_CANDIDATES = 32
 """Most candidates a visitor may ask best-of-N for (the paper samples 32)."""
@@ -35,26 +37,32 @@ EXAMPLES = [
     (
         "concert_singer",
         "What are the names of the singers who performed in a concert in 2014?",
-        "WITH concerts_2014 AS (\n  SELECT concert_ID FROM concert WHERE Year = 2014\n),\n\n"
-        "singers_2014 AS (\n  SELECT DISTINCT sic.Singer_ID\n  FROM singer_in_concert AS sic\n"
-        "  JOIN concerts_2014 AS c ON sic.concert_ID = c.concert_ID\n)\n\n"
-        "SELECT s.Name FROM singer AS s JOIN singers_2014 AS x ON s.Singer_ID = x.Singer_ID",
+        (
+            "WITH concerts_2014 AS (\n  SELECT concert_ID FROM concert WHERE Year = 2014\n),\n\n"
+            "singers_2014 AS (\n  SELECT DISTINCT sic.Singer_ID\n  FROM singer_in_concert AS sic\n"
+            "  JOIN concerts_2014 AS c ON sic.concert_ID = c.concert_ID\n)\n\n"
+            "SELECT s.Name FROM singer AS s JOIN singers_2014 AS x ON s.Singer_ID = x.Singer_ID"
+        ),
     ),
     (
         "pets_1",
         "What is the average age of the students who have a dog?",
-        "WITH dogs AS (\n  SELECT PetID FROM Pets WHERE PetType = 'dog'\n),\n\n"
-        "dog_owners AS (\n  SELECT DISTINCT h.StuID FROM Has_Pet AS h JOIN dogs AS d ON h.PetID = d.PetID\n)\n\n"
-        "SELECT avg(s.Age) FROM Student AS s JOIN dog_owners AS o ON s.StuID = o.StuID",
+        (
+            "WITH dogs AS (\n  SELECT PetID FROM Pets WHERE PetType = 'dog'\n),\n\n"
+            "dog_owners AS (\n  SELECT DISTINCT h.StuID FROM Has_Pet AS h JOIN dogs AS d ON h.PetID = d.PetID\n)\n\n"
+            "SELECT avg(s.Age) FROM Student AS s JOIN dog_owners AS o ON s.StuID = o.StuID"
+        ),
     ),
     (
         "car_1",
         "Which European countries have at least 3 car makers, and how many?",
-        "WITH european_countries AS (\n  SELECT c.CountryId, c.CountryName\n"
-        "  FROM countries AS c JOIN continents AS k ON c.Continent = k.ContId\n  WHERE k.Continent = 'europe'\n),\n\n"
-        "makers_per_country AS (\n  SELECT Country, count(*) AS n_makers FROM car_makers GROUP BY Country\n)\n\n"
-        "SELECT e.CountryName, m.n_makers\nFROM european_countries AS e JOIN makers_per_country AS m ON e.CountryId = m.Country\n"
-        "WHERE m.n_makers >= 3",
+        (
+            "WITH european_countries AS (\n  SELECT c.CountryId, c.CountryName\n"
+            "  FROM countries AS c JOIN continents AS k ON c.Continent = k.ContId\n  WHERE k.Continent = 'europe'\n),\n\n"
+            "makers_per_country AS (\n  SELECT Country, count(*) AS n_makers FROM car_makers GROUP BY Country\n)\n\n"
+            "SELECT e.CountryName, m.n_makers\nFROM european_countries AS e JOIN makers_per_country AS m ON e.CountryId = m.Country\n"
+            "WHERE m.n_makers >= 3"
+        ),
     ),
 ]
 """(sample database, question, CoCTE answer) triples offered under the Explain tab."""
@@ -139,6 +147,8 @@ def _candidates_update(answer: Answer | None):
 def _selection_note(answer: Answer) -> list[str]:
     if not answer.candidates:
         return []
+    if not any(c["status"] == "ok" for c in answer.candidates):
+        return [f"none of the {len(answer.candidates)} candidates ran: the first one is shown"]
     how = "PRM best-of-N among the candidates that ran" if answer.strategy == "best-of-n" else "execution vote (no PRM loaded)"
     return [f"candidate {answer.selected + 1} of {len(answer.candidates)} chosen by {how}"]
 
@@ -208,7 +218,7 @@ def build_demo(model=None, prm=None, *, executor=None, max_new_tokens: int = 512
             return _error_page(str(exc))
         return _page(_status_markdown(explanation, source, extra), explanation.steps)
 
-    def ask(sample, upload, question, n=1):
+    def ask(sample, upload, question, n):
         extra: list[str] = []
         try:
             path, source = database(sample, upload)
@@ -258,8 +268,9 @@ def build_demo(model=None, prm=None, *, executor=None, max_new_tokens: int = 512
                     with gr.Tab("Ask a question", id="ask"):
                         if not policy.given:
                             gr.Markdown(
-                                "No policy model is loaded. Start the demo with "
-                                "`trl-processsql demo --model CHECKPOINT [--prm CHECKPOINT]` to ask questions."
+                                "No policy model is loaded, so this tab is off. To ask questions, start the demo with "
+                                "`trl-processsql demo --model CHECKPOINT [--prm CHECKPOINT]` (in a Space: set the "
+                                "`PROCESSSQL_MODEL` and `PROCESSSQL_PRM` variables)."
                             )
                         question = gr.Textbox(
                             label="Question", placeholder=EXAMPLES[0][1], elem_id="question", interactive=policy.given
@@ -280,7 +291,7 @@ def build_demo(model=None, prm=None, *, executor=None, max_new_tokens: int = 512
                         )
         status = gr.Markdown(elem_id="status")
         written = gr.Code(label="What the model wrote", language="markdown", interactive=False, visible=False)
-        candidates = gr.Dataframe(visible=False, interactive=False, label="Candidates", elem_id="candidates")
+        candidates = gr.Dataframe(visible=False, interactive=False, wrap=True, label="Candidates", elem_id="candidates")
         headers, tables = [], []
         for k in range(1, MAX_STEPS + 1):
             headers.append(gr.Markdown(visible=False, elem_id=f"step-{k}", elem_classes="step-header"))

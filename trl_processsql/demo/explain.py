@@ -60,7 +60,7 @@ class StepView:
         """The row count in words: "3 rows", "more than 100 rows (first 100 shown)"."""
         if not self.ok:
             return self.status
-        if not self.final and self.row_count > VIEW_ROWS:
+        if self.name is not None and self.row_count > VIEW_ROWS:  # a CTE's view stops after VIEW_ROWS + 1
             return f"more than {VIEW_ROWS} rows (first {VIEW_ROWS} shown)"
         shown = f" (first {VIEW_ROWS} shown)" if self.row_count > VIEW_ROWS else ""
         return f"{self.row_count} row{'s' * (self.row_count != 1)}{shown}"
@@ -75,7 +75,6 @@ class Explanation:
     default) when a PRM scored the steps.
     """
 
-    sql: str
     steps: list[StepView]
     notes: list[str]
     score: float | None = None
@@ -169,4 +168,4 @@ def explain_sql(db_path: str | os.PathLike, sql: str, executor, prm=None, questi
         _step_view(k + 1, view, k == last and view.step.name is None, score)
         for k, (view, score) in enumerate(zip(views, scores))
     ]
-    return Explanation(sql=cocte.render(), steps=steps, notes=_notes(cocte), score=trajectory)
+    return Explanation(steps=steps, notes=_notes(cocte), score=trajectory)

@@ -1,17 +1,16 @@
 """The models behind the demo's question mode, loaded through :mod:`trl_processsql.inference`.
 
-Both load from a local directory or a Hub id; a name that can only be a local path and is not a
-checkpoint fails at once instead of after the Hub client's retries. The CLI loads them before
-serving (a failure exits with code 2); a Space names them and :class:`LazyModel` loads them on
-first use, once, so the page comes up at once and a model that fails to load is reported in the
-page while the rest keeps working. The inference module is imported only when a model loads.
+Both load from a local directory or a Hub id, with the inference module's errors. The CLI loads
+them before serving (a failure exits with code 2); a Space names them and :class:`LazyModel`
+loads them on first use, once, so the page comes up at once and a model that fails to load is
+reported in the page while the rest keeps working. The inference module (torch, transformers)
+is imported only when a model loads.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import Callable
 
 from .databases import DemoError
@@ -34,26 +33,8 @@ class Policy:
         return self.greedy if n == 1 else self.sampling
 
 
-def _check_local_path(name_or_path: str | os.PathLike, what: str) -> None:
-    """Fail at once, and say why, for a name that can only be a local path and is not a checkpoint folder.
-
-    A name such as ``org/model`` may be a Hub id, so only names that cannot be one are checked
-    here (absolute, starting with ``.`` or ``~``, or with more than one ``/``); the rest are left
-    to ``from_pretrained``.
-    """
-    from ..inference import ModelLoadError
-
-    name = os.fspath(name_or_path)
-    path = Path(name).expanduser()
-    if path.is_file():
-        raise ModelLoadError(f"cannot load the {what} from {name}: it is a file, not a checkpoint directory")
-    if not path.exists() and (path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1):
-        raise ModelLoadError(f"cannot load the {what} from {name}: no such directory")
-
-
 def load_policy(name_or_path: str | os.PathLike, max_new_tokens: int = 512) -> Policy:
     """Load a policy checkpoint (on the GPU if there is one); raises ``ModelLoadError`` with the reason."""
-    _check_local_path(name_or_path, "policy")
     from ..inference import load_sampler
 
     return Policy(load_sampler(name_or_path, temperature=0.0, max_new_tokens=max_new_tokens))
@@ -61,7 +42,6 @@ def load_policy(name_or_path: str | os.PathLike, max_new_tokens: int = 512) -> P
 
 def load_prm(name_or_path: str | os.PathLike):
     """Load a token-classification PRM (what ``ProcessRewardTrainer`` saves) as a ``ProcessRewardModel``."""
-    _check_local_path(name_or_path, "process reward model")
     from ..inference import load_prm as load
 
     return load(name_or_path)

@@ -29,9 +29,23 @@ def _reason(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def _check_local(path: str | os.PathLike, what: str) -> None:
+    """A path that can only be local (absolute, relative with a dot, or deeper than a Hub id) must exist.
+
+    Otherwise transformers would take it for a Hub id and answer with a confusing message.
+    """
+    text = os.fspath(path)
+    local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1
+    if local and not os.path.exists(os.path.expanduser(text)):
+        raise ModelLoadError(f"cannot load the {what} from {text}: no such file or directory")
+
+
 def _load_causal_lm(path: str | os.PathLike, gguf_file: str | None, device: str, what: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    _check_local(path, what)
+    if gguf_file and os.path.isdir(path) and not os.path.isfile(os.path.join(path, gguf_file)):
+        raise ModelLoadError(f"cannot load the {what}: no GGUF file {gguf_file} in {os.fspath(path)}")
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
@@ -94,6 +108,7 @@ def load_prm(
     from ..prm.model import ProcessRewardModel
 
     device = resolve_device(device)
+    _check_local(path, "process reward model")
     try:
         if gguf_file:
             if step_tag is None:

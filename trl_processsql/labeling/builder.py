@@ -144,21 +144,16 @@ def mutation_rows(
                 candidates.append((i, f"{kind}@{k + 1}", mutant))
     gold_views = execute_steps_many([(c.cocte, c.db_path) for c in chains], executor)
     mutant_views = execute_steps_many([(m, chains[i].db_path) for i, _, m in candidates], executor)
-    wrong: dict[int, list[tuple[bool, str, CoCTE, list]]] = {}
+    kept: dict[int, list[dict]] = {}
     for (i, mutation, mutant), views in zip(candidates, mutant_views):
         chain, gold, final = chains[i], gold_views[i][-1].result, views[-1].result
         if final.ok and not _differs(final.rows, gold.rows, chain.question["gold_sql"]):
             continue  # same answer: not an error, whatever the text says
-        runs = all(view.result.ok for view in views)
-        wrong.setdefault(i, []).append((runs, mutation, mutant, views))
-    kept: dict[int, list[dict]] = {}
-    for i, found in wrong.items():
-        # Mutants whose steps all run come first: execution alone cannot tell they are wrong.
-        for _, mutation, mutant, views in sorted(found, key=lambda item: not item[0])[:mutants_per_question]:
+        if len(kept.get(i, [])) < mutants_per_question:
             k = int(mutation.rsplit("@", 1)[1]) - 1
             planted = [1.0] * k + [0.0] * (len(views) - k)
             labels = [min(a, b) for a, b in zip(planted, execution_labels(views))]
-            kept.setdefault(i, []).append(_row(chains[i], mutant, views, labels, "mutation", mutation))
+            kept.setdefault(i, []).append(_row(chain, mutant, views, labels, "mutation", mutation))
     rows = []
     for i in sorted(kept):
         rows.append(_row(chains[i], chains[i].cocte, gold_views[i], execution_labels(gold_views[i], True), "gold"))
