@@ -86,7 +86,7 @@ def _add_quickstart(subparsers):
         "sample, on the CPU, with nothing downloaded. Each stage prints a short report and where its output is.",
     )
     parser.add_argument("--output-dir", default="outputs/quickstart", help="where every stage writes (default: %(default)s)")
-    parser.add_argument("--sft-steps", type=int, default=120, help="policy fine-tuning steps (default: %(default)s)")
+    parser.add_argument("--sft-steps", type=int, default=80, help="policy fine-tuning steps (default: %(default)s)")
     parser.add_argument("--grpo-steps", type=int, default=3, help="PRM-GRPO steps (default: %(default)s)")
     parser.add_argument("--eval-questions", type=int, default=12, help="held-out questions to predict (default: %(default)s)")
     parser.add_argument("--n", type=int, default=4, help="candidates per question for best-of-N (default: %(default)s)")

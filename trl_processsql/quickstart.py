@@ -31,7 +31,7 @@ class QuickstartSettings:
     """Sizes of the quickstart run (defaults: about three minutes on two CPU cores)."""
 
     output_dir: str = "outputs/quickstart"
-    sft_steps: int = 120
+    sft_steps: int = 80
     prm_epochs: float = 2.0
     grpo_steps: int = 3
     eval_questions: int = 12
@@ -107,7 +107,7 @@ def run_quickstart(settings: QuickstartSettings | None = None) -> dict:
         policy = build_tiny_model(tokenizer, "causal-lm", hidden_size=96, num_layers=2, seed=settings.seed)
         sft = SFTTrainer(
             model=policy,
-            args=SFTConfig(**_cpu_args(out / "policy-sft", max_steps=settings.sft_steps, per_device_train_batch_size=4,
+            args=SFTConfig(**_cpu_args(out / "policy-sft", max_steps=settings.sft_steps, per_device_train_batch_size=2,
                                        learning_rate=3e-3, max_length=4096, seed=settings.seed)),
             train_dataset=sft_data.remove_columns([c for c in sft_data.column_names if c not in ("prompt", "completion")]),
             processing_class=tokenizer,
