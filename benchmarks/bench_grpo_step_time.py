@@ -4,16 +4,19 @@ Both trainers train the same policy on the same prompts with the same config and
 reward execution accuracy; PRM-GRPO also executes every step of every completion, scores the steps
 with a PRM and turns them into per-token advantages (``process_advantage="rewardsql"``). A random
 policy writes no SQL, leaving the PRM nothing to score, so the policy is first fine-tuned on the
-chains of CTEs of the bundled Spider sample (cached in benchmarks/_work/); the mean number of steps
-per completion is printed to show the PRM had work. The PRM is a random token classifier of the
-policy's size: its scores mean nothing, its cost is real.
+chains of CTEs of the bundled Spider sample, with the question alone as prompt to keep that short
+(cached in benchmarks/_work/); the mean number of steps per completion is printed to show the PRM
+had work. The PRM is a random token classifier of the policy's size: its scores mean nothing, its
+cost is real. GRPO prompts are the real ones, the schema without example values unless
+``--schema-examples`` says otherwise.
 
-A step is timed from ``on_step_begin`` to ``on_step_end`` (generation, rewards, PRM, loss, update);
-the median over the timed steps after warm-up is compared. Prompts hold the schema without example
-values unless ``--schema-examples`` says otherwise.
+A step is timed from ``on_step_begin`` to ``on_step_end`` (generation, rewards, PRM, loss, update).
+The two trainers run in two threads that take turns step by step, each with its own random stream,
+so both meet the same background load on a shared machine and sample what they would alone; gold
+results are cached before timing. The median over the timed steps after warm-up is compared.
 
     python benchmarks/bench_grpo_step_time.py [--hidden-size 64] [--num-layers 2] [--steps 10] [--warmup 2]
-        [--prompts-per-step 2] [--num-generations 4] [--max-completion-length 64]
+        [--prompts-per-step 2] [--num-generations 4] [--max-completion-length 64] [--schema-examples 0]
 """
 
 from __future__ import annotations
@@ -21,33 +24,78 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
+import threading
 import time
 from collections import defaultdict
 
+import torch
 from _common import WORK_DIR, BackgroundLoad, QuietWaiter, add_quiet_argument
 from datasets import Dataset
 from transformers import TrainerCallback
 
 from trl_processsql.data import database_path, load_questions, sample_paths
 from trl_processsql.prompts import prompt_messages
-from trl_processsql.rewards import execution_accuracy_reward
+from trl_processsql.rewards import execution_accuracy_reward, get_reward_executor
 
 PHASES = ("decode with offsets", "parse + execute steps", "PRM forward")  # what PRM-GRPO adds to a step
 
 
-class StepTimer(TrainerCallback):
-    """Wall time of each optimizer step, and the seconds each wrapped method took in it."""
+class Turns:
+    """Trainers in separate threads run one optimizer step at a time, in the order named, each with its own torch RNG."""
 
-    def __init__(self):
+    def __init__(self, names: list[str], seed: int):
+        self.names, self.turn, self.holder, self.done = names, names[0], None, set()
+        self.condition = threading.Condition()
+        torch.manual_seed(seed)
+        self.rng = {name: torch.random.get_rng_state() for name in names}
+
+    def take(self, name: str) -> None:
+        """Called when a step of ``name`` begins: hand on the turn it holds, wait for its next one."""
+        with self.condition:
+            if self.holder == name:
+                self._release(name)
+            self.condition.wait_for(lambda: self.turn == name and self.holder is None)
+            self.holder = name
+            torch.random.set_rng_state(self.rng[name])
+
+    def leave(self, name: str) -> None:
+        """Called when ``name`` stops training (or fails): the others go on without it."""
+        with self.condition:
+            self.done.add(name)
+            if self.holder == name or self.turn == name:
+                self._release(name)
+
+    def _release(self, name: str) -> None:
+        if self.holder == name:
+            self.rng[name] = torch.random.get_rng_state()
+            self.holder = None
+        i = self.names.index(name)
+        self.turn = next((n for n in self.names[i + 1 :] + self.names[: i + 1] if n not in self.done), None)
+        self.condition.notify_all()
+
+
+class StepTimer(TrainerCallback):
+    """Wall and CPU time of each optimizer step, and the wall seconds each wrapped method took in it.
+
+    CPU time is this process's (torch's threads included, the SQL worker processes not): while one
+    trainer steps the other waits, so it is the stepping trainer's, and it moves less than wall
+    time when other processes load the machine.
+    """
+
+    def __init__(self, name: str, turns: Turns):
+        self.name, self.turns = name, turns
         self.steps: list[float] = []
+        self.cpu: list[float] = []
         self.phases: list[dict[str, float]] = []
 
     def on_step_begin(self, args, state, control, **kwargs):
+        self.turns.take(self.name)
         self.phases.append(defaultdict(float))
-        self._start = time.perf_counter()
+        self._start, self._cpu = time.perf_counter(), time.process_time()
 
     def on_step_end(self, args, state, control, **kwargs):
         self.steps.append(time.perf_counter() - self._start)
+        self.cpu.append(time.process_time() - self._cpu)
 
     def wrap(self, owner, method: str, phase: str) -> None:
         original = getattr(owner, method)
@@ -58,23 +106,19 @@ class StepTimer(TrainerCallback):
             try:
                 return original(*args, **kwargs)
             finally:
-                if self.phases:
-                    self.phases[-1][phase] += time.perf_counter() - start
+                self.phases[-1][phase] += time.perf_counter() - start
 
         setattr(owner, method, timed)
 
 
 def sample_rows(schema_examples: int) -> list[dict]:
+    """The bundled sample's questions as GRPO rows: conversational prompt, ``db_path``, ``gold_sql``."""
     questions_file, db_dir = sample_paths()
     rows = []
     for q in load_questions(questions_file):
         path = database_path(db_dir, q["db_id"])
         rows.append(
-            {
-                "prompt": prompt_messages(q["question"], path, n_examples=schema_examples),
-                "db_path": str(path),
-                "gold_sql": q["gold_sql"],
-            }
+            {"prompt": prompt_messages(q["question"], path, n_examples=schema_examples), "db_path": str(path), "gold_sql": q["gold_sql"]}
         )
     return rows
 
@@ -86,28 +130,25 @@ def sft_policy(args) -> str:
     from trl_processsql.sft_data import build_sft_dataset
     from trl_processsql.tiny import build_tiny_model, build_tokenizer
 
-    path = WORK_DIR / "grpo_step_time" / (
-        f"policy-h{args.hidden_size}-l{args.num_layers}-x{args.schema_examples}-sft{args.sft_steps}-seed{args.seed}"
-    )
+    name = f"policy-h{args.hidden_size}-l{args.num_layers}-sft{args.sft_steps}-seed{args.seed}"
+    path = WORK_DIR / "grpo_step_time" / name
     if (path / "config.json").is_file():
-        print(f"policy: cached SFT model {path.relative_to(WORK_DIR.parent)}")
+        print(f"policy: SFT model cached in {path.relative_to(WORK_DIR.parent.parent)}")
         return str(path)
     questions_file, db_dir = sample_paths()
     dataset, _ = build_sft_dataset(load_questions(questions_file), db_dir)
-    dataset = dataset.map(
-        lambda row: {"prompt": prompt_messages(row["question"], database_path(db_dir, row["db_id"]), n_examples=args.schema_examples)}
-    )
+    dataset = dataset.map(lambda row: {"prompt": [{"role": "user", "content": f"Question: {row['question']}"}]})
     tokenizer = build_tokenizer()
     model = build_tiny_model(tokenizer, hidden_size=args.hidden_size, num_layers=args.num_layers, seed=args.seed)
     config = SFTConfig(
         output_dir=str(path.parent / "sft-run"),
         max_steps=args.sft_steps,
         per_device_train_batch_size=8,
-        learning_rate=3e-3,
+        learning_rate=5e-3,
         lr_scheduler_type="cosine",
         warmup_steps=5,
         max_length=None,
-        logging_steps=max(1, args.sft_steps // 5),
+        logging_steps=max(1, args.sft_steps // 10),
         save_strategy="no",
         report_to="none",
         use_cpu=True,
@@ -121,7 +162,7 @@ def sft_policy(args) -> str:
     trainer.train()
     trainer.save_model(str(path))
     loss = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    print(f"policy: SFT of {args.sft_steps} steps in {time.perf_counter() - start:.0f} s (loss {loss[0]:.2f} -> {loss[-1]:.2f}), cached")
+    print(f"policy: {args.sft_steps} SFT steps in {time.perf_counter() - start:.0f} s (loss {loss[0]:.2f} -> {loss[-1]:.2f}), cached in {path}")
     return str(path)
 
 
@@ -147,29 +188,38 @@ def grpo_config(cls, args, output_dir: str, **extra):
     )
 
 
-def run(name, trainer, timer: StepTimer, args, quiet: QuietWaiter) -> dict:
-    quiet.wait()
-    load = BackgroundLoad().start()
-    trainer.train()
-    load.stop()
-    timed = slice(args.warmup, None)
-    logs = [e for e in trainer.state.log_history if "reward" in e][timed]
-    mean = lambda key: statistics.fmean(e[key] for e in logs) if logs and key in logs[0] else float("nan")  # noqa: E731
-    result = {
-        "median": statistics.median(timer.steps[timed]),
-        "steps": timer.steps[timed],
-        "phases": {p: statistics.fmean(step[p] for step in timer.phases[timed]) for p in PHASES},
-        "cocte_steps": mean("execution/mean_steps"),
-        "valid": mean("execution/valid_rate"),
-        "length": mean("completions/mean_length"),
-        "load": load.cores,
+def train_in_turns(trainers: dict, turns: Turns) -> None:
+    failures = []
+
+    def train(name, trainer):
+        try:
+            turns.take(name)  # set-up in turn too: train() reseeds the global RNG
+            trainer.train()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            failures.append(exc)
+        finally:
+            turns.leave(name)
+
+    threads = [threading.Thread(target=train, args=item) for item in trainers.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+def summary(trainer, timer: StepTimer, warmup: int) -> dict:
+    logs = [e for e in trainer.state.log_history if "reward" in e][warmup:]
+    return {
+        "median": statistics.median(timer.steps[warmup:]),
+        "steps": timer.steps[warmup:],
+        "cpu": statistics.median(timer.cpu[warmup:]),
+        "phases": {p: statistics.fmean(step[p] for step in timer.phases[warmup:]) for p in PHASES},
+        "lengths": [e["completions/mean_length"] for e in logs],
+        "cocte_steps": statistics.fmean(e["execution/mean_steps"] for e in logs),
+        "valid": statistics.fmean(e["execution/valid_rate"] for e in logs),
     }
-    print(
-        f"  {name:<15} median {result['median']:.2f} s/step (steps: {', '.join(f'{t:.2f}' for t in result['steps'])}); "
-        f"mean completion {result['length']:.0f} tokens, {result['cocte_steps']:.2f} CoCTE steps, "
-        f"{result['valid']:.0%} run; other processes used {result['load']:.2f} cores"
-    )
-    return result
 
 
 def main() -> None:
@@ -181,67 +231,90 @@ def main() -> None:
     parser.add_argument("--prompts-per-step", type=int, default=2, help="(default: %(default)s)")
     parser.add_argument("--num-generations", type=int, default=4, help="completions per prompt (default: %(default)s)")
     parser.add_argument("--max-completion-length", type=int, default=64, help="(default: %(default)s)")
-    parser.add_argument("--schema-examples", type=int, default=0, help="example values per column in prompts (default: %(default)s)")
-    parser.add_argument("--sft-steps", type=int, default=60, help="SFT steps of the policy (default: %(default)s)")
+    parser.add_argument(
+        "--schema-examples", type=int, default=0, help="example values per column in GRPO prompts (default: %(default)s)"
+    )
+    parser.add_argument("--sft-steps", type=int, default=300, help="SFT steps of the policy (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     add_quiet_argument(parser, 10.0)
     args = parser.parse_args()
 
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
     from trl_processsql.prm import ProcessRewardModel
     from trl_processsql.tiny import build_tiny_model
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     policy = sft_policy(args)
     tokenizer = AutoTokenizer.from_pretrained(policy)
-    prm_model = build_tiny_model(tokenizer, "token-classification", hidden_size=args.hidden_size, num_layers=args.num_layers, seed=1)
-    prm = ProcessRewardModel(prm_model, tokenizer, batch_size=args.prompts_per_step * args.num_generations, max_length=4096)
-    dataset = Dataset.from_list(sample_rows(args.schema_examples))
-    work = WORK_DIR / "grpo_step_time"
     batch = args.prompts_per_step * args.num_generations
+    prm_model = build_tiny_model(tokenizer, "token-classification", hidden_size=args.hidden_size, num_layers=args.num_layers, seed=1)
+    prm = ProcessRewardModel(prm_model, tokenizer, batch_size=batch, max_length=4096)
+    rows = sample_rows(args.schema_examples)
+    get_reward_executor().execute_many([(r["db_path"], r["gold_sql"]) for r in rows], cache=True)
+    dataset = Dataset.from_list(rows)
+    work = WORK_DIR / "grpo_step_time"
+    names = ["GRPOTrainer", "PRMGRPOTrainer"]
+    turns = Turns(names, args.seed)
+    timers = {name: StepTimer(name, turns) for name in names}
+    common = dict(reward_funcs=[execution_accuracy_reward], train_dataset=dataset, processing_class=tokenizer)
+    trainers = {
+        "GRPOTrainer": GRPOTrainer(
+            policy, args=grpo_config(GRPOConfig, args, str(work / "grpo")), callbacks=[timers["GRPOTrainer"]], **common
+        ),
+        "PRMGRPOTrainer": PRMGRPOTrainer(
+            policy,
+            args=grpo_config(PRMGRPOConfig, args, str(work / "prm_grpo"), process_advantage="rewardsql", prm_batch_size=batch),
+            prm=prm,
+            callbacks=[timers["PRMGRPOTrainer"]],
+            **common,
+        ),
+    }
+    ours = trainers["PRMGRPOTrainer"]
+    timers["PRMGRPOTrainer"].wrap(ours, "_decode_with_offsets", PHASES[0])
+    timers["PRMGRPOTrainer"].wrap(ours.prm_reward, "step_scores", PHASES[1])  # the PRM forward inside is taken off below
+    timers["PRMGRPOTrainer"].wrap(ours.prm, "score_steps", PHASES[2])
+
+    prompt_tokens = statistics.fmean(
+        len(tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+        for r in rows
+    )
     print(
-        f"{args.warmup} warm-up + {args.steps} timed steps, {args.prompts_per_step} prompts x {args.num_generations} "
-        f"completions of at most {args.max_completion_length} tokens; policy and PRM: Qwen2 hidden {args.hidden_size}, "
-        f"{args.num_layers} layers, CPU"
+        f"{args.warmup} warm-up + {args.steps} timed steps; {args.prompts_per_step} prompts x {args.num_generations} "
+        f"completions of at most {args.max_completion_length} tokens per step (prompts: {prompt_tokens:.0f} tokens on average); "
+        f"policy and PRM: Qwen2 hidden {args.hidden_size}, {args.num_layers} layers; CPU, {torch.get_num_threads()} threads"
     )
-    quiet = QuietWaiter(args.quiet_wait)
+    QuietWaiter(args.quiet_wait).wait()
+    load = BackgroundLoad().start()
+    train_in_turns(trainers, turns)
+    load.stop()
 
-    timer = StepTimer()
-    stock = GRPOTrainer(
-        model=policy,
-        reward_funcs=[execution_accuracy_reward],
-        args=grpo_config(GRPOConfig, args, str(work / "grpo")),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        callbacks=[timer],
-    )
-    base = run("GRPOTrainer", stock, timer, args, quiet)
+    results = {name: summary(trainer, timers[name], args.warmup) for name, trainer in trainers.items()}
+    for name, r in results.items():
+        print(
+            f"  {name:<15} median {r['median']:.2f} s/step, CPU {r['cpu']:.2f} s/step (timed steps: {', '.join(f'{t:.2f}' for t in r['steps'])}); "
+            f"{r['cocte_steps']:.2f} CoCTE steps per completion, {r['valid']:.0%} of them run"
+        )
+    base, prm_run = results["GRPOTrainer"], results["PRMGRPOTrainer"]
+    same = "the same" if base["lengths"] == prm_run["lengths"] else "different"
+    print(f"  both runs sampled completions of {same} mean lengths step by step: {', '.join(f'{x:.1f}' for x in base['lengths'])}")
+    ratios = [b / a for a, b in zip(base["steps"], prm_run["steps"])]
+    print(f"  step-by-step ratios: {', '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f})")
+    print(f"  ratio of median CPU times: {prm_run['cpu'] / base['cpu']:.2f}")
+    print(f"  {load.report()}")
 
-    timer = StepTimer()
-    trainer = PRMGRPOTrainer(
-        model=policy,
-        reward_funcs=[execution_accuracy_reward],
-        args=grpo_config(PRMGRPOConfig, args, str(work / "prm_grpo"), process_advantage="rewardsql", prm_batch_size=batch),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        prm=prm,
-        callbacks=[timer],
-    )
-    timer.wrap(trainer, "_decode_with_offsets", PHASES[0])
-    timer.wrap(trainer.prm_reward, "step_scores", PHASES[1])  # the PRM forward it calls is taken off below
-    timer.wrap(trainer.prm, "score_steps", PHASES[2])
-    ours = run("PRMGRPOTrainer", trainer, timer, args, quiet)
-
-    phases = dict(ours["phases"])
+    phases = dict(prm_run["phases"])
     phases[PHASES[1]] -= phases[PHASES[2]]
-    added = ours["median"] - base["median"]
-    print(f"PRM-GRPO work per step (mean over timed steps), against a median difference of {added:+.2f} s:")
+    added = prm_run["median"] - base["median"]
+    print(f"PRM-GRPO work per step (mean over timed steps), against a median difference of {added:+.3f} s:")
     for phase, seconds in phases.items():
         print(f"  {phase:<26} {seconds:.3f} s")
-    print(f"  {'rest (advantages, logging)':<26} {added - sum(phases.values()):+.3f} s (difference minus the above)")
-    print(f"PRMGRPOTrainer vs GRPOTrainer: {ours['median'] / base['median']:.2f} x step time")
+    print(f"  {'rest':<26} {added - sum(phases.values()):+.3f} s (the difference minus the above)")
+    print(f"PRMGRPOTrainer vs GRPOTrainer: {prm_run['median'] / base['median']:.2f} x step time")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Baselines: random choice (expected accuracy over the pool), random among the can
 run (execution filtering alone), and execution-result majority vote. Mutants are kept
 preferring those whose every step runs, so execution alone cannot rule most of them out.
 
-    python benchmarks/bench_selection.py [--train-questions 1500] [--epochs 2] [--mutants 3]
+    python benchmarks/bench_selection.py [--train-questions 800] [--epochs 2] [--mutants 3]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 from _common import add_spider_dir_argument, require_spider, spider_train_questions, train_small_prm
 
 from trl_processsql.data import database_path, load_questions
-from trl_processsql.inference import best_of_n, majority_vote, prm_vote, score_candidates
+from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates
 from trl_processsql.labeling import gold_chains, mutation_rows
 from trl_processsql.prm import AGGREGATIONS
 from trl_processsql.sql import SQLExecutor, results_match
@@ -46,7 +46,7 @@ def _pools(rows: list[dict], seed: int) -> list[list[dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spider_dir_argument(parser)
-    parser.add_argument("--train-questions", type=int, default=1500, help="Spider train questions sampled for PRM training")
+    parser.add_argument("--train-questions", type=int, default=800, help="Spider train questions sampled for PRM training")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--num-layers", type=int, default=2)
@@ -106,14 +106,16 @@ def main() -> None:
 
     sizes = [len(found) for found in candidates]
     ran = sum(c.ok for found in candidates for c in found)
+    agreeing = sum(any(len(group) > 1 for group in result_groups(found)) for found in candidates)  # only mutants can agree
     print(
         f"dev: {len(dev)} questions, {len(runnable)} runnable, {len(dev_chains)} with a verified gold CoCTE "
         f"({sum(skipped.values()) - skipped['database missing']} not converted), {len(pools)} with wrong variants: the pools"
     )
     print(
         f"pools: {sum(sizes)} candidates, {sum(sizes) / len(sizes):.2f} per question (gold + up to {args.mutants} mutants), "
-        f"{ran / sum(sizes):.1%} run; PRM trained on {len(train_rows)} trajectories from {args.train_questions} train questions"
+        f"{ran / sum(sizes):.1%} run, {agreeing / len(pools):.1%} of pools with wrong candidates that agree on one result"
     )
+    print(f"PRM trained on {len(train_rows)} trajectories (gold + 1 mutant) from {args.train_questions} Spider train questions")
     print(f"labelling {labelling:.0f} s, training {training:.0f} s ({args.epochs:g} epochs, CPU), scoring the pools {scoring:.0f} s")
     table = [
         ("random choice (expected)", expected(False)),
@@ -128,7 +130,8 @@ def main() -> None:
     best_name, best = max(table[3:], key=lambda item: item[1])
     print(
         f"\nSelection on {len(pools)} Spider dev pools: {best_name} picks the right answer {best:.1%} of the time, "
-        f"against {table[0][1]:.1%} for random choice and {table[2][1]:.1%} for majority vote"
+        f"against {table[0][1]:.1%} for random choice, {table[1][1]:.1%} for random among those that run "
+        f"and {table[2][1]:.1%} for majority vote"
     )
 
 

@@ -307,3 +307,12 @@ def test_predict_help_loads_no_heavy_library_and_its_choices_match_the_package()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[0] == "[]"
     assert out[1] == str((list(STRATEGY_NAMES), list(AGGREGATIONS))).strip("()").replace("], [", "] [")
+
+
+def test_the_vllm_backend_without_vllm_says_what_to_install(checkpoints):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm"):
+        pytest.skip("vllm is installed here")
+    with pytest.raises(ModelLoadError, match="pip install vllm"):
+        load_sampler(checkpoints[0], backend="vllm")

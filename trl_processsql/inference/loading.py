@@ -65,16 +65,19 @@ def load_sampler(
     **settings,
 ):
     """A sampler for the policy at ``path``: :class:`TransformersSampler` or, with ``backend="vllm"``,
-    :class:`VLLMSampler` (``backend="auto"`` takes vLLM where it is installed and no GGUF file is named).
+    :class:`VLLMSampler` (``backend="auto"`` takes vLLM where it is installed, the device is a GPU and
+    no GGUF file is named).
 
     ``settings`` go to the sampler (``temperature``, ``max_new_tokens``, ...).
     """
     from .sampling import TransformersSampler, VLLMSampler
 
+    device = resolve_device(device)
     if backend == "auto":
         import importlib.util
 
-        backend = "vllm" if importlib.util.find_spec("vllm") and not gguf_file else "transformers"
+        on_gpu = device.startswith("cuda")
+        backend = "vllm" if on_gpu and not gguf_file and importlib.util.find_spec("vllm") else "transformers"
     if backend == "vllm":
         settings.pop("batch_size", None)
         try:
@@ -83,7 +86,7 @@ def load_sampler(
             raise ModelLoadError(f"cannot start vLLM on {path}: {_reason(exc)}") from exc
     if backend != "transformers":
         raise ValueError(f"unknown backend {backend!r}: choose transformers, vllm or auto")
-    model, tokenizer = _load_causal_lm(path, gguf_file, resolve_device(device), "policy")
+    model, tokenizer = _load_causal_lm(path, gguf_file, device, "policy")
     try:
         return TransformersSampler(model, tokenizer, **settings)
     except ValueError as exc:

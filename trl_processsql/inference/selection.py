@@ -44,7 +44,8 @@ class Candidate:
     ``status`` is an :class:`~trl_processsql.sql.ExecutionResult` status (``ok``, ``error``,
     ``timeout``, ``rejected``), ``no_sql`` when the completion holds no SQL, or ``incomplete``
     when its chain of CTEs has no final statement. ``rows`` is the final result when it ran.
-    ``prm_scores`` is one score per step (None when no PRM scored it).
+    ``prm_scores`` is one score per step (None when no PRM scored it); ``completion`` the text the
+    policy wrote, kept for analysis.
     """
 
     sql: str
