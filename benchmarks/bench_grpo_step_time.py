@@ -1,7 +1,8 @@
 """PRMGRPOTrainer step time against stock GRPOTrainer on the same tiny models and batch. Goal: at most 1.3x.
 
 Both trainers train the same policy on the same prompts with the same config and seed, and both
-reward execution accuracy; PRM-GRPO also executes every step of every completion, scores the steps
+reward execution accuracy and the CoCTE format (as the smoke recipe does: the format reward gives
+groups a nonzero advantage, which the PRM's step scores then shape); PRM-GRPO also executes every step of every completion, scores the steps
 with a PRM and turns them into per-token advantages (``process_advantage="rewardsql"``). A random
 policy writes no SQL, leaving the PRM nothing to score, so the policy is first fine-tuned on the
 chains of CTEs of the bundled Spider sample, with the question alone as prompt to keep that short
@@ -13,9 +14,10 @@ cost is real. GRPO prompts are the real ones, the schema without example values 
 A step is timed from ``on_step_begin`` to ``on_step_end`` (generation, rewards, PRM, loss, update).
 The two trainers run in two threads that take turns step by step, each with its own random stream,
 so both meet the same background load on a shared machine and sample what they would alone; gold
-results are cached before timing. The median over the timed steps after warm-up is compared.
+results are cached before timing. The median over the timed steps after warm-up is compared; on a
+shared machine ``--threads 1`` gives steadier figures.
 
-    python benchmarks/bench_grpo_step_time.py [--hidden-size 64] [--num-layers 2] [--steps 10] [--warmup 2]
+    python benchmarks/bench_grpo_step_time.py [--hidden-size 64] [--num-layers 2] [--steps 20] [--warmup 2]
         [--prompts-per-step 2] [--num-generations 4] [--max-completion-length 64] [--schema-examples 0]
 """
 
@@ -23,19 +25,22 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import threading
 import time
+import warnings
 from collections import defaultdict
 
+import datasets
 import torch
 from _common import WORK_DIR, BackgroundLoad, QuietWaiter, add_quiet_argument
-from datasets import Dataset
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
+from transformers.utils import logging as transformers_logging
 
 from trl_processsql.data import database_path, load_questions, sample_paths
 from trl_processsql.prompts import prompt_messages
-from trl_processsql.rewards import execution_accuracy_reward, get_reward_executor
+from trl_processsql.rewards import cocte_format_reward, execution_accuracy_reward, get_reward_executor
 
 PHASES = ("decode with offsets", "parse + execute steps", "PRM forward")  # what PRM-GRPO adds to a step
 
@@ -82,20 +87,24 @@ class StepTimer(TrainerCallback):
     time when other processes load the machine.
     """
 
-    def __init__(self, name: str, turns: Turns):
-        self.name, self.turns = name, turns
+    def __init__(self, name: str, turns: Turns, load: BackgroundLoad, quiet: QuietWaiter | None = None):
+        self.name, self.turns, self.load, self.quiet = name, turns, load, quiet
         self.steps: list[float] = []
         self.cpu: list[float] = []
         self.phases: list[dict[str, float]] = []
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.turns.take(self.name)
+        if self.quiet is not None:
+            self.quiet.wait()
         self.phases.append(defaultdict(float))
+        self.load.start()
         self._start, self._cpu = time.perf_counter(), time.process_time()
 
     def on_step_end(self, args, state, control, **kwargs):
         self.steps.append(time.perf_counter() - self._start)
         self.cpu.append(time.process_time() - self._cpu)
+        self.load.stop()
 
     def wrap(self, owner, method: str, phase: str) -> None:
         original = getattr(owner, method)
@@ -159,6 +168,7 @@ def sft_policy(args) -> str:
     )
     start = time.perf_counter()
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    trainer.remove_callback(PrinterCallback)
     trainer.train()
     trainer.save_model(str(path))
     loss = [e["loss"] for e in trainer.state.log_history if "loss" in e]
@@ -209,16 +219,22 @@ def train_in_turns(trainers: dict, turns: Turns) -> None:
         raise failures[0]
 
 
+def phase_medians(timer: StepTimer, warmup: int) -> dict[str, float]:
+    """Median seconds per timed step of each phase, step execution without the PRM forward it calls."""
+    steps = [{**step, PHASES[1]: step[PHASES[1]] - step[PHASES[2]]} for step in timer.phases[warmup:]]
+    return {phase: statistics.median(step[phase] for step in steps) for phase in PHASES}
+
+
 def summary(trainer, timer: StepTimer, warmup: int) -> dict:
     logs = [e for e in trainer.state.log_history if "reward" in e][warmup:]
     return {
         "median": statistics.median(timer.steps[warmup:]),
         "steps": timer.steps[warmup:],
         "cpu": statistics.median(timer.cpu[warmup:]),
-        "phases": {p: statistics.fmean(step[p] for step in timer.phases[warmup:]) for p in PHASES},
-        "lengths": [e["completions/mean_length"] for e in logs],
+        "length": statistics.fmean(e["completions/mean_length"] for e in logs),
         "cocte_steps": statistics.fmean(e["execution/mean_steps"] for e in logs),
         "valid": statistics.fmean(e["execution/valid_rate"] for e in logs),
+        "flat": statistics.fmean(e["frac_reward_zero_std"] for e in logs),
     }
 
 
@@ -226,7 +242,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden-size", type=int, default=64, help="policy and PRM width (default: %(default)s)")
     parser.add_argument("--num-layers", type=int, default=2, help="policy and PRM depth (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=10, help="timed optimizer steps (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default: %(default)s)")
     parser.add_argument("--prompts-per-step", type=int, default=2, help="(default: %(default)s)")
     parser.add_argument("--num-generations", type=int, default=4, help="completions per prompt (default: %(default)s)")
@@ -239,6 +255,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     add_quiet_argument(parser, 10.0)
     args = parser.parse_args()
+    # Quiet: no per-step log lines or progress bars, no warnings about transformers 5 renames that TRL still uses.
+    warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
@@ -256,12 +276,14 @@ def main() -> None:
     prm = ProcessRewardModel(prm_model, tokenizer, batch_size=batch, max_length=4096)
     rows = sample_rows(args.schema_examples)
     get_reward_executor().execute_many([(r["db_path"], r["gold_sql"]) for r in rows], cache=True)
-    dataset = Dataset.from_list(rows)
+    dataset = datasets.Dataset.from_list(rows)
     work = WORK_DIR / "grpo_step_time"
     names = ["GRPOTrainer", "PRMGRPOTrainer"]
     turns = Turns(names, args.seed)
-    timers = {name: StepTimer(name, turns) for name in names}
-    common = dict(reward_funcs=[execution_accuracy_reward], train_dataset=dataset, processing_class=tokenizer)
+    load = BackgroundLoad()
+    # Before each pair of steps, wait (within the budget) for other processes to leave the machine alone.
+    timers = {name: StepTimer(name, turns, load, QuietWaiter(args.quiet_wait) if name == names[0] else None) for name in names}
+    common = dict(reward_funcs=[execution_accuracy_reward, cocte_format_reward], train_dataset=dataset, processing_class=tokenizer)
     trainers = {
         "GRPOTrainer": GRPOTrainer(
             policy, args=grpo_config(GRPOConfig, args, str(work / "grpo")), callbacks=[timers["GRPOTrainer"]], **common
@@ -274,9 +296,11 @@ def main() -> None:
             **common,
         ),
     }
+    for trainer in trainers.values():
+        trainer.remove_callback(PrinterCallback)
     ours = trainers["PRMGRPOTrainer"]
     timers["PRMGRPOTrainer"].wrap(ours, "_decode_with_offsets", PHASES[0])
-    timers["PRMGRPOTrainer"].wrap(ours.prm_reward, "step_scores", PHASES[1])  # the PRM forward inside is taken off below
+    timers["PRMGRPOTrainer"].wrap(ours.prm_reward, "step_scores", PHASES[1])  # includes the PRM forward
     timers["PRMGRPOTrainer"].wrap(ours.prm, "score_steps", PHASES[2])
 
     prompt_tokens = statistics.fmean(
@@ -288,29 +312,26 @@ def main() -> None:
         f"completions of at most {args.max_completion_length} tokens per step (prompts: {prompt_tokens:.0f} tokens on average); "
         f"policy and PRM: Qwen2 hidden {args.hidden_size}, {args.num_layers} layers; CPU, {torch.get_num_threads()} threads"
     )
-    QuietWaiter(args.quiet_wait).wait()
-    load = BackgroundLoad().start()
     train_in_turns(trainers, turns)
-    load.stop()
 
     results = {name: summary(trainer, timers[name], args.warmup) for name, trainer in trainers.items()}
     for name, r in results.items():
         print(
             f"  {name:<15} median {r['median']:.2f} s/step, CPU {r['cpu']:.2f} s/step (timed steps: {', '.join(f'{t:.2f}' for t in r['steps'])}); "
-            f"{r['cocte_steps']:.2f} CoCTE steps per completion, {r['valid']:.0%} of them run"
+            f"{r['cocte_steps']:.2f} CoCTE steps per completion, {r['valid']:.0%} run, "
+            f"{r['flat']:.0%} of groups with one reward"
         )
     base, prm_run = results["GRPOTrainer"], results["PRMGRPOTrainer"]
-    same = "the same" if base["lengths"] == prm_run["lengths"] else "different"
-    print(f"  both runs sampled completions of {same} mean lengths step by step: {', '.join(f'{x:.1f}' for x in base['lengths'])}")
+    print(f"  mean completion length: {base['length']:.1f} and {prm_run['length']:.1f} tokens (same random streams: they differ once the policies do)")
     ratios = [b / a for a, b in zip(base["steps"], prm_run["steps"])]
     print(f"  step-by-step ratios: {', '.join(f'{x:.2f}' for x in ratios)} (median {statistics.median(ratios):.2f})")
     print(f"  ratio of median CPU times: {prm_run['cpu'] / base['cpu']:.2f}")
-    print(f"  {load.report()}")
+    shared = "; the machine was shared: rerun when it is quiet" if load.cores > 0.15 else ""
+    print(f"  other processes kept {load.cores:.2f} of {os.cpu_count()} cores busy during the steps{shared}")
 
-    phases = dict(prm_run["phases"])
-    phases[PHASES[1]] -= phases[PHASES[2]]
+    phases = phase_medians(timers["PRMGRPOTrainer"], args.warmup)
     added = prm_run["median"] - base["median"]
-    print(f"PRM-GRPO work per step (mean over timed steps), against a median difference of {added:+.3f} s:")
+    print(f"PRM-GRPO work per step (medians over the timed steps), against a difference of medians of {added:+.3f} s:")
     for phase, seconds in phases.items():
         print(f"  {phase:<26} {seconds:.3f} s")
     print(f"  {'rest':<26} {added - sum(phases.values()):+.3f} s (the difference minus the above)")

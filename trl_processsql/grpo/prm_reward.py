@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..cocte import CoCTE, StepResult, execute_steps_many, parse_cocte, prm_completions
+from ..cocte import CoCTE, StepResult, execute_steps_many, parse_cocte
+from ..inference.scoring import score_steps
 from ..prm.aggregation import aggregate, weighted_mean
 from ..prm.model import ProcessRewardModel
 from ..rewards import completion_text
@@ -18,9 +19,6 @@ from ..sql import SQLExecutor
 from .advantages import step_weights
 
 __all__ = ["PRMReward", "prompt_text"]
-
-UNSCORED = 0.5  # a step the PRM could not read (past its max_length): no opinion either way
-
 
 def prompt_text(prompt) -> str:
     """The PRM's prompt: a string as it is, a conversation's last user message.
@@ -35,7 +33,7 @@ def prompt_text(prompt) -> str:
 
 
 class PRMReward:
-    """Scores completions with a PRM: a step whose view fails scores 0, the others the PRM's probability.
+    """Scores completions with a PRM as inference does (:func:`~trl_processsql.inference.scoring.score_steps`).
 
     Called as a TRL reward function, it returns the trajectory score (``aggregation`` of the step
     scores, weighted by ``weighting`` when that is ``prm_entropy``); it reads the ``db_path`` column.
@@ -52,14 +50,7 @@ class PRMReward:
         """Parse, execute and score every step of every completion text."""
         coctes = [parse_cocte(text) for text in texts]
         views = execute_steps_many([(c, os.fspath(p)) for c, p in zip(coctes, db_paths)], self.executor)
-        live = [i for i, v in enumerate(views) if v]
-        scored = self.prm.score_steps([prompt_text(prompts[i]) for i in live], [prm_completions(views[i]) for i in live])
-        scores: list[list[float]] = [[] for _ in views]
-        for i, row in zip(live, scored):
-            scores[i] = [
-                0.0 if not view.result.ok else (UNSCORED if s is None else s) for view, s in zip(views[i], row)
-            ]
-        return coctes, views, scores
+        return coctes, views, score_steps(self.prm, [prompt_text(p) for p in prompts], views)
 
     def __call__(self, prompts, completions, db_path, log_metric=None, **kwargs) -> list[float]:
         texts = [completion_text(c) for c in completions]
