@@ -253,7 +253,9 @@ class SQLExecutor:
         results: list[ExecutionResult | None] = [None] * len(queries)
         transient: set[int] = set()
         size = max(1, min(64, math.ceil(len(queries) / (4 * self.num_workers))))
-        pending = deque(_Chunk(list(range(i, min(i + size, len(queries))))) for i in range(0, len(queries), size))
+        # Dealt round-robin: similar queries (a prompt's rollouts, which sort together) go to different chunks.
+        count = math.ceil(len(queries) / size)
+        pending = deque(_Chunk(list(range(k, len(queries), count))) for k in range(count))
         bar = _progress_bar(len(queries), progress)
         hard_limit = self.limits.timeout + self.grace
         try:
