@@ -165,16 +165,12 @@ def _run_build_sft(args) -> int:
     import shutil
     from pathlib import Path
 
-    from .data import QuestionFileError, load_questions, sample_paths
+    from .data import QuestionFileError, load_questions
 
-    if args.sample:
-        if args.questions or args.db_dir:
-            return _fail("--sample replaces --questions and --db-dir: give one or the other")
-        questions_file, db_dir = sample_paths()
-    elif args.questions and args.db_dir:
-        questions_file, db_dir = args.questions, args.db_dir
-    else:
-        return _fail("give --questions and --db-dir, or --sample")
+    source = _data_source(args)
+    if isinstance(source, str):
+        return _fail(source)
+    questions_file, db_dir = source
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         return _fail(f"--output {output} is a file, not a directory")
@@ -321,17 +317,13 @@ def _run_label_steps(args) -> int:
     import shutil
     from pathlib import Path
 
-    from .data import QuestionFileError, load_questions, sample_paths
+    from .data import QuestionFileError, load_questions
     from .labeling import SOURCES
 
-    if args.sample:
-        if args.questions or args.db_dir:
-            return _fail("--sample replaces --questions and --db-dir: give one or the other")
-        questions_file, db_dir = sample_paths()
-    elif args.questions and args.db_dir:
-        questions_file, db_dir = args.questions, args.db_dir
-    else:
-        return _fail("give --questions and --db-dir, or --sample")
+    source = _data_source(args)
+    if isinstance(source, str):
+        return _fail(source)
+    questions_file, db_dir = source
     sources = [name.strip() for name in args.sources.split(",") if name.strip()]
     if not sources or any(name not in SOURCES for name in sources):
         return _fail(f"unknown source in --sources {args.sources!r}: choose from {', '.join(SOURCES)}")
@@ -469,17 +461,13 @@ def _run_execute(args) -> int:
 
 
 def _run_evaluate(args) -> int:
-    from .data import QuestionFileError, sample_paths
+    from .data import QuestionFileError
     from .evaluation import PredictionFileError, evaluate_files, print_report
 
-    if args.sample:
-        if args.questions or args.db_dir:
-            return _fail("--sample replaces --questions and --db-dir: give one or the other")
-        questions, db_dir = sample_paths()
-    elif args.questions and args.db_dir:
-        questions, db_dir = args.questions, args.db_dir
-    else:
-        return _fail("give --questions and --db-dir, or --sample")
+    source = _data_source(args)
+    if isinstance(source, str):
+        return _fail(source)
+    questions, db_dir = source
     predictions = args.predictions
     if args.model:
         if predictions:
