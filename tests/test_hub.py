@@ -59,3 +59,26 @@ def test_prm_trainer_pushes_its_model_with_our_card(tmp_path):
     assert 'ProcessRewardModel.from_pretrained("org/tiny-prm")' in card.text
     # what was pushed loads as a PRM from a local directory laid out like the Hub repository
     assert ProcessRewardModel.from_pretrained(tmp_path / "prm").score_steps(["q"], [["SELECT 1"]])[0][0] is not None
+
+
+def test_predictions_push_sends_the_records_with_a_predictions_card(tmp_path, monkeypatch):
+    import json
+
+    from datasets import Dataset
+    from huggingface_hub import DatasetCard, HfApi
+
+    from trl_processsql.inference.predict import push_predictions
+
+    record = {"index": 0, "db_id": "toy", "question": "q", "sql": "SELECT 1", "strategy": "best-of-n", "selected": 0,
+              "candidates": [{"sql": "SELECT 1", "status": "ok", "prm_scores": [0.9], "prm_score": 0.9, "votes": 1, "completion": "SELECT 1"}]}
+    path = tmp_path / "preds.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    sent = {}
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: mock.Mock(repo_id=repo_id, endpoint="https://hub"))
+    monkeypatch.setattr(HfApi, "upload_file", lambda self, **kw: sent.update(card=kw["path_or_fileobj"].decode()))
+    monkeypatch.setattr(Dataset, "push_to_hub", lambda self, repo_id, **kw: sent.update(repo=repo_id, rows=self.num_rows))
+    url = push_predictions(path, "org/preds", model="org/policy", strategy="best-of-n")
+    assert url == "https://hub/datasets/org/preds" and sent["repo"] == "org/preds" and sent["rows"] == 1
+    card = DatasetCard(sent["card"])
+    assert "text-to-sql" in card.data.tags and "Predictions of org/policy (best-of-n)" in card.text
+    assert "| candidates that run | 1 of 1 |" in card.text

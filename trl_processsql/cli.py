@@ -573,6 +573,8 @@ def _add_predict(subparsers):
     parser.add_argument("--mode", choices=("spider", "bird"), default="spider", help="when two results are equal, for voting (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None, help="SQL worker processes (default: one per CPU)")
+    parser.add_argument("--push-to-hub", metavar="REPO", help="also push the predictions and their card to this Hub dataset repository")
+    parser.add_argument("--private", action="store_true", help="make the Hub repository private (with --push-to-hub)")
     parser.set_defaults(run=_run_predict)
 
 
@@ -595,7 +597,17 @@ def _run_predict(args) -> int:
     source = _data_source(args)
     if isinstance(source, str):
         return _fail(source)
-    return _predict_to_file(args, *source, args.output)
+    code = _predict_to_file(args, *source, args.output)
+    if code or not args.push_to_hub:
+        return code
+    from .inference.predict import push_predictions
+
+    try:
+        url = push_predictions(args.output, args.push_to_hub, model=args.model, strategy=args.strategy, private=args.private)
+    except Exception as exc:  # the predictions are on disk whatever the Hub says
+        return _fail(f"push to {args.push_to_hub} failed ({exc}); the predictions are in {args.output}")
+    print(f"pushed to {url}")
+    return 0
 
 
 def _predict_to_file(args, questions_file, db_dir, output) -> int:

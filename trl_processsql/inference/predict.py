@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..data import database_path
@@ -146,3 +147,37 @@ def write_predictions(records, path: str | os.PathLike) -> int:
             f.flush()
             count += 1
     return count
+
+
+PREDICTION_COLUMNS = {
+    "index": "position of the question in the questions file",
+    "db_id": "the database",
+    "question": "the question",
+    "sql": "the chosen answer",
+    "strategy": "how it was chosen (greedy, vote, best-of-n, prm-vote, beam)",
+    "selected": "index of the chosen candidate",
+    "candidates": "every candidate: its SQL, execution status, PRM step scores and score, votes, raw completion",
+}
+
+
+def push_predictions(path: str | os.PathLike, repo_id: str, *, model: str, strategy: str, private: bool = False, token=None) -> str:
+    """Push a predictions JSONL file to the Hub as a dataset with its card; returns the URL."""
+    from datasets import Dataset
+
+    from ..hub import push_dataset
+
+    records = Dataset.from_json(str(path))
+    ran = sum(c["status"] == "ok" for row in records["candidates"] for c in row)
+    total = sum(len(row) for row in records["candidates"])
+    return push_dataset(
+        records,
+        repo_id,
+        private=private,
+        token=token,
+        kind="predictions",
+        title=f"Predictions of {model} ({strategy})",
+        description=f"Text-to-SQL predictions of `{model}`, chosen by `{strategy}`, with every candidate kept for analysis.",
+        columns=PREDICTION_COLUMNS,
+        stats={"questions": str(len(records)), "candidates that run": f"{ran} of {total}"},
+        command=f"trl-processsql predict --model {model} --strategy {strategy} --output {Path(path).name}",
+    )

@@ -12,13 +12,21 @@ on the completion only. Every option of ``SFTConfig`` and ``ModelConfig`` (LoRA 
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config
 
+from trl_processsql.hub import ModelCardMixin
 from trl_processsql.scripts._stages import finish, load_splits, set_model_init_kwargs
+
+
+class CoCTESFTTrainer(ModelCardMixin, SFTTrainer):
+    """TRL's SFTTrainer writing our model card (model-index, a usage snippet that runs)."""
+
+    _tag_names = ["trl", "sft", "trl-processsql", "text-to-sql"]
+    card_description = "A text-to-SQL policy fine-tuned to answer with a chain of CTEs, one verified step per CTE."
 
 
 def main(script_args: ScriptArguments, training_args: SFTConfig, model_args: ModelConfig):
     set_model_init_kwargs(training_args, model_args)
     train, evaluation = load_splits(script_args, training_args)
-    trainer = SFTTrainer(
+    trainer = CoCTESFTTrainer(
         model=model_args.model_name_or_path,
         args=training_args,
         train_dataset=train,
