@@ -28,6 +28,30 @@ examples:
 """
 
 
+def _add_data_arguments(parser):
+    """--questions and --db-dir, or --sample; returns the argument group for more data options."""
+    source = parser.add_argument_group("data")
+    source.add_argument("--questions", help="Spider- or BIRD-format questions JSON")
+    source.add_argument("--db-dir", help="folder with <db_id>/<db_id>.sqlite")
+    source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
+    return source
+
+
+def _add_dataset_output_arguments(parser):
+    """Where a dataset builder writes, its held-out split, SQL workers and the Hub."""
+    parser.add_argument("--output", required=True, help="directory to save the dataset to (must not exist or be empty)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a dataset already saved at --output")
+    parser.add_argument(
+        "--eval-fraction",
+        type=float,
+        default=None,
+        help="hold out about this share of the rows as a test split, whole databases at a time (default: no test split)",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="SQL worker processes (default: one per CPU)")
+    parser.add_argument("--push-to-hub", metavar="REPO", help="also push the dataset and its card to this Hub dataset repository")
+    parser.add_argument("--private", action="store_true", help="make the Hub repository private (with --push-to-hub)")
+
+
 def _add_execute(subparsers):
     parser = subparsers.add_parser(
         "execute",
@@ -56,10 +80,7 @@ def _add_evaluate(subparsers):
         "  .jsonl      one {\"index\": i, \"sql\": \"...\"} per line (missing indices score 0)\n"
         "  gold        the gold queries themselves (checks the data and the databases)",
     )
-    source = parser.add_argument_group("data")
-    source.add_argument("--questions", help="Spider- or BIRD-format questions JSON")
-    source.add_argument("--db-dir", help="folder with <db_id>/<db_id>.sqlite")
-    source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
+    _add_data_arguments(parser)
     parser.add_argument("--predictions", help="predictions file, or 'gold' (see formats below); not with --model")
     parser.add_argument("--mode", choices=("spider", "bird"), default="spider", help="comparison semantics (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default: %(default)s)")
@@ -135,12 +156,8 @@ def _add_build_sft(subparsers):
         "for trl.SFTTrainer (save_to_disk; optionally pushed to the Hub with a dataset card). Prints the coverage "
         "and why the other questions were skipped.",
     )
-    source = parser.add_argument_group("data")
-    source.add_argument("--questions", help="Spider- or BIRD-format questions JSON")
-    source.add_argument("--db-dir", help="folder with <db_id>/<db_id>.sqlite")
-    source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
-    parser.add_argument("--output", required=True, help="directory to save the dataset to (must not exist or be empty)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a dataset already saved at --output")
+    _add_data_arguments(parser)
+    _add_dataset_output_arguments(parser)
     parser.add_argument(
         "--format",
         choices=("conversational", "prompt-completion"),
@@ -148,15 +165,6 @@ def _add_build_sft(subparsers):
         help="conversational: prompt and completion are chat messages; prompt-completion: plain strings "
         "(default: %(default)s)",
     )
-    parser.add_argument(
-        "--eval-fraction",
-        type=float,
-        default=None,
-        help="hold out about this share of the rows as a test split, whole databases at a time (default: no test split)",
-    )
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
-    parser.add_argument("--push-to-hub", metavar="REPO", help="also push the dataset and its card to this Hub dataset repository")
-    parser.add_argument("--private", action="store_true", help="make the Hub repository private (with --push-to-hub)")
     parser.set_defaults(run=_run_build_sft)
 
 
@@ -249,10 +257,7 @@ def _add_label_steps(subparsers):
         "  rollouts    chains sampled from --policy, labelled on top of the execution checks by the share of\n"
         "              --num-rollouts continuations from each step that reach the gold result",
     )
-    source = parser.add_argument_group("data")
-    source.add_argument("--questions", help="Spider- or BIRD-format questions JSON")
-    source.add_argument("--db-dir", help="folder with <db_id>/<db_id>.sqlite")
-    source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
+    source = _add_data_arguments(parser)
     source.add_argument("--limit", type=int, default=None, help="label only the first N questions")
     labels = parser.add_argument_group("labels")
     labels.add_argument(
@@ -277,17 +282,7 @@ def _add_label_steps(subparsers):
     )
     policy.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default: %(default)s)")
     policy.add_argument("--device", help="where the policy runs (default: cuda if available, else cpu)")
-    parser.add_argument("--output", required=True, help="directory to save the dataset to (must not exist or be empty)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a dataset already saved at --output")
-    parser.add_argument(
-        "--eval-fraction",
-        type=float,
-        default=None,
-        help="hold out about this share of the rows as a test split, whole databases at a time (default: no test split)",
-    )
-    parser.add_argument("--workers", type=int, default=None, help="SQL worker processes (default: one per CPU)")
-    parser.add_argument("--push-to-hub", metavar="REPO", help="also push the dataset and its card to this Hub dataset repository")
-    parser.add_argument("--private", action="store_true", help="make the Hub repository private (with --push-to-hub)")
+    _add_dataset_output_arguments(parser)
     parser.set_defaults(run=_run_label_steps)
 
 
@@ -564,10 +559,7 @@ def _add_predict(subparsers):
         "steps with a process reward model, and choose one answer per question by --strategy. Writes JSONL that "
         "'trl-processsql evaluate --predictions' reads, each line with every candidate, its status, PRM scores and votes.",
     )
-    source = parser.add_argument_group("data")
-    source.add_argument("--questions", help="Spider- or BIRD-format questions JSON")
-    source.add_argument("--db-dir", help="folder with <db_id>/<db_id>.sqlite")
-    source.add_argument("--sample", action="store_true", help="use the sample questions and databases bundled with the package")
+    _add_data_arguments(parser)
     parser.add_argument("--output", required=True, help="predictions file to write (.jsonl)")
     _add_model_arguments(parser, title="model and search", required=True)
     parser.add_argument("--mode", choices=("spider", "bird"), default="spider", help="when two results are equal, for voting (default: %(default)s)")
