@@ -235,30 +235,32 @@ def run_trainer(me: int, args, policy: str, turns: Turns, barrier, results) -> N
         trainer = build_trainer(name, args, policy, timer)
         barrier.wait()
         trainer.train()
+        turns.leave()
+        barrier.wait()  # and exit together: a process winding down would slow the other's last step
+        results.put((name, summary(trainer, timer, args.warmup, load)))
     except BaseException:
         barrier.abort()
         results.put((name, traceback.format_exc()))
         raise
     finally:
         turns.leave()
-    timed = slice(args.warmup, None)
-    logs = [e for e in trainer.state.log_history if "reward" in e][timed]
-    own = [{**step, PHASES[1]: step[PHASES[1]] - step[PHASES[2]]} for step in timer.phases[timed]]  # execution alone
-    results.put(
-        (
-            name,
-            {
-                "steps": timer.steps[timed],
-                "cpu": statistics.median(timer.cpu[timed]),
-                "phases": {phase: statistics.median(step[phase] for step in own) for phase in PHASES},
-                "length": statistics.fmean(e["completions/mean_length"] for e in logs),
-                "cocte_steps": statistics.fmean(e["execution/mean_steps"] for e in logs),
-                "valid": statistics.fmean(e["execution/valid_rate"] for e in logs),
-                "flat": statistics.fmean(e["frac_reward_zero_std"] for e in logs),
-                "load": (load.cores, sum(timer.steps)),
-            },
-        )
-    )
+
+
+def summary(trainer, timer: StepTimer, warmup: int, load: BackgroundLoad) -> dict:
+    logs = [e for e in trainer.state.log_history if "reward" in e][warmup:]
+    phases = [defaultdict(float, step) for step in timer.phases[warmup:]]
+    for step in phases:
+        step[PHASES[1]] -= step[PHASES[2]]  # execution alone
+    return {
+        "steps": timer.steps[warmup:],
+        "cpu": statistics.median(timer.cpu[warmup:]),
+        "phases": {phase: statistics.median(step[phase] for step in phases) for phase in PHASES},
+        "length": statistics.fmean(e["completions/mean_length"] for e in logs),
+        "cocte_steps": statistics.fmean(e["execution/mean_steps"] for e in logs),
+        "valid": statistics.fmean(e["execution/valid_rate"] for e in logs),
+        "flat": statistics.fmean(e["frac_reward_zero_std"] for e in logs),
+        "load": (load.cores, sum(timer.steps)),
+    }
 
 
 def main() -> None:
@@ -307,7 +309,8 @@ def main() -> None:
     if failed:
         raise SystemExit("\n".join(f"{name} failed:\n{text}" for name, text in failed.items()))
 
-    for name, r in results.items():
+    for name in TRAINERS:
+        r = results[name]
         print(
             f"  {name:<15} median {statistics.median(r['steps']):.2f} s/step, CPU {r['cpu']:.2f} s/step "
             f"(timed steps: {', '.join(f'{t:.2f}' for t in r['steps'])}); {r['cocte_steps']:.2f} CoCTE steps per "
