@@ -211,3 +211,28 @@ def test_two_processes_train_together(checkpoints, tmp_path):
     result = subprocess.run(torchrun, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "WORLD 2 STEP 2 METRIC True" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["byte-level BPE", "SentencePiece-style Metaspace"])
+def test_token_offsets_index_the_text_grpo_decoded(kind):
+    """Steps are mapped to tokens through these offsets: they must index the real decoded text, non-ASCII included."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from trl_processsql.grpo.trainer import token_end_offsets
+    from trl_processsql.tiny import build_tokenizer
+
+    text = "WITH s AS (SELECT Name FROM singer)\n\nSELECT count(*) FROM s WHERE Name = 'Français'"
+    if kind == "byte-level BPE":
+        tokenizer = build_tokenizer()
+    else:
+        raw = Tokenizer(models.BPE(unk_token="<unk>"))
+        raw.pre_tokenizer, raw.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+        raw.train_from_iterator([text] * 10, trainers.BpeTrainer(vocab_size=200, special_tokens=["<unk>"]))
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    decoded = tokenizer.decode(ids, skip_special_tokens=True)
+    ends = token_end_offsets(tokenizer, ids, len(decoded))
+    assert ends[-1] == len(decoded) and ends == sorted(ends)
+    pieces = [decoded[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+    assert " FROM" in pieces and pieces[0] == "WITH"[: len(pieces[0])]  # each token owns the text it adds

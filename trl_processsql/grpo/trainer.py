@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import itertools
 
 import torch
@@ -17,6 +18,23 @@ from .config import PRMGRPOConfig
 from .prm_reward import PRMReward
 
 __all__ = ["PRMGRPOTrainer"]
+
+
+_WINDOW = 8  # tokens of left context when measuring what one token adds to the text
+
+
+def token_end_offsets(tokenizer, ids: list[int], text_length: int) -> list[int]:
+    """Where each token ends in ``tokenizer.decode(ids)``, measured with a few tokens of left context.
+
+    A token's share is what it adds to the decoded text of the tokens just before it, which is
+    right for byte-level BPE (a split character counts where it completes) and for SentencePiece
+    (whose pieces decode differently alone than in context). Offsets are clipped to the text.
+    """
+    starts = [max(0, j - _WINDOW) for j in range(len(ids))]
+    with_token = tokenizer.batch_decode([ids[s : j + 1] for j, s in enumerate(starts)], skip_special_tokens=True)
+    without = tokenizer.batch_decode([ids[s:j] for j, s in enumerate(starts)], skip_special_tokens=True)
+    ends = list(itertools.accumulate(max(0, len(a) - len(b)) for a, b in zip(with_token, without)))
+    return [min(end, text_length) for end in ends]
 
 
 class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
@@ -76,6 +94,7 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
         self.executor = executor or get_reward_executor()
         if executor is None and self.executor.limits.timeout != args.sql_timeout:
             self.executor = SQLExecutor(limits=ExecutionLimits(timeout=args.sql_timeout))
+            atexit.register(self.executor.close)
         if reward_funcs is None:
             reward_funcs = [execution_accuracy_reward]
         reward_funcs = [REWARD_FUNCS.get(f, f) if isinstance(f, str) else f for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])]
@@ -108,16 +127,12 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
         return output
 
     def _decode_with_offsets(self, completion_ids: torch.Tensor, mask: torch.Tensor) -> tuple[list[str], list[list[int]]]:
-        """Each completion as the concatenation of its tokens' texts, and where each token ends in it.
-
-        Decoding token by token keeps offsets exact; a character split across tokens reads as U+FFFD.
-        """
+        """Each completion decoded as GRPO decodes it, and where each of its tokens ends in that text."""
         texts, ends = [], []
         for ids, row_mask in zip(completion_ids.tolist(), mask.tolist()):
             ids = [t for t, m in zip(ids, row_mask) if m]
-            pieces = self.processing_class.batch_decode([[t] for t in ids], skip_special_tokens=True)
-            texts.append("".join(pieces))
-            ends.append(list(itertools.accumulate(len(p) for p in pieces)))
+            texts.append(self.processing_class.decode(ids, skip_special_tokens=True))
+            ends.append(token_end_offsets(self.processing_class, ids, len(texts[-1])))
         return texts, ends
 
     @torch.no_grad()
