@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 
 import numpy as np
-from _common import add_spider_dir_argument, require_spider
-from datasets import Dataset
+from _common import add_spider_dir_argument, require_spider, train_small_prm
 
 from trl_processsql.data import load_questions
 from trl_processsql.labeling import gold_chains, label_statistics, mutation_rows
-from trl_processsql.prm import ProcessRewardConfig, ProcessRewardModel, ProcessRewardTrainer
 from trl_processsql.prm.trainer import _auroc
 from trl_processsql.sql import SQLExecutor
-from trl_processsql.tiny import build_tiny_model, build_tokenizer
 
 
 def _train_questions(spider_dir, limit: int, seed: int) -> list[dict]:
@@ -67,34 +63,14 @@ def main() -> None:
         stats = label_statistics(rows)
         print(f"{name}: {stats['trajectories']} trajectories, {stats['steps']} steps, {stats['positive_step_share']:.1%} positive steps")
 
-    tokenizer = build_tokenizer([r["question"] for r in train_rows] + [c for r in train_rows for c in r["completions"]], vocab_size=2048)
-    model = build_tiny_model(tokenizer, "token-classification", hidden_size=args.hidden_size, num_layers=args.num_layers, seed=args.seed)
-    columns = ["prompt", "completions", "labels"]
-    with tempfile.TemporaryDirectory() as output_dir:
-        config = ProcessRewardConfig(
-            output_dir=output_dir,
-            num_train_epochs=args.epochs,
-            per_device_train_batch_size=16,
-            learning_rate=1e-3,
-            warmup_steps=50,
-            max_length=512,
-            max_prompt_length=args.max_prompt_length,
-            use_cpu=True,
-            bf16=False,
-            activation_checkpointing=False,
-            report_to="none",
-            save_strategy="no",
-            logging_steps=50,
-            disable_tqdm=True,
-            seed=args.seed,
-        )
-        train = Dataset.from_list([{k: r[k] for k in columns} for r in train_rows])
-        trainer = ProcessRewardTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
-        start = time.perf_counter()
-        trainer.train()
-        training = time.perf_counter() - start
-
-    prm = ProcessRewardModel(trainer.model, tokenizer, max_length=512, max_prompt_length=args.max_prompt_length, batch_size=32)
+    prm, training = train_small_prm(
+        train_rows,
+        epochs=args.epochs,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        max_prompt_length=args.max_prompt_length,
+        seed=args.seed,
+    )
     scores = prm.score_steps([r["prompt"] for r in dev_rows], [r["completions"] for r in dev_rows])
     scored = []  # (PRM score, label, 0/1 "no view failed up to this step")
     for row, row_scores in zip(dev_rows, scores):
