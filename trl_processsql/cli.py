@@ -101,17 +101,20 @@ def _add_evaluate(subparsers):
 def _add_quickstart(subparsers):
     parser = subparsers.add_parser(
         "quickstart",
-        help="the whole method end to end on the bundled sample, on CPU, in a few minutes",
-        description="Build CoCTE SFT data, fine-tune a small policy, label steps, train a small PRM, run a few "
-        "PRM-GRPO steps, predict with PRM best-of-N on a held-out database and evaluate: all on the bundled Spider "
-        "sample, on the CPU, with nothing downloaded. Each stage prints a short report and where its output is.",
+        help="the whole method end to end on the bundled sample, on CPU, in about four minutes",
+        description="On the bundled Spider sample, on the CPU, with nothing downloaded: build CoCTE SFT data, train a "
+        "small policy from scratch, label steps from the policy's own samples (execution and Monte Carlo rollouts) "
+        "and planted mutants, train a PRM started from the policy, run a few PRM-GRPO steps, then compare greedy, "
+        "vote and PRM best-of-N on held-out questions. Ends with a summary table; report.json holds every figure.",
     )
     parser.add_argument("--output-dir", default="outputs/quickstart", help="where every stage writes (default: %(default)s)")
-    parser.add_argument("--sft-steps", type=int, default=80, help="policy fine-tuning steps (default: %(default)s)")
-    parser.add_argument("--grpo-steps", type=int, default=3, help="PRM-GRPO steps (default: %(default)s)")
-    parser.add_argument("--eval-questions", type=int, default=12, help="held-out questions to predict (default: %(default)s)")
-    parser.add_argument("--n", type=int, default=4, help="candidates per question for best-of-N (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--sft-steps", type=int, default=400, help="policy training steps of 16 examples (default: %(default)s)")
+    parser.add_argument("--grpo-steps", type=int, default=8, help="PRM-GRPO steps (default: %(default)s)")
+    parser.add_argument("--test-questions", type=int, default=40,
+                        help="questions held out of every training stage and answered at the end (default: %(default)s)")
+    parser.add_argument("--n", type=int, default=8, help="candidates per held-out question for vote and best-of-N (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the question split, model initialisation, sampling and training (default: %(default)s)")
     parser.set_defaults(run=_run_quickstart)
 
 
@@ -123,7 +126,7 @@ def _run_quickstart(args) -> int:
             output_dir=args.output_dir,
             sft_steps=args.sft_steps,
             grpo_steps=args.grpo_steps,
-            eval_questions=args.eval_questions,
+            test_questions=args.test_questions,
             n=args.n,
             seed=args.seed,
         )

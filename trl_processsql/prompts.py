@@ -2,15 +2,24 @@
 
 SFT data, GRPO prompts, PRM inputs, inference and the demo all build their prompt here, so the
 policy and the PRM see the same text in training and at inference.
+
+Two styles (:data:`PROMPT_STYLES`): ``"full"`` (the default, for real models) gives the
+instruction, the database schema with example values and the question; ``"compact"`` gives only
+the database name and the question, for small models trained from scratch on a CPU, which learn
+each database's tables from the training answers and spend most of their compute on the prompt
+otherwise. A checkpoint records the style it was trained with (:func:`saved_prompt_style`).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .sql.schema import render_schema
 
-__all__ = ["INSTRUCTION", "build_prompt", "prompt_messages"]
+__all__ = ["INSTRUCTION", "PROMPT_STYLES", "build_prompt", "prompt_messages", "saved_prompt_style"]
+
+PROMPT_STYLES = ("full", "compact")
 
 INSTRUCTION = (
     "Answer the question with one SQLite query written as a chain of common table expressions (CTEs). "
@@ -24,11 +33,23 @@ def build_prompt(
     db_path: str | os.PathLike,
     evidence: str = "",
     *,
+    style: str = "full",
     schema_style: str = "mschema",
     n_examples: int = 3,
 ) -> str:
-    """The prompt text for ``question`` on the database at ``db_path`` (BIRD's ``evidence`` if any)."""
-    parts = [INSTRUCTION, "", render_schema(db_path, schema_style, n_examples=n_examples), ""]
+    """The prompt text for ``question`` on the database at ``db_path`` (BIRD's ``evidence`` if any).
+
+    >>> from trl_processsql.data import database_path, sample_paths
+    >>> print(build_prompt("How many singers are there?", database_path(sample_paths()[1], "concert_singer"), style="compact"))
+    Database: concert_singer
+    Question: How many singers are there?
+    """
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt style {style!r}: choose one of {', '.join(PROMPT_STYLES)}")
+    if style == "compact":
+        parts = [f"Database: {Path(db_path).stem}"]
+    else:
+        parts = [INSTRUCTION, "", render_schema(db_path, schema_style, n_examples=n_examples), ""]
     if evidence:
         parts.append(f"Evidence: {evidence}")
     parts.append(f"Question: {question}")
@@ -38,3 +59,8 @@ def build_prompt(
 def prompt_messages(question: str, db_path: str | os.PathLike, evidence: str = "", **kwargs) -> list[dict]:
     """:func:`build_prompt` as a conversational prompt (one user message), TRL's conversational format."""
     return [{"role": "user", "content": build_prompt(question, db_path, evidence, **kwargs)}]
+
+
+def saved_prompt_style(config) -> str:
+    """The prompt style a checkpoint was trained with (its config's ``processsql_prompt_style``), else ``"full"``."""
+    return getattr(config, "processsql_prompt_style", None) or "full"

@@ -1,47 +1,62 @@
-"""The whole method end to end on the bundled sample, on a CPU, in a few minutes, with no download.
+"""The whole method end to end on the bundled sample, on a CPU, in about four minutes, with no download.
 
-Six stages, each printing what it did and where its output lies:
+Seven stages, each printing what it made and its figure:
 
-1. SFT data: the sample's gold SQL as verified chains of CTEs (one database held out for the end);
-2. SFT: a small policy, randomly initialised, fine-tuned on them with TRL's ``SFTTrainer``;
-3. step labels: gold chains and mutants of them, each step with its executed view;
-4. PRM: a small token-classification PRM trained with :class:`ProcessRewardTrainer`, its step
-   AUROC measured on the held-out database;
-5. PRM-GRPO: a few steps of :class:`PRMGRPOTrainer` on the SFT policy with the PRM;
-6. best-of-N with the PRM on held-out questions, then execution accuracy.
+1. SFT data: the sample's gold SQL as verified chains of CTEs; questions split by question, so
+   the held-out questions ask about databases the policy saw (the in-domain setting of
+   :mod:`trl_processsql.cpu_scale`);
+2. SFT: a small policy, randomly initialised, trained with TRL's ``SFTTrainer``, then its greedy
+   execution accuracy on the held-out questions;
+3. step labels: the policy's own samples on the training questions, labelled by execution and
+   Monte Carlo rollouts, plus gold chains and planted mutants;
+4. PRM: a token-classification PRM started from the policy's weights, trained with
+   :class:`ProcessRewardTrainer`; its step AUROC on the held-out questions' labelled steps;
+5. PRM-GRPO: a few steps of :class:`PRMGRPOTrainer` from the SFT policy, rewards per step;
+6. inference on the held-out questions: greedy, majority vote and PRM best-of-N of the SFT policy,
+   and greedy of the PRM-GRPO policy, all on the same questions;
+7. a summary table: each stage, what it made, its figure and the baseline it is compared with.
 
-The models are tiny and train for seconds: the figures show that every stage runs and hands its
-output to the next, not what the method reaches with a 7B model (see the recipes for that).
+The models are small and train for a minute or two: the figures show every stage working and
+handing its output to the next on a few dozen questions, not what the method reaches with a 7B
+model (see ``benchmarks/bench_method.py`` for the measured method at CPU scale, and the recipes).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 __all__ = ["QuickstartSettings", "run_quickstart"]
 
-HELD_OUT_DB = "concert_singer"
-
 
 @dataclass
 class QuickstartSettings:
-    """Sizes of the quickstart run (defaults: about three minutes on two CPU cores)."""
+    """Sizes of the quickstart run (defaults: about four minutes on two CPU cores).
+
+    ``test_questions`` are held out of every training stage; the policy has ``hidden_size`` and
+    ``num_layers`` and trains for ``sft_steps``; ``samples`` policy samples per training question,
+    each labelled with ``rollouts`` rollouts per evaluated step, train the PRM with the planted
+    mutants; ``n`` candidates per held-out question go to vote and best-of-N.
+    """
 
     output_dir: str = "outputs/quickstart"
-    sft_steps: int = 80
+    test_questions: int = 40
+    hidden_size: int = 128
+    num_layers: int = 2
+    sft_steps: int = 400
+    samples: int = 2
+    rollouts: int = 4
     prm_epochs: float = 2.0
-    grpo_steps: int = 3
-    eval_questions: int = 12
-    n: int = 4
-    max_new_tokens: int = 96
+    grpo_steps: int = 8
+    n: int = 8
+    max_new_tokens: int = 128
     seed: int = 0
 
 
 def _stage(number: int, title: str) -> float:
-    print(f"\n[{number}/6] {title}", flush=True)
+    print(f"\n[{number}/7] {title}", flush=True)
     return time.perf_counter()
 
 
@@ -50,146 +65,192 @@ def _done(start: float, where: Path | None = None) -> None:
     print(f"      done in {time.perf_counter() - start:.0f} s{suffix}", flush=True)
 
 
-def _cpu_args(output_dir: Path, **kwargs) -> dict:
-    defaults = dict(
-        output_dir=str(output_dir),
-        use_cpu=True,
-        bf16=False,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        activation_checkpointing=False,
-    )
-    return {**defaults, **kwargs}
+def _accuracy(records, questions, db_dir, executor) -> tuple[float, int]:
+    from .evaluation import evaluate
+
+    chosen = {r["index"]: r["sql"] for r in records}
+    result = evaluate(questions, [chosen.get(q["index"]) for q in questions], db_dir, executor=executor)
+    return result.totals["accuracy"], result.totals["correct"]
+
+
+def _weights_changed(before: dict, model) -> bool:
+    import torch
+
+    return any(not torch.equal(before[name], param.detach()) for name, param in model.named_parameters())
 
 
 def run_quickstart(settings: QuickstartSettings | None = None) -> dict:
-    """Run the six stages; returns (and writes to ``report.json``) the figures of each."""
+    """Run the seven stages; returns (and writes to ``report.json``) the figures of each and a ``summary``."""
     import logging
+    import warnings
 
+    import datasets
+    import numpy as np
     import transformers
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
 
-    from .data import load_questions, sample_paths
-    from .evaluation import evaluate
+    from .cpu_scale import SmallModelSettings, cpu_training_args, quiet_progress, split_by_question, train_small_policy, train_small_prm
+    from .data import database_path, load_questions, sample_paths
     from .grpo import PRMGRPOConfig, PRMGRPOTrainer
     from .inference import TransformersSampler, predict, write_predictions
-    from .labeling import gold_chains, label_statistics, mutation_rows, stepwise_dataset
-    from .prm import ProcessRewardConfig, ProcessRewardModel, ProcessRewardTrainer
+    from .labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows, policy_rows, stepwise_dataset
     from .prm.trainer import _auroc
+    from .prompts import prompt_messages
     from .sft_data import build_sft_dataset
     from .sql import SQLExecutor
-    from .tiny import build_tiny_model, build_tokenizer
+    from .tiny import build_tokenizer
 
     settings = settings or QuickstartSettings()
+    began = time.perf_counter()
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # weight loading and saving bars
+    datasets.disable_progress_bars()
     logging.getLogger("trl_processsql").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     questions_file, db_dir = sample_paths()
-    questions = load_questions(questions_file)
-    train_questions = [q for q in questions if q["db_id"] != HELD_OUT_DB]
-    test_questions = [q for q in questions if q["db_id"] == HELD_OUT_DB][: settings.eval_questions]
-    report: dict = {"held_out_database": HELD_OUT_DB}
+    test_questions, train_questions = split_by_question(load_questions(questions_file), [settings.test_questions], settings.seed)
+    report: dict = {"settings": asdict(settings), "split": {"train_questions": len(train_questions), "test_questions": len(test_questions)}}
 
     with SQLExecutor() as executor:
         start = _stage(1, "SFT data: gold SQL as verified chains of CTEs")
-        sft_data, sft_report = build_sft_dataset(train_questions, db_dir, executor=executor)
+        sft_data, _ = build_sft_dataset(train_questions, db_dir, prompt_style="compact", executor=executor)
         sft_data.save_to_disk(out / "sft-data")
         steps = sft_data["num_steps"]
         report["sft_data"] = {"rows": len(sft_data), "multi_step_share": sum(s > 1 for s in steps) / len(steps)}
-        print(f"      {len(sft_data)} of {len(train_questions)} questions converted, {report['sft_data']['multi_step_share']:.0%} with 2+ steps")
+        print(f"      {len(sft_data)} of {len(train_questions)} training questions converted, "
+              f"{report['sft_data']['multi_step_share']:.0%} with 2+ steps; {len(test_questions)} questions held out")
         _done(start, out / "sft-data")
 
         start = _stage(2, "SFT: a small random policy learns to write chains of CTEs")
         tokenizer = build_tokenizer()
-        policy = build_tiny_model(tokenizer, "causal-lm", hidden_size=96, num_layers=2, seed=settings.seed)
-        sft = SFTTrainer(
-            model=policy,
-            args=SFTConfig(**_cpu_args(out / "policy-sft", max_steps=settings.sft_steps, per_device_train_batch_size=2,
-                                       learning_rate=3e-3, max_length=4096, seed=settings.seed)),
-            train_dataset=sft_data.remove_columns([c for c in sft_data.column_names if c not in ("prompt", "completion")]),
-            processing_class=tokenizer,
-        )
-        sft.train()
-        sft.save_model(out / "policy-sft")
-        report["sft"] = {"final_loss": sft.state.log_history[-1].get("train_loss")}
-        print(f"      {settings.sft_steps} steps, training loss {report['sft']['final_loss']:.3f}")
-        _done(start, out / "policy-sft")
+        policy_dir = out / "policy-sft"
+        small = SmallModelSettings(hidden_size=settings.hidden_size, num_layers=settings.num_layers,
+                                   max_steps=settings.sft_steps, seed=settings.seed)
+        policy = train_small_policy(sft_data, tokenizer, policy_dir, small)
+        greedy = TransformersSampler(policy, tokenizer, temperature=0, max_new_tokens=settings.max_new_tokens, batch_size=64)
+        greedy_records = list(predict(test_questions, db_dir, greedy, executor, strategy="greedy", chunk_size=64))
+        sft_ex, sft_correct = _accuracy(greedy_records, test_questions, db_dir, executor)
+        report["sft"] = {"steps": settings.sft_steps, "greedy_ex": sft_ex, "greedy_correct": sft_correct}
+        print(f"      greedy execution accuracy on the held-out questions: {sft_ex:.1%} ({sft_correct}/{len(test_questions)})")
+        _done(start, policy_dir)
 
-        start = _stage(3, "step labels: gold chains and mutants, every step executed")
-        train_chains, _ = gold_chains(train_questions, db_dir, executor)
-        test_chains, _ = gold_chains([q for q in questions if q["db_id"] == HELD_OUT_DB], db_dir, executor)
+        start = _stage(3, "step labels: the policy's own samples (execution + rollouts) and planted mutants")
+        train_chains, _ = gold_chains(train_questions, db_dir, executor, prompt_style="compact")
+        test_chains, _ = gold_chains(test_questions, db_dir, executor, prompt_style="compact")
+        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=settings.rollouts,
+                                 max_new_tokens=settings.max_new_tokens, batch_size=64)
         train_rows = mutation_rows(train_chains, executor, seed=settings.seed)
+        train_rows += policy_rows(train_chains, labeler, samples_per_question=settings.samples)
         test_rows = mutation_rows(test_chains, executor, seed=settings.seed)
+        test_rows += policy_rows(test_chains, labeler, samples_per_question=settings.samples, rollouts=False)
         stepwise_dataset(train_rows).save_to_disk(out / "prm-data")
         stats = label_statistics(train_rows)
-        report["labels"] = {k: stats[k] for k in ("trajectories", "steps", "positive_step_share")}
-        print(f"      {stats['trajectories']} trajectories, {stats['steps']} steps, {stats['positive_step_share']:.0%} positive")
+        report["labels"] = {k: stats[k] for k in ("trajectories", "steps", "positive_step_share", "by_source")}
+        report["labels"]["rollouts"] = labeler.counts.get("rollouts", 0)
+        print(f"      {stats['trajectories']} trajectories ({', '.join(f'{k} {v}' for k, v in stats['by_source'].items())}), "
+              f"{stats['steps']} steps, {stats['positive_step_share']:.0%} positive, {report['labels']['rollouts']} rollouts")
         _done(start, out / "prm-data")
 
-        start = _stage(4, "PRM: a small token classifier scores every step")
-        prm_model = build_tiny_model(tokenizer, "token-classification", hidden_size=96, num_layers=2, seed=settings.seed)
-        columns = ("prompt", "completions", "labels")
-        prm_trainer = ProcessRewardTrainer(
-            model=prm_model,
-            args=ProcessRewardConfig(**_cpu_args(out / "prm", num_train_epochs=settings.prm_epochs, per_device_train_batch_size=8,
-                                                 learning_rate=2e-3, max_length=768, max_prompt_length=96, seed=settings.seed)),
-            train_dataset=Dataset.from_list([{k: r[k] for k in columns} for r in train_rows]),
-            processing_class=tokenizer,
-        )
-        prm_trainer.train()
-        prm = ProcessRewardModel(prm_trainer.model, tokenizer)
+        start = _stage(4, "PRM: started from the policy's weights, scores every step")
+        prm, _ = train_small_prm(train_rows, tokenizer, init_from=policy_dir, output_dir=out / "prm",
+                                 epochs=settings.prm_epochs, seed=settings.seed)
         scores = prm.score_steps([r["prompt"] for r in test_rows], [r["completions"] for r in test_rows])
-        pairs = [(s, l >= 0.5) for row, ss in zip(test_rows, scores) for s, l in zip(ss, row["labels"]) if s is not None]
-        import numpy as np
-
+        pairs = [(s, label >= 0.5) for row, ss in zip(test_rows, scores) for s, label in zip(ss, row["labels"]) if s is not None]
         auroc = _auroc(np.array([p for p, _ in pairs]), np.array([t for _, t in pairs]))
-        prm_trainer.card_results = {f"Spider {HELD_OUT_DB} (synthetic labels)": auroc}
-        prm_trainer.save_model(out / "prm")
         report["prm"] = {"held_out_step_auroc": auroc, "held_out_steps": len(pairs)}
-        print(f"      step AUROC on the held-out database: {auroc:.3f} ({len(pairs)} steps; chance is 0.5)")
+        print(f"      step AUROC on the held-out questions: {auroc:.3f} ({len(pairs)} steps; chance is 0.5)")
         _done(start, out / "prm")
 
         start = _stage(5, "PRM-GRPO: execution reward, PRM step scores decide the credit")
-        grpo_rows = [{"prompt": r["prompt"], "db_path": str(db_dir / r["db_id"] / f"{r['db_id']}.sqlite"), "gold_sql": r["gold_sql"]} for r in sft_data]
+        grpo_rows = [
+            {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
+             "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
+            for q in train_questions
+        ]
+        before = {name: p.detach().clone() for name, p in policy.named_parameters()}
         grpo = PRMGRPOTrainer(
-            model=sft.model,
-            args=PRMGRPOConfig(**_cpu_args(out / "policy-prm-grpo", max_steps=settings.grpo_steps, per_device_train_batch_size=4,
-                                           num_generations=4, max_completion_length=settings.max_new_tokens, beta=0.0,
-                                           learning_rate=1e-4, logging_strategy="steps", logging_steps=1,
-                                           seed=settings.seed)),
+            model=policy,
+            args=PRMGRPOConfig(**cpu_training_args(out / "policy-prm-grpo", max_steps=settings.grpo_steps, per_device_train_batch_size=16,
+                                                   num_generations=8, max_completion_length=settings.max_new_tokens, beta=0.0,
+                                                   learning_rate=1e-4, logging_steps=1, seed=settings.seed)),
             train_dataset=Dataset.from_list(grpo_rows).shuffle(seed=settings.seed),
             processing_class=tokenizer,
             prm=prm,
             executor=executor,
         )
+        quiet_progress(grpo, "PRM-GRPO", keys=("reward",))
         grpo.train()
         grpo.save_model(out / "policy-prm-grpo")
-        logs = [entry for entry in grpo.state.log_history if "reward" in entry]
-        report["prm_grpo"] = {
-            "steps": grpo.state.global_step,
-            "mean_reward": sum(e["reward"] for e in logs) / len(logs),
-            "mean_steps_per_completion": sum(e.get("process/steps_per_completion", 0.0) for e in logs) / len(logs),
-        }
-        print(f"      {grpo.state.global_step} steps, mean reward {report['prm_grpo']['mean_reward']:.3f}, "
-              f"{report['prm_grpo']['mean_steps_per_completion']:.1f} CTE steps per completion")
+        rewards = [entry["reward"] for entry in grpo.state.log_history if "reward" in entry]
+        changed = _weights_changed(before, grpo.model)
+        report["prm_grpo"] = {"steps": grpo.state.global_step, "rewards": rewards, "weights_changed": changed}
+        print(f"      mean reward per step: {', '.join(f'{r:.2f}' for r in rewards)}; weights changed: {'yes' if changed else 'no'}")
         _done(start, out / "policy-prm-grpo")
 
-        start = _stage(6, f"best-of-{settings.n} with the PRM on {len(test_questions)} held-out questions, then EX")
-        sampler = TransformersSampler(grpo.model, tokenizer, temperature=1.0, max_new_tokens=settings.max_new_tokens, batch_size=4)
-        records = list(predict(test_questions, db_dir, sampler, executor, strategy="best-of-n", n=settings.n, prm=prm))
+        start = _stage(6, f"inference on the {len(test_questions)} held-out questions: greedy, vote@{settings.n}, PRM best-of-{settings.n}")
+        sft_policy = transformers.AutoModelForCausalLM.from_pretrained(policy_dir)
+        sampler = TransformersSampler(sft_policy, tokenizer, temperature=1.0, max_new_tokens=settings.max_new_tokens, batch_size=64)
+        records = list(predict(test_questions, db_dir, sampler, executor, strategy="best-of-n", n=settings.n, prm=prm, chunk_size=64))
         write_predictions(records, out / "predictions.jsonl")
-        predictions = {r["index"]: r["sql"] for r in records}
-        result = evaluate(test_questions, [predictions.get(q["index"]) for q in test_questions], db_dir, executor=executor)
-        result.save(out / "eval-report.json")
-        totals = result.totals
-        report["best_of_n"] = {k: totals[k] for k in ("n", "correct", "accuracy", "errors", "timeouts")}
-        print(f"      execution accuracy {totals['accuracy']:.1%} ({totals['correct']}/{totals['n']}), "
-              f"{totals['errors']} errors: a tiny model trained for seconds, so expect little")
+        best_ex, best_correct = _accuracy(records, test_questions, db_dir, executor)
+        voted = [dict(r, sql=r["candidates"][_vote_pick(r["candidates"])]["sql"]) for r in records]
+        vote_ex, vote_correct = _accuracy(voted, test_questions, db_dir, executor)
+        grpo_greedy = TransformersSampler(grpo.model, tokenizer, temperature=0, max_new_tokens=settings.max_new_tokens, batch_size=64)
+        grpo_ex, grpo_correct = _accuracy(
+            list(predict(test_questions, db_dir, grpo_greedy, executor, strategy="greedy", chunk_size=64)), test_questions, db_dir, executor
+        )
+        report["inference"] = {
+            "questions": len(test_questions),
+            "sft_greedy_ex": sft_ex,
+            f"vote@{settings.n}_ex": vote_ex,
+            f"prm_best_of_{settings.n}_ex": best_ex,
+            "prm_grpo_greedy_ex": grpo_ex,
+        }
+        print(f"      greedy {sft_correct}, vote@{settings.n} {vote_correct}, PRM best-of-{settings.n} {best_correct}, "
+              f"PRM-GRPO greedy {grpo_correct} of {len(test_questions)} right")
         _done(start, out / "predictions.jsonl")
 
+    seconds = time.perf_counter() - began
+    report["summary"] = {
+        "sft_greedy_ex": sft_ex,
+        "best_of_n_ex": best_ex,
+        "vote_ex": vote_ex,
+        "prm_grpo_greedy_ex": grpo_ex,
+        "grpo_rewards": rewards,
+        "grpo_weights_changed": changed,
+        "prm_step_auroc": auroc,
+        "seconds": seconds,
+    }
+    _print_summary(report, settings)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nreport: {out / 'report.json'}")
     return report
+
+
+def _vote_pick(candidates: list[dict]) -> int:
+    """The first candidate with the most votes (votes count candidates with the same result; 0 if it failed)."""
+    return max(range(len(candidates)), key=lambda i: (candidates[i]["votes"], -i))
+
+
+def _print_summary(report: dict, settings: QuickstartSettings) -> None:
+    summary, n, k = report["summary"], settings.n, report["split"]["test_questions"]
+    rewards = summary["grpo_rewards"]
+    rows = [
+        ("1 SFT data", f"{report['sft_data']['rows']} chains of CTEs", f"{report['sft_data']['multi_step_share']:.0%} with 2+ steps", "-"),
+        ("2 SFT", "policy-sft/", f"greedy EX {summary['sft_greedy_ex']:.1%} on {k} held-out", "0% before training"),
+        ("3 step labels", "prm-data/", f"{report['labels']['trajectories']} trajectories", f"{report['labels']['positive_step_share']:.0%} of steps positive"),
+        ("4 PRM", "prm/", f"step AUROC {summary['prm_step_auroc']:.3f}", "chance 0.5"),
+        ("5 PRM-GRPO", "policy-prm-grpo/",
+         f"reward {rewards[0]:.2f} -> {rewards[-1]:.2f}" if rewards else "no steps",
+         "weights changed" if summary["grpo_weights_changed"] else "no signal: weights unchanged"),
+        ("6 best-of-N", "predictions.jsonl", f"PRM best-of-{n} EX {summary['best_of_n_ex']:.1%}",
+         f"greedy {summary['sft_greedy_ex']:.1%}, vote@{n} {summary['vote_ex']:.1%}"),
+        ("6 PRM-GRPO policy", "policy-prm-grpo/", f"greedy EX {summary['prm_grpo_greedy_ex']:.1%}", f"SFT greedy {summary['sft_greedy_ex']:.1%}"),
+    ]
+    widths = [max(len(row[i]) for row in rows + [("stage", "made", "figure", "baseline")]) for i in range(4)]
+    print(f"\n[7/7] summary ({summary['seconds']:.0f} s in all; the same {k} held-out questions for every EX figure)")
+    for row in [("stage", "made", "figure", "baseline")] + rows:
+        print("      " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)))

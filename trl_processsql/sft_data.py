@@ -110,6 +110,7 @@ def build_sft_dataset(
     db_dir: str | os.PathLike,
     *,
     format: str = "conversational",
+    prompt_style: str = "full",
     executor=None,
     progress: bool = False,
 ):
@@ -117,7 +118,9 @@ def build_sft_dataset(
 
     ``questions`` are dicts from :func:`~trl_processsql.data.load_questions`; databases lie at
     ``db_dir/<db_id>/<db_id>.sqlite``. ``format`` is ``"conversational"`` (``prompt`` is one user
-    message, ``completion`` one assistant message) or ``"prompt-completion"`` (plain strings).
+    message, ``completion`` one assistant message) or ``"prompt-completion"`` (plain strings);
+    ``prompt_style`` is ``"full"`` (schema and instruction) or ``"compact"`` (database name and
+    question, for small models trained from scratch; see :func:`~trl_processsql.prompts.build_prompt`).
     ``executor`` runs the checks (an :class:`~trl_processsql.sql.SQLExecutor`; by default one is
     started for the call, one worker per CPU).
 
@@ -168,7 +171,9 @@ def build_sft_dataset(
         report.steps[steps] += 1
         completion = result.cocte.render()
         row = {
-            "prompt": (prompt_messages if conversational else build_prompt)(q["question"], paths[i], q.get("evidence", "")),
+            "prompt": (prompt_messages if conversational else build_prompt)(
+                q["question"], paths[i], q.get("evidence", ""), style=prompt_style
+            ),
             "completion": [{"role": "assistant", "content": completion}] if conversational else completion,
             "db_id": q["db_id"],
             "question": q["question"],

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..data import database_path
-from ..prompts import build_prompt
+from ..prompts import build_prompt, saved_prompt_style
 from .beam import beam_search
 from .scoring import score_candidates
 from .selection import NEEDS_PRM, STRATEGIES, Candidate, best_of_n, result_groups, trajectory_score
@@ -67,6 +67,7 @@ def predict(
     beam_width: int = 4,
     max_steps: int = 8,
     chunk_size: int = 16,
+    prompt_style: str | None = None,
     progress: bool = False,
 ) -> Iterator[dict]:
     """Answer every question (dicts from :func:`~trl_processsql.data.load_questions`); yields records.
@@ -76,6 +77,7 @@ def predict(
     each extended by ``max(1, n // beam_width)`` sampled steps per round, at most ``max_steps``
     rounds). ``mode`` says when two results are equal (see :func:`.selection.result_key`).
     Questions go through in chunks of ``chunk_size``, so records come out while the rest run.
+    ``prompt_style`` defaults to the one the policy was trained with (recorded in its config).
     """
     if strategy not in STRATEGY_NAMES:
         raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGY_NAMES)}")
@@ -85,6 +87,8 @@ def predict(
         raise ValueError(f"n must be at least 1, got {n}")
     from tqdm.auto import tqdm
 
+    model = getattr(sampler, "model", None)
+    style = prompt_style or (saved_prompt_style(model.config) if model is not None else "full")
     paths = [database_path(db_dir, q["db_id"]) for q in questions]
     runnable = [i for i, path in enumerate(paths) if path.is_file()]
     if len(runnable) < len(questions):
@@ -93,7 +97,7 @@ def predict(
     with tqdm(total=len(runnable), desc=f"predicting ({strategy})", unit="question", disable=not progress) as bar:
         for start in range(0, len(runnable), chunk_size):
             chunk = runnable[start : start + chunk_size]
-            prompts = [build_prompt(questions[i]["question"], paths[i], questions[i].get("evidence", "")) for i in chunk]
+            prompts = [build_prompt(questions[i]["question"], paths[i], questions[i].get("evidence", ""), style=style) for i in chunk]
             conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
             chunk_paths = [paths[i] for i in chunk]
             if strategy == "beam":

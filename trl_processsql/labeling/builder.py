@@ -75,17 +75,20 @@ _CHUNK = 250  # questions labelled per round: one progress-bar tick each
 
 
 class GoldChain:
-    """A question with its database, prompt and verified gold CoCTE."""
+    """A question with its database, prompt (of ``prompt_style``) and verified gold CoCTE."""
 
-    def __init__(self, question: dict, db_path: str | os.PathLike, cocte: CoCTE):
+    def __init__(self, question: dict, db_path: str | os.PathLike, cocte: CoCTE, prompt_style: str = "full"):
         self.question, self.db_path, self.cocte = question, str(db_path), cocte
-        self.prompt = build_prompt(question["question"], db_path, question.get("evidence", ""))
+        self.prompt = build_prompt(question["question"], db_path, question.get("evidence", ""), style=prompt_style)
 
 
 def gold_chains(
-    questions: Sequence[dict], db_dir: str | os.PathLike, executor: SQLExecutor
+    questions: Sequence[dict], db_dir: str | os.PathLike, executor: SQLExecutor, *, prompt_style: str = "full"
 ) -> tuple[list[GoldChain], Counter]:
-    """The gold CoCTE of every runnable question, and the count of questions skipped per reason."""
+    """The gold CoCTE of every runnable question, and the count of questions skipped per reason.
+
+    ``prompt_style`` is the prompt the policy reads (:data:`~trl_processsql.prompts.PROMPT_STYLES`).
+    """
     skipped: Counter = Counter()
     runnable = []
     for question in questions:
@@ -98,7 +101,7 @@ def gold_chains(
     chains = []
     for (question, path), conversion in zip(runnable, conversions):
         if conversion.ok:
-            chains.append(GoldChain(question, path, conversion.cocte))
+            chains.append(GoldChain(question, path, conversion.cocte, prompt_style))
         else:
             skipped[f"gold not converted ({conversion.reason})"] += 1
     return chains, skipped
@@ -128,16 +131,25 @@ def mutation_rows(
     *,
     mutants_per_question: int = 1,
     attempts: int = 8,
+    kinds: Sequence[str] = MUTATIONS,
     seed: int = 0,
 ) -> list[dict]:
-    """Gold rows and mutant rows, one gold per question that has at least one mutant (balanced at 1)."""
+    """Gold rows and mutant rows, one gold per question that has at least one mutant (balanced at 1).
+
+    ``kinds`` are the mutations planted (:data:`~.mutations.MUTATIONS`); leaving some out tests a
+    PRM on errors it never saw.
+    """
+    unknown = sorted(set(kinds) - set(MUTATIONS))
+    if unknown or not kinds:
+        raise ValueError(f"unknown mutation kinds {unknown or '(none)'}: choose from {', '.join(MUTATIONS)}")
+    kinds = tuple(kinds)
     candidates: list[tuple[int, str, CoCTE]] = []
     for i, chain in enumerate(chains):
         rng = random.Random(f"{seed}:{chain.question['index']}")
         schema = read_schema(chain.db_path)
         seen = {chain.cocte.render()}
         for _ in range(attempts):
-            k, kind = rng.randrange(len(chain.cocte.steps)), rng.choice(MUTATIONS)
+            k, kind = rng.randrange(len(chain.cocte.steps)), rng.choice(kinds)
             mutant = mutate_step(chain.cocte, k, kind, schema, rng)
             if mutant is not None and mutant.render() not in seen:
                 seen.add(mutant.render())

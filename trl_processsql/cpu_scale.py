@@ -1,0 +1,248 @@
+"""The method at the scale of a CPU: small Qwen2-shaped models trained from scratch in minutes.
+
+A 7B policy and PRM need GPUs; these helpers run the same stages with small models, so that the
+whole method can be run, and measured, on a laptop. The setting is *in-domain*: a model trained
+from scratch in minutes cannot learn SQL for databases it never saw, but it can learn the
+databases of its training questions, so questions are split by question (:func:`split_by_question`)
+and every test database is seen in training. The policy reads the compact prompt (database name
+and question, :func:`~trl_processsql.prompts.build_prompt` with ``style="compact"``) and learns
+each database's tables from its answers.
+
+The PRM starts from the SFT policy's weights (:func:`train_small_prm` with ``init_from``): the
+policy has already tied questions to SQL, which a PRM trained from scratch on a few thousand
+labelled chains does not learn, and it then judges steps by what the question asks rather than by
+surface cues of the planted errors (such as the size of a result).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from transformers import TrainerCallback
+
+__all__ = [
+    "ProgressBarCallback",
+    "SmallModelSettings",
+    "split_by_question",
+    "train_small_policy",
+    "train_small_prm",
+]
+
+
+@dataclass
+class SmallModelSettings:
+    """Sizes of a small Qwen2-shaped model and of its training.
+
+    The defaults train a 3.4M-parameter policy (hidden 256, 4 layers, a 4,096-token BPE
+    vocabulary) for 1,200 steps of 16 prompt-completion pairs: about 14 minutes on one CPU core.
+    """
+
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    max_steps: int = 1200
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+
+class ProgressBarCallback(TrainerCallback):
+    """A progress bar per training run, with the latest loss beside it instead of raw log dicts.
+
+    Use it in place of transformers' ``ProgressCallback`` (:func:`quiet_progress` swaps them).
+    """
+
+    def __init__(self, desc: str, keys: Sequence[str] = ("loss", "reward")):
+        self.desc, self.keys, self.bar = desc, tuple(keys), None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, desc=self.desc, unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs:
+            shown = {key: f"{logs[key]:.3f}" for key in self.keys if isinstance(logs.get(key), (int, float))}
+            if shown:
+                self.bar.set_postfix(shown, refresh=False)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def quiet_progress(trainer, desc: str | None, keys: Sequence[str] = ("loss", "reward")):
+    """Replace the trainer's progress printing (a bar plus log dicts) by one :class:`ProgressBarCallback`,
+    or by nothing when ``desc`` is None. Logs stay in ``trainer.state.log_history``."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    if desc is not None:
+        trainer.add_callback(ProgressBarCallback(desc, keys))
+    return trainer
+
+
+def cpu_training_args(output_dir: str | os.PathLike, **kwargs) -> dict:
+    """Trainer arguments for a short CPU run: no checkpoints, no reporting, logs kept in ``log_history``."""
+    defaults = dict(
+        output_dir=str(output_dir),
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=10,
+        activation_checkpointing=False,
+        disable_tqdm=False,
+    )
+    return {**defaults, **kwargs}
+
+
+def split_by_question(questions: Sequence[dict], sizes: Sequence[int], seed: int = 0) -> list[list[dict]]:
+    """Shuffle ``questions`` with ``seed`` and cut off parts of ``sizes``; the rest is the last part.
+
+    Parts keep the file order inside them. Every database can appear in every part: the in-domain
+    setting of a model trained from scratch.
+
+    >>> qs = [{"index": i} for i in range(10)]
+    >>> [[q["index"] for q in part] for part in split_by_question(qs, [2, 3])]
+    [[7, 8], [1, 3, 5], [0, 2, 4, 6, 9]]
+    """
+    order = list(range(len(questions)))
+    random.Random(seed).shuffle(order)
+    if sum(sizes) > len(order):
+        raise ValueError(f"cannot cut parts of {list(sizes)} out of {len(order)} questions")
+    parts, at = [], 0
+    for size in sizes:
+        parts.append([questions[i] for i in sorted(order[at : at + size])])
+        at += size
+    parts.append([questions[i] for i in sorted(order[at:])])
+    return parts
+
+
+def train_small_policy(
+    train_dataset,
+    tokenizer,
+    output_dir: str | os.PathLike,
+    settings: SmallModelSettings | None = None,
+    *,
+    prompt_style: str = "compact",
+    progress: bool = True,
+):
+    """Train a small random Qwen2 policy with TRL's ``SFTTrainer`` and save it to ``output_dir``.
+
+    ``train_dataset`` is an SFT dataset in TRL's conversational prompt-completion format (what
+    :func:`~trl_processsql.sft_data.build_sft_dataset` writes); ``prompt_style`` is recorded in
+    the checkpoint's config, so that inference builds the prompt it was trained on. Returns the
+    trained model.
+    """
+    from trl import SFTConfig, SFTTrainer
+
+    from .tiny import build_tiny_model
+
+    settings = settings or SmallModelSettings()
+    model = build_tiny_model(
+        tokenizer, "causal-lm", hidden_size=settings.hidden_size, num_layers=settings.num_layers,
+        num_heads=settings.num_heads, seed=settings.seed,
+    )
+    model.config.processsql_prompt_style = prompt_style
+    columns = [c for c in train_dataset.column_names if c not in ("prompt", "completion")]
+    args = SFTConfig(
+        **cpu_training_args(
+            output_dir,
+            max_steps=settings.max_steps,
+            per_device_train_batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            lr_scheduler_type="cosine",
+            warmup_steps=min(100, settings.max_steps // 10),
+            weight_decay=0.01,
+            max_length=1024,
+            seed=settings.seed,
+        )
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset.remove_columns(columns), processing_class=tokenizer)
+    quiet_progress(trainer, "SFT" if progress else None, keys=("loss",))
+    trainer.train()
+    trainer.save_model(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return trainer.model
+
+
+def train_small_prm(
+    rows: Sequence[dict],
+    tokenizer,
+    *,
+    init_from: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+    epochs: float = 2.0,
+    hidden_size: int = 128,
+    num_layers: int = 2,
+    learning_rate: float | None = None,
+    max_prompt_length: int = 64,
+    max_length: int = 512,
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: bool = True,
+):
+    """Train a token-classification PRM on stepwise ``rows``; returns a ``ProcessRewardModel`` and the seconds.
+
+    With ``init_from`` (a saved small policy that uses ``tokenizer``) the PRM starts from the
+    policy's weights with a new one-logit head; otherwise from a random model of ``hidden_size``
+    and ``num_layers``. ``max_prompt_length`` keeps the end of the prompt (the question, and the
+    end of the schema where the prompt has one). With ``output_dir`` the PRM is saved there, and
+    ``ProcessRewardModel.from_pretrained(output_dir)`` scores exactly as the returned one.
+    """
+    import time
+
+    import transformers
+    from datasets import Dataset
+
+    from .prm import ProcessRewardConfig, ProcessRewardModel, ProcessRewardTrainer
+    from .tiny import build_tiny_model
+
+    if init_from is not None:
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # the new head is reported as newly initialised: it is
+        try:
+            model = transformers.AutoModelForTokenClassification.from_pretrained(init_from, num_labels=1)
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+        learning_rate = learning_rate or 5e-4
+    else:
+        model = build_tiny_model(tokenizer, "token-classification", hidden_size=hidden_size, num_layers=num_layers, seed=seed)
+        learning_rate = learning_rate or 1e-3
+    with tempfile.TemporaryDirectory() as scratch:
+        config = ProcessRewardConfig(
+            **cpu_training_args(
+                output_dir or scratch,
+                num_train_epochs=epochs,
+                per_device_train_batch_size=batch_size,
+                learning_rate=learning_rate,
+                warmup_steps=50,
+                max_length=max_length,
+                max_prompt_length=max_prompt_length,
+                seed=seed,
+            )
+        )
+        train = Dataset.from_list([{k: r[k] for k in ("prompt", "completions", "labels")} for r in rows])
+        trainer = ProcessRewardTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
+        quiet_progress(trainer, "PRM" if progress else None, keys=("loss",))
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        if output_dir is not None:
+            trainer.save_model(output_dir)
+            tokenizer.save_pretrained(output_dir)
+    prm = ProcessRewardModel(trainer.model, tokenizer, max_length=max_length, max_prompt_length=max_prompt_length, batch_size=32)
+    return prm, seconds
