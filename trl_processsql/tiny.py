@@ -23,6 +23,10 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 _SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Qwen2's pre-tokenization (contractions, letter runs, single digits, punctuation, newlines, spaces).
+# transformers loads a tokenizer saved beside a Qwen2 config as Qwen2's tokenizer class, which
+# applies this split whatever the file says: training with it keeps a saved tokenizer identical.
+_QWEN2_SPLIT = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 
 def sample_corpus() -> list[str]:
@@ -40,13 +44,19 @@ def build_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 1024):
     """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts`` (default: the bundled sample).
 
     Any string can be encoded (bytes are the base alphabet); pad and eos are ``<|endoftext|>`` and
-    ``<|im_end|>``, and the chat template is ChatML, as in Qwen2.5 and SmolLM2.
+    ``<|im_end|>``, and the chat template is ChatML, as in Qwen2.5 and SmolLM2. Text is split as
+    Qwen2's tokenizer splits it, so the tokenizer reloads identically beside a Qwen2 model.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -1,0 +1,243 @@
+"""Does the method help? SFT, then selection with the PRM, then PRM-GRPO against outcome-only GRPO, in one run.
+
+The CPU-scale, in-domain setting of :mod:`trl_processsql.cpu_scale`: Spider train (7,000
+questions, 140 databases) split by question; ``--test-questions`` are held out of every training
+stage and every figure below is measured on them, all on the same questions.
+
+1. SFT: a small Qwen2-shaped policy trained from scratch on the other questions' gold SQL as
+   chains of CTEs (compact prompt: database name and question). Cached in ``--work-dir`` by
+   its settings, so a second run (or ``bench_selection.py``) reuses it.
+2. PRM: the policy's own samples on training questions, labelled by execution and Monte Carlo
+   rollouts, plus planted mutants of gold chains; the PRM starts from the policy's weights.
+3. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
+4. GRPO from the SFT policy, twice with the same steps, data, seeds and start: PRM-GRPO
+   (``process_advantage="rewardsql"``) and outcome-only GRPO (TRL's ``GRPOTrainer`` with the
+   execution reward alone); greedy EX of each.
+
+Each difference is given with a 95% paired bootstrap interval over the test questions.
+
+    python benchmarks/bench_method.py            # about 50 minutes on 2 cores, 15 of them SFT
+    python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from _common import WORK_DIR, add_spider_dir_argument, require_spider
+
+from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_policy
+
+SAMPLE_MAX_NEW_TOKENS = 160
+
+
+def spider_train(spider_dir: Path) -> list[dict]:
+    """All Spider train questions in the shape ``load_questions`` gives."""
+    raw = json.loads((spider_dir / "train_spider_from_spider_syn.json").read_text())
+    return [
+        {"index": i, "db_id": r["db_id"], "question": r["SpiderQuestion"], "gold_sql": r["query"], "evidence": ""}
+        for i, r in enumerate(raw)
+    ]
+
+
+def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: SmallModelSettings, executor):
+    """The SFT policy of ``settings`` on ``train``: loaded from ``work_dir`` when an earlier run saved it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trl_processsql.sft_data import build_sft_dataset
+    from trl_processsql.sql.schema import read_schema
+    from trl_processsql.tiny import build_tokenizer
+
+    key = hashlib.sha256(json.dumps([asdict(settings), [q["index"] for q in train]]).encode()).hexdigest()[:12]
+    policy_dir = work_dir / f"policy-{key}"
+    if (policy_dir / "config.json").is_file():
+        print(f"SFT policy: reusing {policy_dir}")
+        return policy_dir, AutoModelForCausalLM.from_pretrained(policy_dir), AutoTokenizer.from_pretrained(policy_dir), 0.0
+    db_dir = spider_dir / "database"
+    sft_data, report = build_sft_dataset(train, db_dir, prompt_style="compact", executor=executor, progress=True)
+    tables = {q["db_id"] for q in train}
+    names = [f"{t.name} {' '.join(c.name for c in t.columns)}" for db in sorted(tables) for t in read_schema(db_dir / db / f"{db}.sqlite", 0).tables]
+    tokenizer = build_tokenizer([q["question"] for q in train] + [m[0]["content"] for m in sft_data["completion"]] + names, vocab_size=4096)
+    start = time.perf_counter()
+    model = train_small_policy(sft_data, tokenizer, policy_dir, settings)
+    return policy_dir, model, tokenizer, time.perf_counter() - start
+
+
+def paired_interval(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, draws: int = 2000) -> tuple[float, float]:
+    """95% paired bootstrap interval of mean(a) - mean(b), both 0/1 per question."""
+    n = len(a)
+    picks = rng.integers(0, n, size=(draws, n))
+    diffs = a[picks].mean(axis=1) - b[picks].mean(axis=1)
+    return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_spider_dir_argument(parser)
+    parser.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run of a few minutes")
+    parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached (default: %(default)s)")
+    parser.add_argument("--test-questions", type=int, default=300, help="held-out questions every figure is measured on")
+    parser.add_argument("--sft-steps", type=int, default=1200, help="SFT steps of 16 examples")
+    parser.add_argument("--prm-questions", type=int, default=1000, help="training questions the policy samples on for PRM labels")
+    parser.add_argument("--n", type=int, default=8, help="samples per test question for vote, best-of-N and beam")
+    parser.add_argument("--grpo-steps", type=int, default=100, help="steps of each GRPO run (8 completions of 2 prompts per step)")
+    parser.add_argument("--grpo-learning-rate", type=float, default=2e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.quick:
+        args.test_questions, args.sft_steps, args.prm_questions, args.n, args.grpo_steps = 40, 60, 60, 4, 4
+    spider_dir = require_spider(args.spider_dir)
+    run_method(args, spider_dir)
+
+
+def run_method(args, spider_dir: Path) -> None:
+    import datasets
+    import torch
+    import transformers
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from trl_processsql.cpu_scale import cpu_training_args, quiet_progress, train_small_prm
+    from trl_processsql.data import database_path
+    from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
+    from trl_processsql.inference import TransformersSampler, predict, score_candidates
+    from trl_processsql.inference.selection import best_of_n, majority_vote, prm_vote
+    from trl_processsql.labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows, policy_rows
+    from trl_processsql.prompts import build_prompt, prompt_messages
+    from trl_processsql.rewards import execution_accuracy_reward, set_reward_executor
+    from trl_processsql.sql import SQLExecutor, results_match
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    began = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    db_dir = spider_dir / "database"
+    questions = [q for q in spider_train(spider_dir) if database_path(db_dir, q["db_id"]).is_file()]
+    test, train = split_by_question(questions, [args.test_questions], args.seed)
+    work_dir = Path(args.work_dir)
+    settings = SmallModelSettings(max_steps=args.sft_steps, seed=args.seed)
+    print(f"Spider train: {len(questions)} questions on {len({q['db_id'] for q in questions})} databases; "
+          f"{len(train)} for training, {len(test)} held out (split by question: every test database is seen in training)")
+
+    with SQLExecutor() as executor:
+        set_reward_executor(executor)
+        policy_dir, policy, tokenizer, sft_seconds = small_policy(spider_dir, work_dir, train, settings, executor)
+        print(f"policy: {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M parameters, {settings.max_steps} SFT steps"
+              + (f", {sft_seconds / 60:.1f} min" if sft_seconds else ""))
+        paths = [str(database_path(db_dir, q["db_id"])) for q in test]
+        prompts = [build_prompt(q["question"], p, style="compact") for q, p in zip(test, paths)]
+        golds = executor.execute_many([(p, q["gold_sql"]) for q, p in zip(test, paths)], cache=True)
+
+        def right(candidate, i) -> bool:
+            return candidate.ok and golds[i].ok and results_match(candidate.rows, golds[i].rows, "spider", gold_sql=test[i]["gold_sql"])
+
+        def greedy_ex(model) -> np.ndarray:
+            sampler = TransformersSampler(model, tokenizer, temperature=0, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=64)
+            texts = [row[0] for row in sampler.sample([[{"role": "user", "content": p}] for p in prompts], 1)]
+            found = score_candidates(prompts, texts, paths, executor)
+            return np.array([right(c, i) for i, c in enumerate(found)], dtype=float)
+
+        # -- PRM: the policy's own samples (execution + rollouts) and planted mutants --------------
+        start = time.perf_counter()
+        prm_questions = random.Random(args.seed).sample(train, min(args.prm_questions, len(train)))
+        chains, _ = gold_chains(prm_questions, db_dir, executor, prompt_style="compact")
+        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
+        rows = mutation_rows(chains, executor, seed=args.seed) + policy_rows(chains, labeler, samples_per_question=2)
+        stats = label_statistics(rows)
+        prm, prm_seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=2.0, seed=args.seed)
+        print(f"PRM: {stats['trajectories']} trajectories ({', '.join(f'{k} {v}' for k, v in stats['by_source'].items())}), "
+              f"{stats['positive_step_share']:.0%} of steps positive, {labeler.counts['rollouts']} rollouts; "
+              f"labels and training {(time.perf_counter() - start) / 60:.1f} min")
+
+        # -- selection on the same samples --------------------------------------------------------
+        start = time.perf_counter()
+        sft_greedy = greedy_ex(policy)
+        sampler = TransformersSampler(policy, tokenizer, temperature=1.0, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32)
+        torch.manual_seed(args.seed)
+        samples = sampler.sample([[{"role": "user", "content": p}] for p in prompts], args.n)
+        flat = score_candidates([p for p, row in zip(prompts, samples) for _ in row], [t for row in samples for t in row],
+                                [p for p, row in zip(paths, samples) for _ in row], executor, prm)
+        pools = [flat[i * args.n : (i + 1) * args.n] for i in range(len(test))]
+        correct = [[right(c, i) for c in pool] for i, pool in enumerate(pools)]
+
+        def picked(strategy, **kwargs) -> np.ndarray:
+            return np.array([correct[i][strategy(pool, **kwargs)] for i, pool in enumerate(pools)], dtype=float)
+
+        torch.manual_seed(args.seed)
+        beam_records = list(predict(test, db_dir, sampler, executor, strategy="beam", n=args.n, beam_width=2, prm=prm, prompt_style="compact"))
+        beam_found = executor.execute_many([(p, r["sql"]) for p, r in zip(paths, beam_records)])
+        beam = np.array([right(c, i) for i, c in enumerate(beam_found)], dtype=float)
+        table = [
+            ("greedy", sft_greedy),
+            (f"vote@{args.n}", picked(majority_vote)),
+            (f"PRM best-of-{args.n} (min)", picked(best_of_n, aggregation="min")),
+            (f"PRM vote@{args.n} (min)", picked(prm_vote, aggregation="min")),
+            (f"step beam (width 2, {args.n} samples per round)", beam),
+            (f"pass@{args.n} (any sample right: the ceiling)", np.array([any(row) for row in correct], dtype=float)),
+        ]
+        selection_seconds = time.perf_counter() - start
+
+        # -- GRPO: with the PRM's step credit, and on the outcome alone ---------------------------
+        grpo_rows = Dataset.from_list([
+            {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
+             "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
+            for q in train
+        ]).shuffle(seed=args.seed)
+        common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=8,
+                      max_completion_length=SAMPLE_MAX_NEW_TOKENS, beta=0.0, learning_rate=args.grpo_learning_rate,
+                      logging_steps=1, seed=args.seed)
+        grpo_results = {}
+        for name in ("PRM-GRPO (rewardsql)", "outcome-only GRPO"):
+            start = time.perf_counter()
+            model = transformers.AutoModelForCausalLM.from_pretrained(policy_dir)
+            out = work_dir / ("grpo-prm" if name.startswith("PRM") else "grpo-outcome")
+            if name.startswith("PRM"):
+                trainer = PRMGRPOTrainer(model=model, args=PRMGRPOConfig(**cpu_training_args(out, **common)), train_dataset=grpo_rows,
+                                         processing_class=tokenizer, prm=prm, executor=executor)
+            else:
+                trainer = GRPOTrainer(model=model, reward_funcs=[execution_accuracy_reward], args=GRPOConfig(**cpu_training_args(out, **common)),
+                                      train_dataset=grpo_rows, processing_class=tokenizer)
+            quiet_progress(trainer, name, keys=("reward",))
+            trainer.train()
+            rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
+            grpo_results[name] = (greedy_ex(trainer.model), float(np.mean(rewards)), time.perf_counter() - start)
+
+    # -- the tables ------------------------------------------------------------------------------
+    n = len(test)
+    print(f"\nSelection on {n} held-out questions, {args.n} samples each at temperature 1 ({selection_seconds / 60:.1f} min)")
+    print(f"{'strategy':<48}{'EX':>7}   {'vs greedy, 95% CI (paired bootstrap)':<38}")
+    for name, found in table:
+        low, high = paired_interval(found, sft_greedy, rng)
+        delta = "" if name == "greedy" else f"{(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
+        print(f"{name:<48}{found.mean():>7.1%}   {delta}")
+    print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each, same data, seeds and start; greedy EX on the same {n} questions")
+    print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'mean reward':>12}{'minutes':>9}")
+    print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}")
+    for name, (found, reward, seconds) in grpo_results.items():
+        low, high = paired_interval(found, sft_greedy, rng)
+        print(f"{name:<48}{found.mean():>7.1%}   {(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]{'':<6}{reward:>12.3f}{seconds / 60:>9.1f}")
+    prm_run, outcome_run = grpo_results["PRM-GRPO (rewardsql)"][0], grpo_results["outcome-only GRPO"][0]
+    low, high = paired_interval(prm_run, outcome_run, rng)
+    best = dict(table)[f"PRM best-of-{args.n} (min)"]
+    low_b, high_b = paired_interval(best, sft_greedy, rng)
+    print(
+        f"\nOn {n} held-out Spider train questions: PRM best-of-{args.n} {best.mean():.1%} against greedy {sft_greedy.mean():.1%} "
+        f"({(best.mean() - sft_greedy.mean()) * 100:+.1f} points, 95% CI [{low_b * 100:+.1f}, {high_b * 100:+.1f}]) and vote@{args.n} "
+        f"{dict(table)[f'vote@{args.n}'].mean():.1%}; PRM-GRPO greedy {prm_run.mean():.1%} against outcome-only GRPO "
+        f"{outcome_run.mean():.1%} ({(prm_run.mean() - outcome_run.mean()) * 100:+.1f} points, 95% CI [{low * 100:+.1f}, {high * 100:+.1f}]); "
+        f"{(time.perf_counter() - began) / 60:.0f} minutes in all"
+    )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

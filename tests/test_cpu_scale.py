@@ -1,0 +1,94 @@
+"""CPU-scale training: the compact prompt, the split, a small policy that records its prompt, a PRM from its weights."""
+
+import pytest
+import torch
+
+from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_policy, train_small_prm
+from trl_processsql.data import database_path, load_questions, sample_paths
+from trl_processsql.prompts import build_prompt, prompt_messages, saved_prompt_style
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from trl_processsql.tiny import build_tokenizer
+
+    return build_tokenizer(vocab_size=512)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    questions_file, db_dir = sample_paths()
+    return load_questions(questions_file), db_dir
+
+
+def test_compact_prompt_names_the_database_and_asks_the_question_only(sample):
+    questions, db_dir = sample
+    path = database_path(db_dir, "concert_singer")
+    full = build_prompt("How many singers?", path)
+    compact = build_prompt("How many singers?", path, style="compact")
+    assert compact == "Database: concert_singer\nQuestion: How many singers?"
+    assert compact.endswith(full.splitlines()[-1]) and len(full) > 5 * len(compact)  # same question, no schema
+    assert prompt_messages("Q?", path, style="compact")[0]["content"].startswith("Database: concert_singer")
+    with pytest.raises(ValueError, match="unknown prompt style 'tiny'"):
+        build_prompt("Q?", path, style="tiny")
+
+
+def test_split_by_question_is_a_seeded_partition(sample):
+    questions, _ = sample
+    test, train = split_by_question(questions, [40], seed=0)
+    assert len(test) == 40 and len(train) == len(questions) - 40
+    assert sorted(q["index"] for q in test + train) == [q["index"] for q in questions]
+    assert {q["db_id"] for q in test} <= {q["db_id"] for q in train}  # in-domain: test databases are seen
+    assert split_by_question(questions, [40], seed=0)[0] == test != split_by_question(questions, [40], seed=1)[0]
+    with pytest.raises(ValueError, match="cannot cut"):
+        split_by_question(questions[:5], [4, 2])
+
+
+def _sft_rows(questions, db_dir, n=8):
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [
+            {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
+             "completion": [{"role": "assistant", "content": q["gold_sql"]}]}
+            for q in questions[:n]
+        ]
+    )
+
+
+def test_small_policy_trains_saves_and_records_its_prompt_style(sample, tokenizer, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    questions, db_dir = sample
+    settings = SmallModelSettings(hidden_size=32, num_layers=1, max_steps=6, batch_size=4, learning_rate=1e-2)
+    model = train_small_policy(_sft_rows(questions, db_dir), tokenizer, tmp_path / "policy", settings)
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "policy")
+    assert saved_prompt_style(saved.config) == "compact"
+    assert saved_prompt_style(type("Config", (), {})()) == "full"  # checkpoints without the field read the full prompt
+    for name, param in saved.state_dict().items():
+        assert torch.equal(param, model.state_dict()[name]), name
+    err = capsys.readouterr().err
+    assert "SFT" in err and "{'loss'" not in err  # a progress bar, not log dicts
+
+
+def test_prm_from_the_policy_starts_from_its_weights_and_reloads_identically(sample, tokenizer, tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    from trl_processsql.prm import ProcessRewardModel
+    from trl_processsql.tiny import build_tiny_model
+
+    policy = build_tiny_model(tokenizer, "causal-lm", hidden_size=32, num_layers=1)
+    policy.save_pretrained(tmp_path / "policy")
+    tokenizer.save_pretrained(tmp_path / "policy")
+    start = AutoModelForTokenClassification.from_pretrained(tmp_path / "policy", num_labels=1)
+    assert torch.equal(start.model.layers[0].mlp.up_proj.weight, policy.model.layers[0].mlp.up_proj.weight)
+
+    rows = [{"prompt": "Question: how many?", "completions": ["SELECT 1", "SELECT 2"], "labels": [1.0, 0.0]}] * 16
+    prm, seconds = train_small_prm(rows, tokenizer, init_from=tmp_path / "policy", output_dir=tmp_path / "prm",
+                                   epochs=1, batch_size=8, progress=False)
+    assert seconds > 0
+    reloaded = ProcessRewardModel.from_pretrained(tmp_path / "prm")
+    prompts, steps = ["Question: how many?", "Question: which?"], [["SELECT 1", "SELECT 2"], ["SELECT 3"]]
+    for got, want in zip(reloaded.score_steps(prompts, steps), prm.score_steps(prompts, steps)):
+        assert got == pytest.approx(want, abs=1e-6)
+    assert reloaded.max_prompt_length == prm.max_prompt_length == 64
