@@ -8,7 +8,8 @@ stage and every figure below is measured on them, all on the same questions.
    chains of CTEs (compact prompt: database name and question). Cached in ``--work-dir`` by
    its settings, so a second run (or ``bench_selection.py``) reuses it.
 2. PRM: the policy's own samples on training questions, labelled by execution and Monte Carlo
-   rollouts, plus planted mutants of gold chains; the PRM starts from the policy's weights.
+   rollouts, plus planted mutants of gold chains; the PRM starts from the policy's weights (as
+   ``bench_selection.py`` trains it, where its judgement of unseen errors is measured).
 3. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
 4. GRPO from the SFT policy, twice with the same steps, data, seeds and start: PRM-GRPO
    (``process_advantage="rewardsql"``) and outcome-only GRPO (TRL's ``GRPOTrainer`` with the
@@ -105,7 +106,7 @@ def run_method(args, spider_dir: Path) -> None:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from trl_processsql.cpu_scale import cpu_training_args, quiet_progress, train_small_prm
+    from trl_processsql.cpu_scale import cpu_training_args, quiet_progress, train_small_prm, with_both_prompt_styles
     from trl_processsql.data import database_path
     from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
     from trl_processsql.inference import TransformersSampler, predict, score_candidates
@@ -152,6 +153,7 @@ def run_method(args, spider_dir: Path) -> None:
         chains, _ = gold_chains(prm_questions, db_dir, executor, prompt_style="compact")
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
         rows = mutation_rows(chains, executor, seed=args.seed) + policy_rows(chains, labeler, samples_per_question=2)
+        rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
         stats = label_statistics(rows)
         prm, prm_seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=2.0, seed=args.seed)
         print(f"PRM: {stats['trajectories']} trajectories ({', '.join(f'{k} {v}' for k, v in stats['by_source'].items())}), "

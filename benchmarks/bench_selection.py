@@ -1,19 +1,29 @@
-"""Does the PRM choose well? Selection strategies on fixed candidate pools, independent of any policy.
+"""Does the PRM choose well, on errors it never saw? Selection on fixed candidate pools, with honest held-out kinds.
 
-For every runnable Spider dev question whose gold SQL converts to a verified chain of CTEs and
-has wrong variants, the pool is the gold CoCTE plus up to ``--mutants`` synthetic mutants from
-the labelling module (each returns a different answer, or fails to run), shuffled with a fixed
-seed. A PRM is trained from scratch on Spider train questions as in ``bench_prm_learning.py``
-(other databases), then every pool goes through the inference pipeline: parse, execute every
-step, PRM step scores (:func:`trl_processsql.inference.score_candidates`), and each strategy of
-:mod:`trl_processsql.inference.selection` picks one candidate. A pick is correct when its result
-matches the gold's (Spider semantics).
+The PRM is trained the way the project recommends at CPU scale (:mod:`trl_processsql.cpu_scale`):
+it starts from the SFT policy of ``bench_method.py`` (trained on Spider train, cached), and learns
+from the policy's own samples on Spider train questions, labelled by execution and Monte Carlo
+rollouts, mixed with gold chains and planted mutants of every kind; half of its rows show the
+full prompt (schema and question), half the compact one, so it judges either. ``--save-prm DIR``
+writes it; ``ProcessRewardModel.from_pretrained(DIR)`` then scores exactly as here.
 
-Baselines: random choice (expected accuracy over the pool), random among the candidates that
-run (execution filtering alone), and execution-result majority vote. Mutants are kept
-preferring those whose every step runs, so execution alone cannot rule most of them out.
+Every pool is a question's verified gold chain of CTEs and wrong candidates, shuffled with a
+fixed seed; a pick is right when its result matches the gold's. Pools:
 
-    python benchmarks/bench_selection.py [--train-questions 800] [--epochs 2] [--mutants 3]
+1. Spider dev (databases the PRM never saw): gold + up to ``--mutants`` planted mutants of any kind;
+   every selection strategy against random choice, random among those that run, and majority vote.
+2. Left-out kinds: two more PRMs, each trained with half of the mutation kinds left out, judge
+   Spider dev pools of the kinds they never saw (gold + mutants of one kind).
+3. Edits the labelling never plants (ASC/DESC flips, DISTINCT toggles, numbers, strings, dropped
+   conditions and swapped aggregates written as text edits), on Spider dev: every candidate runs.
+4. The policy's own samples (8 per question) on held-out Spider train questions, where some are
+   right and some wrong and run: its real mistakes.
+
+Baselines: random choice, random among the candidates that run (execution filtering alone),
+majority vote. The headline is the PRM against random-among-running on each left-out kind,
+the unplanted edits and the policy's own errors.
+
+    python benchmarks/bench_selection.py [--save-prm DIR] [--prm-questions 1000] [--epochs 2]
 """
 
 from __future__ import annotations
@@ -21,118 +31,250 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
 
-from _common import add_spider_dir_argument, require_spider, spider_train_questions, train_small_prm
+import numpy as np
+from _common import PERTURBATIONS, WORK_DIR, add_spider_dir_argument, require_spider
+from bench_method import SAMPLE_MAX_NEW_TOKENS, small_policy, spider_train
 
+from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_prm, with_both_prompt_styles
 from trl_processsql.data import database_path, load_questions
 from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates
-from trl_processsql.labeling import gold_chains, mutation_rows
+from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows, policy_rows
+from trl_processsql.labeling.builder import answer_differs
 from trl_processsql.prm import AGGREGATIONS
 from trl_processsql.sql import SQLExecutor, results_match
 
+FOLDS = (("column", "literal", "join_key", "add_filter"), ("comparison", "aggregate", "drop_filter", "table"))
+"""Mutation kinds in two halves: a PRM trained on one half judges pools of the other."""
 
-def _pools(rows: list[dict], seed: int) -> list[list[dict]]:
-    """Rows grouped per question (``mutation_rows`` writes each gold row, then its mutants), shuffled."""
-    pools: list[list[dict]] = []
+UNPLANTED = ("order", "distinct", "number", "string", "where", "aggregate")
+"""Text edits of ``_common.PERTURBATIONS`` used as wrong candidates (the misspelled column is left out: it fails)."""
+
+
+@dataclass
+class Pool:
+    """One question's candidates: their SQL, which are right (known before scoring) and the kind of each."""
+
+    prompt: str
+    db_path: str
+    sqls: list[str]
+    right: list[bool]
+    kinds: list[str]
+
+    def shuffled(self, seed: str) -> Pool:
+        order = list(range(len(self.sqls)))
+        random.Random(seed).shuffle(order)
+        return Pool(self.prompt, self.db_path, *([column[i] for i in order] for column in (self.sqls, self.right, self.kinds)))
+
+    def positions(self, kind: str) -> list[int]:
+        """Where the gold and the candidates of ``kind`` lie."""
+        return [i for i, k in enumerate(self.kinds) if k in ("gold", kind)]
+
+
+def mutant_pools(rows: list[dict], db_dir: Path, seed: int) -> list[Pool]:
+    """Pools from ``mutation_rows`` output (each gold row, then its mutants)."""
+    grouped: list[list[dict]] = []
     for row in rows:
         if row["source"] == "gold":
-            pools.append([])
-        pools[-1].append(row)
-    for k, pool in enumerate(pools):
-        random.Random(f"{seed}:{k}").shuffle(pool)
+            grouped.append([])
+        grouped[-1].append(row)
+    return [
+        Pool(g[0]["prompt"], str(database_path(db_dir, g[0]["db_id"])), [r["sql"] for r in g], [r["source"] == "gold" for r in g],
+             [r["mutation"].split("@")[0] or "gold" for r in g]).shuffled(f"{seed}:{k}")
+        for k, g in enumerate(grouped)
+    ]
+
+
+def edit_pools(chains, executor, seed: int, per_question: int = 3) -> list[Pool]:
+    """Gold + up to ``per_question`` unplanted text edits that run and change the answer."""
+    found = []
+    for i, chain in enumerate(chains):
+        text = chain.cocte.render()
+        for kind in UNPLANTED:
+            edited = PERTURBATIONS[kind](text)
+            if edited and edited != text:
+                found.append((i, kind, edited))
+    golds = executor.execute_many([(c.db_path, c.cocte.sql) for c in chains], cache=True)
+    results = executor.execute_many([(chains[i].db_path, sql) for i, _, sql in found])
+    kept: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for (i, kind, sql), result in zip(found, results):
+        gold_sql = chains[i].question["gold_sql"]
+        if result.ok and answer_differs(result.rows, golds[i].rows, gold_sql) and len(kept[i]) < per_question:
+            kept[i].append((kind, sql))
+    rng = random.Random(seed)
+    pools = []
+    for i, edits in sorted(kept.items()):
+        rng.shuffle(edits)
+        chain = chains[i]
+        pools.append(Pool(chain.prompt, chain.db_path, [chain.cocte.render()] + [s for _, s in edits],
+                          [True] + [False] * len(edits), ["gold"] + [k for k, _ in edits]).shuffled(f"{seed}:edit:{i}"))
     return pools
+
+
+def policy_pools(chains, labeler, executor, n: int, seed: int) -> list[Pool]:
+    """The policy's ``n`` samples per question, where at least one runs and is right and one runs and is wrong."""
+    texts = labeler.generate([c.prompt for c in chains], [""] * len(chains), n, "policy samples")
+    golds = executor.execute_many([(c.db_path, c.question["gold_sql"]) for c in chains], cache=True)
+    from trl_processsql.cocte import parse_cocte
+
+    sqls = [[parse_cocte(t).sql for t in row] for row in texts]
+    results = iter(executor.execute_many([(c.db_path, s) for c, row in zip(chains, sqls) for s in row if s]))
+    pools = []
+    for i, (chain, row) in enumerate(zip(chains, sqls)):
+        verdicts = []
+        for sql in row:
+            result = next(results) if sql else None
+            runs = result is not None and result.ok
+            verdicts.append((runs, runs and golds[i].ok and results_match(result.rows, golds[i].rows, "spider", gold_sql=chain.question["gold_sql"])))
+        if any(right for _, right in verdicts) and any(runs and not right for runs, right in verdicts):
+            keep = [k for k, s in enumerate(row) if s]
+            pools.append(Pool(chain.prompt, chain.db_path, [row[k] for k in keep], [verdicts[k][1] for k in keep], ["policy"] * len(keep)))
+    return pools
+
+
+def score(pools: list[Pool], prm, executor) -> list[list]:
+    flat = score_candidates([p.prompt for p in pools for _ in p.sqls], [s for p in pools for s in p.sqls],
+                            [p.db_path for p in pools for _ in p.sqls], executor, prm)
+    out, at = [], 0
+    for p in pools:
+        out.append(flat[at : at + len(p.sqls)])
+        at += len(p.sqls)
+    return out
+
+
+def random_running(pools: list[Pool], found: list[list]) -> float:
+    total = 0.0
+    for pool, cands in zip(pools, found):
+        running = [i for i, c in enumerate(cands) if c.ok]
+        total += sum(pool.right[i] for i in running) / len(running) if running else 0.0
+    return total / len(pools)
+
+
+def picked(pools: list[Pool], found: list[list], pick) -> float:
+    return sum(pool.right[pick(cands)] for pool, cands in zip(pools, found)) / len(pools)
+
+
+def train_prm(chains, labeler_rows: list[dict], executor, tokenizer, policy_dir, kinds, args, db_dir, output_dir=None):
+    rows = mutation_rows(chains, executor, kinds=kinds, seed=args.seed) + labeler_rows
+    rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
+    prm, seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, output_dir=output_dir, seed=args.seed)
+    return prm, seconds, len(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spider_dir_argument(parser)
-    parser.add_argument("--train-questions", type=int, default=800, help="Spider train questions sampled for PRM training")
+    parser.add_argument("--save-prm", metavar="DIR", help="write the PRM trained on every mutation kind here")
+    parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where bench_method.py caches its SFT policy")
+    parser.add_argument("--test-questions", type=int, default=300, help="Spider train questions held out (as in bench_method.py)")
+    parser.add_argument("--sft-steps", type=int, default=1200, help="SFT steps of the policy (as in bench_method.py)")
+    parser.add_argument("--prm-questions", type=int, default=1000, help="Spider train questions the PRM's labels come from")
     parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--hidden-size", type=int, default=128)
-    parser.add_argument("--num-layers", type=int, default=2)
-    parser.add_argument("--max-prompt-length", type=int, default=48, help="prompt tokens kept (the end: the question)")
-    parser.add_argument("--mutants", type=int, default=3, help="wrong candidates per pool, at most")
+    parser.add_argument("--mutants", type=int, default=3, help="wrong candidates per dev pool, at most")
+    parser.add_argument("--skip-folds", action="store_true", help="do not train the two left-out-kind PRMs")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     spider_dir = require_spider(args.spider_dir)
     db_dir = spider_dir / "database"
+    import datasets
+    import transformers
 
-    start = time.perf_counter()
-    dev = load_questions(spider_dir / "dev.json")
-    runnable = [q for q in dev if database_path(db_dir, q["db_id"]).is_file()]
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    began = time.perf_counter()
+
+    questions = [q for q in spider_train(spider_dir) if database_path(db_dir, q["db_id"]).is_file()]
+    test, train = split_by_question(questions, [args.test_questions], args.seed)
+    dev = [q for q in load_questions(spider_dir / "dev.json") if database_path(db_dir, q["db_id"]).is_file()]
     with SQLExecutor() as executor:
-        train_chains, _ = gold_chains(spider_train_questions(spider_dir, args.train_questions, args.seed), db_dir, executor)
-        train_rows = mutation_rows(train_chains, executor, seed=args.seed)
-        dev_chains, skipped = gold_chains(runnable, db_dir, executor)
-        dev_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, seed=args.seed + 1)
-        labelling = time.perf_counter() - start
-        prm, training = train_small_prm(
-            train_rows,
-            epochs=args.epochs,
-            hidden_size=args.hidden_size,
-            num_layers=args.num_layers,
-            max_prompt_length=args.max_prompt_length,
-            seed=args.seed,
-        )
-        pools = _pools(dev_rows, args.seed)
+        policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, SmallModelSettings(max_steps=args.sft_steps, seed=args.seed), executor)
+        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
         start = time.perf_counter()
-        flat = score_candidates(
-            [row["prompt"] for pool in pools for row in pool],
-            [row["sql"] for pool in pools for row in pool],
-            [database_path(db_dir, row["db_id"]) for pool in pools for row in pool],
-            executor,
-            prm,
-        )
-        scoring = time.perf_counter() - start
+        chains, _ = gold_chains(random.Random(args.seed).sample(train, args.prm_questions), db_dir, executor, prompt_style="compact")
+        own_rows = policy_rows(chains, labeler, samples_per_question=2)
+        labelling = time.perf_counter() - start
 
-    candidates, correct, at = [], [], 0
-    for pool in pools:
-        found = flat[at : at + len(pool)]
-        at += len(pool)
-        gold = found[[row["source"] for row in pool].index("gold")]
-        assert gold.ok, f"a verified gold chain did not run: {gold.sql[:200]}"
-        candidates.append(found)
-        correct.append([c.ok and results_match(c.rows, gold.rows, "spider", gold_sql=gold.sql) for c in found])
+        prm, training, n_rows = train_prm(chains, own_rows, executor, tokenizer, policy_dir, MUTATIONS, args, db_dir, args.save_prm)
+        dev_chains, _ = gold_chains(dev, db_dir, executor)
+        dev_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, seed=args.seed + 1)
+        pools = mutant_pools(dev_rows, db_dir, args.seed)
+        found = score(pools, prm, executor)
+        test_chains, _ = gold_chains(test, db_dir, executor, prompt_style="compact")
+        own = policy_pools(test_chains, labeler, executor, 8, args.seed)
+        own_found = score(own, prm, executor)
+        edits = edit_pools(dev_chains, executor, args.seed)
+        edits_found = score(edits, prm, executor)
 
-    def accuracy(pick) -> float:
-        return sum(ok[pick(found)] for found, ok in zip(candidates, correct)) / len(candidates)
+        folds = []
+        if not args.skip_folds:
+            for kept in FOLDS:
+                left_out = tuple(k for k in MUTATIONS if k not in kept)
+                fold_prm, _, _ = train_prm(chains, own_rows, executor, tokenizer, policy_dir, kept, args, db_dir)
+                fold_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, kinds=left_out, seed=args.seed + 2)
+                fold_pools = mutant_pools(fold_rows, db_dir, args.seed)
+                folds.append((left_out, fold_pools, score(fold_pools, fold_prm, executor)))
 
-    def expected(only_running: bool) -> float:
-        total = 0.0
-        for found, ok in zip(candidates, correct):
-            eligible = [i for i, c in enumerate(found) if c.ok or not only_running]
-            total += sum(ok[i] for i in eligible) / len(eligible) if eligible else 0.0
-        return total / len(candidates)
-
-    sizes = [len(found) for found in candidates]
-    ran = sum(c.ok for found in candidates for c in found)
-    agreeing = sum(any(len(group) > 1 for group in result_groups(found)) for found in candidates)  # only mutants can agree
-    print(
-        f"dev: {len(dev)} questions, {len(runnable)} runnable, {len(dev_chains)} with a verified gold CoCTE "
-        f"({sum(skipped.values()) - skipped['database missing']} not converted), {len(pools)} with wrong variants: the pools"
-    )
-    print(
-        f"pools: {sum(sizes)} candidates, {sum(sizes) / len(sizes):.2f} per question (gold + up to {args.mutants} mutants), "
-        f"{ran / sum(sizes):.1%} run, {agreeing / len(pools):.1%} of pools with wrong candidates that agree on one result"
-    )
-    print(f"PRM trained on {len(train_rows)} trajectories (gold + 1 mutant) from {args.train_questions} Spider train questions")
-    print(f"labelling {labelling:.0f} s, training {training:.0f} s ({args.epochs:g} epochs, CPU), scoring the pools {scoring:.0f} s")
+    # -- 1. planted kinds on dev: every strategy --------------------------------------------------
+    sizes = [len(p.sqls) for p in pools]
+    ran = sum(c.ok for cands in found for c in cands)
+    agreeing = sum(any(len(g) > 1 for g in result_groups(cands)) for cands in found)
+    print(f"\nPRM: from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {n_rows} trajectories "
+          f"(policy samples on {args.prm_questions} Spider train questions with rollouts, gold chains, mutants of every kind); "
+          f"labelling {labelling / 60:.1f} min, training {training / 60:.1f} min")
+    print(f"1. Spider dev (unseen databases): {len(pools)} pools, {sum(sizes) / len(sizes):.2f} candidates each "
+          f"(gold + up to {args.mutants} planted mutants), {ran / sum(sizes):.1%} run, {agreeing / len(pools):.1%} with wrong candidates that agree")
     table = [
-        ("random choice (expected)", expected(False)),
-        ("random among those that run", expected(True)),
-        ("majority vote (execution result)", accuracy(majority_vote)),
+        ("random choice (expected)", float(np.mean([sum(p.right) / len(p.right) for p in pools]))),
+        ("random among those that run", random_running(pools, found)),
+        ("majority vote (execution result)", picked(pools, found, majority_vote)),
     ]
-    table += [(f"PRM best-of-N, {name}", accuracy(lambda found, a=name: best_of_n(found, aggregation=a))) for name in AGGREGATIONS]
-    table += [(f"PRM-weighted vote, {name}", accuracy(lambda found, a=name: prm_vote(found, aggregation=a))) for name in AGGREGATIONS]
-    print(f"\n{'strategy':<36}{'accuracy':>9}")
+    table += [(f"PRM best-of-N, {a}", picked(pools, found, lambda c, a=a: best_of_n(c, aggregation=a))) for a in AGGREGATIONS]
+    table += [(f"PRM-weighted vote, {a}", picked(pools, found, lambda c, a=a: prm_vote(c, aggregation=a))) for a in AGGREGATIONS]
     for name, value in table:
-        print(f"{name:<36}{value:>9.1%}")
-    best_name, best = max(table[3:], key=lambda item: item[1])
-    print(
-        f"\nSelection on {len(pools)} Spider dev pools: {best_name} picks the right answer {best:.1%} of the time, "
-        f"against {table[0][1]:.1%} for random choice, {table[1][1]:.1%} for random among those that run "
-        f"and {table[2][1]:.1%} for majority vote"
-    )
+        print(f"   {name:<36}{value:>8.1%}")
+
+    # -- 2-4. errors the PRM never saw ------------------------------------------------------------
+    print("\nErrors the PRM was not trained on: PRM best-of-N (min) against a random pick among the candidates that run")
+    print(f"   {'pools':<58}{'n':>5}{'PRM':>8}{'random':>8}")
+    headline = []
+
+    def line(name: str, pools_: list[Pool], found_: list[list]) -> None:
+        if not pools_:
+            print(f"   {name:<58}{0:>5}")
+            return
+        prm_value, baseline = picked(pools_, found_, best_of_n), random_running(pools_, found_)
+        headline.append((name, prm_value, baseline))
+        print(f"   {name:<58}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}")
+
+    def of_kind(pools_: list[Pool], found_: list[list], kind: str) -> tuple[list[Pool], list[list]]:
+        """Each pool that has candidates of ``kind``, restricted to them and the gold."""
+        sub, sub_found = [], []
+        for pool, cands in zip(pools_, found_):
+            if kind in pool.kinds:
+                keep = pool.positions(kind)
+                sub.append(Pool(pool.prompt, pool.db_path, *([column[i] for i in keep] for column in (pool.sqls, pool.right, pool.kinds))))
+                sub_found.append([cands[i] for i in keep])
+        return sub, sub_found
+
+    for left_out, fold_pools, fold_found in folds:
+        for kind in left_out:
+            line(f"2. left-out kind '{kind}' (Spider dev, PRM without {'/'.join(left_out)})", *of_kind(fold_pools, fold_found, kind))
+    for kind in UNPLANTED:
+        line(f"3. unplanted edit '{kind}' (Spider dev)", *of_kind(edits, edits_found, kind))
+    line("3. all unplanted edits together (Spider dev)", edits, edits_found)
+    line(f"4. the policy's own samples (held-out Spider train questions)", own, own_found)
+
+    wins = sum(v > b for _, v, b in headline)
+    print(f"\nThe PRM picks the right answer more often than a random pick among running candidates in {wins} of {len(headline)} "
+          f"held-out error sets; on the policy's own errors {headline[-1][1]:.1%} against {headline[-1][2]:.1%}; "
+          f"on planted mutants on unseen databases best-of-N (min) {table[3][1]:.1%} against {table[1][1]:.1%} "
+          f"({(time.perf_counter() - began) / 60:.0f} minutes in all)" if headline else "")
+    if args.save_prm:
+        print(f"PRM saved to {args.save_prm}: ProcessRewardModel.from_pretrained({args.save_prm!r}) scores as above")
 
 
 if __name__ == "__main__":

@@ -169,6 +169,22 @@ def test_mutation_rows_are_balanced_and_deterministic(sample_chains, executor):
     assert per_question["gold"] == stats["by_source"]["gold"] < per_question["mutation"] <= 2 * per_question["gold"]
 
 
+def test_mutation_rows_plant_only_the_kinds_asked_for(sample_chains, executor):
+    rows = mutation_rows(sample_chains, executor, kinds=("literal", "aggregate"), seed=3)
+    kinds = label_statistics(rows)["by_mutation"]
+    assert set(kinds) == {"literal", "aggregate"} and sum(kinds.values()) > 10
+    with pytest.raises(ValueError, match="unknown mutation kinds"):
+        mutation_rows(sample_chains, executor, kinds=("literal", "typo"))
+
+
+def test_gold_chains_carry_the_prompt_style_the_policy_reads(toy_db, executor):
+    question = {"index": 0, "db_id": "toy", "question": "Who sang?", "gold_sql": GOLD_SQL, "evidence": ""}
+    (full,), _ = gold_chains([question], toy_db.parent.parent, executor)
+    (compact,), _ = gold_chains([question], toy_db.parent.parent, executor, prompt_style="compact")
+    assert compact.prompt == "Database: toy\nQuestion: Who sang?"
+    assert "# Table: singer" in full.prompt and full.prompt.endswith("Question: Who sang?")
+
+
 # -- execution labels -----------------------------------------------------------------------------------
 
 

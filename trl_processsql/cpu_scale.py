@@ -31,6 +31,7 @@ __all__ = [
     "split_by_question",
     "train_small_policy",
     "train_small_prm",
+    "with_both_prompt_styles",
 ]
 
 
@@ -246,3 +247,20 @@ def train_small_prm(
             tokenizer.save_pretrained(output_dir)
     prm = ProcessRewardModel(trainer.model, tokenizer, max_length=max_length, max_prompt_length=max_prompt_length, batch_size=32)
     return prm, seconds
+
+
+def with_both_prompt_styles(rows: Sequence[dict], db_dir: str | os.PathLike, seed: int = 0) -> list[dict]:
+    """The stepwise rows, a seeded half of them with the full prompt (schema and question) instead of their own.
+
+    A PRM trained on both judges steps whichever prompt it is given: the compact one a small
+    policy reads, or the full one that gold-chain pools and real models use.
+    """
+    from .data import database_path
+    from .prompts import build_prompt
+
+    mixed = []
+    for k, row in enumerate(rows):
+        if random.Random(f"{seed}:{k}").random() < 0.5:
+            row = {**row, "prompt": build_prompt(row["question"], database_path(db_dir, row["db_id"]))}
+        mixed.append(row)
+    return mixed

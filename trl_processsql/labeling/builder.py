@@ -120,7 +120,8 @@ def _row(chain: GoldChain, cocte: CoCTE, views, labels: list[float], source: str
     }
 
 
-def _differs(rows, gold_rows, gold_sql: str) -> bool:
+def answer_differs(rows, gold_rows, gold_sql: str) -> bool:
+    """Whether ``rows`` differ from the gold's under every comparison mode (Spider's and BIRD's): surely wrong."""
     order = gold_orders_rows(gold_sql)
     return not any(match(rows, gold_rows, order) for match in COMPARISON_MODES.values())
 
@@ -159,7 +160,7 @@ def mutation_rows(
     kept: dict[int, list[dict]] = {}
     for (i, mutation, mutant), views in zip(candidates, mutant_views):
         chain, gold, final = chains[i], gold_views[i][-1].result, views[-1].result
-        if final.ok and not _differs(final.rows, gold.rows, chain.question["gold_sql"]):
+        if final.ok and not answer_differs(final.rows, gold.rows, chain.question["gold_sql"]):
             continue  # same answer: not an error, whatever the text says
         if len(kept.get(i, [])) < mutants_per_question:
             k = int(mutation.rsplit("@", 1)[1]) - 1
