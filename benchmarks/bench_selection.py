@@ -14,14 +14,12 @@ fixed seed; a pick is right when its result matches the gold's. Pools:
    every selection strategy against random choice, random among those that run, and majority vote.
 2. Left-out kinds: two more PRMs, each trained with half of the mutation kinds left out, judge
    Spider dev pools of the kinds they never saw (gold + mutants of one kind).
-3. Edits the labelling never plants (ASC/DESC flips, DISTINCT toggles, numbers, strings, dropped
-   conditions and swapped aggregates written as text edits), on Spider dev: every candidate runs.
-4. The policy's own samples (8 per question) on held-out Spider train questions, where some are
+3. The policy's own samples (8 per question) on held-out Spider train questions, where some are
    right and some wrong and run: its real mistakes.
 
 Baselines: random choice, random among the candidates that run (execution filtering alone),
 majority vote. The headline is the PRM against random-among-running on each left-out kind,
-the unplanted edits and the policy's own errors.
+and on the policy's own errors.
 
     python benchmarks/bench_selection.py [--save-prm DIR] [--prm-questions 1000] [--epochs 2]
 """
@@ -31,27 +29,25 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import PERTURBATIONS, WORK_DIR, add_spider_dir_argument, require_spider
+from _common import WORK_DIR, add_spider_dir_argument, require_spider
 from bench_method import SAMPLE_MAX_NEW_TOKENS, small_policy, spider_train
 
 from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_prm, with_both_prompt_styles
 from trl_processsql.data import database_path, load_questions
 from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates
 from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows, policy_rows
-from trl_processsql.labeling.builder import answer_differs
 from trl_processsql.prm import AGGREGATIONS
 from trl_processsql.sql import SQLExecutor, results_match
 
-FOLDS = (("column", "literal", "join_key", "add_filter"), ("comparison", "aggregate", "drop_filter", "table"))
+FOLDS = (
+    ("column", "literal", "join_key", "add_filter", "connector", "order"),
+    ("comparison", "aggregate", "drop_filter", "table", "distinct", "limit"),
+)
 """Mutation kinds in two halves: a PRM trained on one half judges pools of the other."""
-
-UNPLANTED = ("order", "distinct", "number", "string", "where", "aggregate")
-"""Text edits of ``_common.PERTURBATIONS`` used as wrong candidates (the misspelled column is left out: it fails)."""
 
 
 @dataclass
@@ -86,32 +82,6 @@ def mutant_pools(rows: list[dict], db_dir: Path, seed: int) -> list[Pool]:
              [r["mutation"].split("@")[0] or "gold" for r in g]).shuffled(f"{seed}:{k}")
         for k, g in enumerate(grouped)
     ]
-
-
-def edit_pools(chains, executor, seed: int, per_question: int = 3) -> list[Pool]:
-    """Gold + up to ``per_question`` unplanted text edits that run and change the answer."""
-    found = []
-    for i, chain in enumerate(chains):
-        text = chain.cocte.render()
-        for kind in UNPLANTED:
-            edited = PERTURBATIONS[kind](text)
-            if edited and edited != text:
-                found.append((i, kind, edited))
-    golds = executor.execute_many([(c.db_path, c.cocte.sql) for c in chains], cache=True)
-    results = executor.execute_many([(chains[i].db_path, sql) for i, _, sql in found])
-    kept: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for (i, kind, sql), result in zip(found, results):
-        gold_sql = chains[i].question["gold_sql"]
-        if result.ok and answer_differs(result.rows, golds[i].rows, gold_sql) and len(kept[i]) < per_question:
-            kept[i].append((kind, sql))
-    rng = random.Random(seed)
-    pools = []
-    for i, edits in sorted(kept.items()):
-        rng.shuffle(edits)
-        chain = chains[i]
-        pools.append(Pool(chain.prompt, chain.db_path, [chain.cocte.render()] + [s for _, s in edits],
-                          [True] + [False] * len(edits), ["gold"] + [k for k, _ in edits]).shuffled(f"{seed}:edit:{i}"))
-    return pools
 
 
 def policy_pools(chains, labeler, executor, n: int, seed: int) -> list[Pool]:
@@ -206,8 +176,6 @@ def main() -> None:
         test_chains, _ = gold_chains(test, db_dir, executor, prompt_style="compact")
         own = policy_pools(test_chains, labeler, executor, 8, args.seed)
         own_found = score(own, prm, executor)
-        edits = edit_pools(dev_chains, executor, args.seed)
-        edits_found = score(edits, prm, executor)
 
         folds = []
         if not args.skip_folds:
@@ -263,10 +231,7 @@ def main() -> None:
     for left_out, fold_pools, fold_found in folds:
         for kind in left_out:
             line(f"2. left-out kind '{kind}' (Spider dev, PRM without {'/'.join(left_out)})", *of_kind(fold_pools, fold_found, kind))
-    for kind in UNPLANTED:
-        line(f"3. unplanted edit '{kind}' (Spider dev)", *of_kind(edits, edits_found, kind))
-    line("3. all unplanted edits together (Spider dev)", edits, edits_found)
-    line(f"4. the policy's own samples (held-out Spider train questions)", own, own_found)
+    line("3. the policy's own samples (held-out Spider train questions)", own, own_found)
 
     wins = sum(v > b for _, v, b in headline)
     print(f"\nThe PRM picks the right answer more often than a random pick among running candidates in {wins} of {len(headline)} "

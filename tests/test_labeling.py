@@ -40,7 +40,7 @@ performed AS (
   SELECT f.name, c.year FROM french AS f JOIN concert AS c ON c.singer_id = f.id
 )
 
-SELECT name, MAX(year) AS last_year FROM performed GROUP BY name"""
+SELECT name, MAX(year) AS last_year FROM performed GROUP BY name ORDER BY last_year DESC LIMIT 5"""
 WRONG_FINAL = """WITH french AS (SELECT id, name FROM singer WHERE country = 'France'),
 
 performances AS (SELECT f.name FROM french AS f JOIN concert AS c ON c.singer_id = f.id),
@@ -167,6 +167,23 @@ def test_mutation_rows_are_balanced_and_deterministic(sample_chains, executor):
     two = mutation_rows(sample_chains, executor, seed=3, mutants_per_question=2)
     per_question = label_statistics(two)["by_source"]
     assert per_question["gold"] == stats["by_source"]["gold"] < per_question["mutation"] <= 2 * per_question["gold"]
+
+
+def test_kept_mutants_are_balanced_between_larger_and_smaller_results(sample_chains, executor):
+    def larger_share(rows):
+        sizes = {}
+        for row in rows:  # each gold row comes before its mutants; views end with "N rows" or "1 row"
+            count = row["completions"][-1].split(" row")[0].rsplit(" ", 1)[-1]
+            size = int(count) if count.isdigit() else -1
+            if row["source"] == "gold":
+                gold = size
+            else:
+                sizes[row["sql"]] = size > gold
+        return sum(sizes.values()) / len(sizes)
+
+    balanced = larger_share(mutation_rows(sample_chains, executor, seed=3))
+    plain = larger_share(mutation_rows(sample_chains, executor, seed=3, balance_sizes=False))
+    assert plain < 0.15 and balanced > 0.3  # most mutations shrink a result; balancing seeks out the ones that grow it
 
 
 def test_mutation_rows_plant_only_the_kinds_asked_for(sample_chains, executor):

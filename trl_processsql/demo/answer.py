@@ -59,7 +59,7 @@ def answer_question(db_path: str | os.PathLike, question: str, policy, executor,
     if n < 1:
         raise DemoError(f"the number of candidates must be at least 1, got {n}")
     try:
-        messages = prompt_messages(question, db_path)
+        messages = prompt_messages(question, db_path, style=getattr(policy, "prompt_style", "full"))
     except SchemaError as exc:
         raise DemoError(str(exc)) from None
     completions = policy.sampler(n).sample([messages], n)[0]

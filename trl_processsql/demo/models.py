@@ -20,12 +20,14 @@ __all__ = ["LazyModel", "Policy", "load_policy", "load_prm"]
 
 class Policy:
     """One policy model behind two samplers: greedy for a single answer, temperature 1 for best-of-N
-    (the paper samples its candidates at T = 1.0)."""
+    (the paper samples its candidates at T = 1.0); ``prompt_style`` is the prompt it was trained on."""
 
     def __init__(self, greedy):
         from ..inference import TransformersSampler
+        from ..prompts import saved_prompt_style
 
         self.greedy = greedy
+        self.prompt_style = saved_prompt_style(greedy.model.config)
         self.sampling = TransformersSampler(greedy.model, greedy.tokenizer, temperature=1.0, max_new_tokens=greedy.max_new_tokens)
 
     def sampler(self, n: int):

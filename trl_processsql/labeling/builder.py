@@ -131,14 +131,19 @@ def mutation_rows(
     executor: SQLExecutor,
     *,
     mutants_per_question: int = 1,
-    attempts: int = 8,
+    attempts: int = 16,
     kinds: Sequence[str] = MUTATIONS,
+    balance_sizes: bool = True,
     seed: int = 0,
 ) -> list[dict]:
     """Gold rows and mutant rows, one gold per question that has at least one mutant (balanced at 1).
 
     ``kinds`` are the mutations planted (:data:`~.mutations.MUTATIONS`); leaving some out tests a
-    PRM on errors it never saw.
+    PRM on errors it never saw. With ``balance_sizes`` each question keeps, among its mutants that
+    change the answer, those whose result is larger than the gold's when the kept mutants so far
+    are mostly smaller, and the other way round: many mutations (changed literals, added filters)
+    shrink a result, and a PRM trained on them learns that a big result looks right instead of
+    what the question asks.
     """
     unknown = sorted(set(kinds) - set(MUTATIONS))
     if unknown or not kinds:
@@ -157,16 +162,26 @@ def mutation_rows(
                 candidates.append((i, f"{kind}@{k + 1}", mutant))
     gold_views = execute_steps_many([(c.cocte, c.db_path) for c in chains], executor)
     mutant_views = execute_steps_many([(m, chains[i].db_path) for i, _, m in candidates], executor)
-    kept: dict[int, list[dict]] = {}
+    wrong: dict[int, list[tuple[str, CoCTE, list]]] = {}
     for (i, mutation, mutant), views in zip(candidates, mutant_views):
         chain, gold, final = chains[i], gold_views[i][-1].result, views[-1].result
         if final.ok and not answer_differs(final.rows, gold.rows, chain.question["gold_sql"]):
             continue  # same answer: not an error, whatever the text says
-        if len(kept.get(i, [])) < mutants_per_question:
+        wrong.setdefault(i, []).append((mutation, mutant, views))
+    kept: dict[int, list[dict]] = {}
+    larger = Counter()  # kept mutants whose result is larger than the gold's (True) or not (False)
+    for i, found in sorted(wrong.items()):
+        gold_size = len(gold_views[i][-1].result.rows)
+        for _ in range(min(mutants_per_question, len(found))):
+            grows = [views[-1].result.ok and len(views[-1].result.rows) > gold_size for _, _, views in found]
+            wanted = larger[False] > larger[True]
+            pick = grows.index(wanted) if balance_sizes and wanted in grows else 0
+            mutation, mutant, views = found.pop(pick)
+            larger[grows[pick]] += 1
             k = int(mutation.rsplit("@", 1)[1]) - 1
             planted = [1.0] * k + [0.0] * (len(views) - k)
             labels = [min(a, b) for a, b in zip(planted, execution_labels(views))]
-            kept.setdefault(i, []).append(_row(chain, mutant, views, labels, "mutation", mutation))
+            kept.setdefault(i, []).append(_row(chains[i], mutant, views, labels, "mutation", mutation))
     rows = []
     for i in sorted(kept):
         rows.append(_row(chains[i], chains[i].cocte, gold_views[i], execution_labels(gold_views[i], True), "gold"))

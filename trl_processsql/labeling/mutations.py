@@ -20,7 +20,10 @@ from ..sql.schema import DatabaseSchema
 
 __all__ = ["MUTATIONS", "mutate_step"]
 
-MUTATIONS = ("column", "comparison", "literal", "aggregate", "join_key", "drop_filter", "add_filter", "table")
+MUTATIONS = (
+    "column", "comparison", "literal", "aggregate", "join_key", "drop_filter", "add_filter", "table",
+    "connector", "distinct", "order", "limit",
+)
 """The kinds of error :func:`mutate_step` can plant, one per call."""
 
 _CTE_BODY = re.compile(r"^(.*?\bAS\s*(?:NOT\s+)?(?:MATERIALIZED\s*)?\()(.*)(\)\s*,?\s*)$", re.IGNORECASE | re.DOTALL)
@@ -130,6 +133,39 @@ class _Mutator:
         literal = exp.Literal.number(value) if re.fullmatch(r"-?\d+(\.\d+)?", value) else exp.Literal.string(value)
         qualifier = alias if len(self.aliases) > 1 else None
         select.where(exp.EQ(this=exp.column(name, table=qualifier), expression=literal), copy=False)
+        return True
+
+    def connector(self) -> bool:
+        """``AND`` for ``OR`` or back, outside join conditions: a filter too loose or too strict."""
+        node = self._pick(n for n in self.tree.find_all(exp.And, exp.Or) if not n.find_ancestor(exp.Join))
+        if node is None:
+            return False
+        other = exp.Or if isinstance(node, exp.And) else exp.And
+        node.replace(other(this=node.this.copy(), expression=node.expression.copy()))
+        return True
+
+    def distinct(self) -> bool:
+        """``DISTINCT`` added or dropped: duplicates where the question wants none, or the reverse."""
+        select = self.tree if isinstance(self.tree, exp.Select) else self.tree.find(exp.Select)
+        if select is None:
+            return False
+        select.set("distinct", None if select.args.get("distinct") else exp.Distinct())
+        return True
+
+    def order(self) -> bool:
+        """One sort key's direction flipped: the largest for the smallest."""
+        node = self._pick(self.tree.find_all(exp.Ordered))
+        if node is None:
+            return False
+        node.set("desc", not node.args.get("desc"))
+        return True
+
+    def limit(self) -> bool:
+        """The ``LIMIT`` dropped: every row where the question asks for the first few."""
+        node = self.tree.args.get("limit")
+        if node is None:
+            return False
+        node.pop()
         return True
 
     def table(self) -> bool:
