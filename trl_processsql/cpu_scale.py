@@ -20,7 +20,6 @@ import os
 import random
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 from transformers import TrainerCallback
