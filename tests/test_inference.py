@@ -221,6 +221,24 @@ def test_beam_strategy_records_its_final_beam(toy_questions, executor):
     assert sampler.calls == [("continue", [""], 2)]
 
 
+def test_the_prompt_is_the_style_the_policy_was_trained_on(toy_questions, executor):
+    questions, db_dir = toy_questions
+
+    class CompactPolicySampler(ScriptedSampler):
+        model = type("Model", (), {"config": type("Config", (), {"processsql_prompt_style": "compact"})()})()
+
+        def sample(self, conversations, n=1):
+            self.seen = [c[-1]["content"] for c in conversations]
+            return super().sample(conversations, n)
+
+    sampler = CompactPolicySampler([RIGHT])
+    prm = KeywordPRM()
+    list(predict(questions[:1], db_dir, sampler, executor, strategy="best-of-n", n=1, prm=prm))
+    assert sampler.seen == prm.prompts == ["Database: toy\nQuestion: How many singers are older than 30?"]
+    list(predict(questions[:1], db_dir, sampler, executor, strategy="greedy", prompt_style="full"))
+    assert "# Table: singer" in sampler.seen[0]  # an explicit style wins over the saved one
+
+
 def test_questions_on_missing_databases_get_no_record(toy_questions, executor, caplog):
     questions, db_dir = toy_questions
     lost = {**questions[0], "index": 2, "db_id": "nowhere"}
