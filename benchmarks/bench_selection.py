@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import WORK_DIR, add_spider_dir_argument, require_spider
-from bench_method import SAMPLE_MAX_NEW_TOKENS, small_policy, spider_train
+from bench_method import SAMPLE_MAX_NEW_TOKENS, TEMPERATURE, small_policy, spider_train
 
 from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_prm, with_both_prompt_styles
 from trl_processsql.data import database_path, load_questions
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where bench_method.py caches its SFT policy")
     parser.add_argument("--test-questions", type=int, default=300, help="Spider train questions held out (as in bench_method.py)")
     parser.add_argument("--sft-steps", type=int, default=1200, help="SFT steps of the policy (as in bench_method.py)")
-    parser.add_argument("--prm-questions", type=int, default=1000, help="Spider train questions the PRM's labels come from")
+    parser.add_argument("--prm-questions", type=int, default=800, help="Spider train questions the PRM's labels come from")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--mutants", type=int, default=3, help="wrong candidates per dev pool, at most")
     parser.add_argument("--skip-folds", action="store_true", help="do not train the two left-out-kind PRMs")
@@ -162,7 +162,8 @@ def main() -> None:
     dev = [q for q in load_questions(spider_dir / "dev.json") if database_path(db_dir, q["db_id"]).is_file()]
     with SQLExecutor() as executor:
         policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, SmallModelSettings(max_steps=args.sft_steps, seed=args.seed), executor)
-        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
+        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
+                                 max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
         start = time.perf_counter()
         chains, _ = gold_chains(random.Random(args.seed).sample(train, args.prm_questions), db_dir, executor, prompt_style="compact")
         own_rows = policy_rows(chains, labeler, samples_per_question=2)

@@ -38,7 +38,9 @@ class QuickstartSettings:
     ``test_questions`` are held out of every training stage; the policy has ``hidden_size`` and
     ``num_layers`` and trains for ``sft_steps``; ``samples`` policy samples per training question,
     each labelled with ``rollouts`` rollouts per evaluated step, train the PRM with the planted
-    mutants; ``n`` candidates per held-out question go to vote and best-of-N.
+    mutants; ``n`` candidates per held-out question go to vote and best-of-N. Samples, rollouts and
+    GRPO's generations use ``temperature``: below the paper's 1.0, which suits 7B models, because
+    most of a small policy's samples at 1.0 do not run.
     """
 
     output_dir: str = "outputs/quickstart"
@@ -51,6 +53,7 @@ class QuickstartSettings:
     prm_epochs: float = 2.0
     grpo_steps: int = 8
     n: int = 8
+    temperature: float = 0.7
     max_new_tokens: int = 128
     seed: int = 0
 
@@ -140,7 +143,7 @@ def run_quickstart(settings: QuickstartSettings | None = None) -> dict:
         start = _stage(3, "step labels: the policy's own samples (execution + rollouts) and planted mutants")
         train_chains, _ = gold_chains(train_questions, db_dir, executor, prompt_style="compact")
         test_chains, _ = gold_chains(test_questions, db_dir, executor, prompt_style="compact")
-        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=settings.rollouts,
+        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=settings.rollouts, temperature=settings.temperature,
                                  max_new_tokens=settings.max_new_tokens, batch_size=64)
         train_rows = mutation_rows(train_chains, executor, seed=settings.seed)
         train_rows += policy_rows(train_chains, labeler, samples_per_question=settings.samples)
@@ -174,7 +177,8 @@ def run_quickstart(settings: QuickstartSettings | None = None) -> dict:
         grpo = PRMGRPOTrainer(
             model=policy,
             args=PRMGRPOConfig(**cpu_training_args(out / "policy-prm-grpo", max_steps=settings.grpo_steps, per_device_train_batch_size=16,
-                                                   num_generations=8, max_completion_length=settings.max_new_tokens, beta=0.0,
+                                                   num_generations=8, max_completion_length=settings.max_new_tokens,
+                                                   temperature=settings.temperature, beta=0.0,
                                                    learning_rate=1e-4, logging_steps=1, seed=settings.seed)),
             train_dataset=Dataset.from_list(grpo_rows).shuffle(seed=settings.seed),
             processing_class=tokenizer,
@@ -192,7 +196,8 @@ def run_quickstart(settings: QuickstartSettings | None = None) -> dict:
 
         start = _stage(6, f"inference on the {len(test_questions)} held-out questions: greedy, vote@{settings.n}, PRM best-of-{settings.n}")
         sft_policy = transformers.AutoModelForCausalLM.from_pretrained(policy_dir)
-        sampler = TransformersSampler(sft_policy, tokenizer, temperature=1.0, max_new_tokens=settings.max_new_tokens, batch_size=64)
+        sampler = TransformersSampler(sft_policy, tokenizer, temperature=settings.temperature,
+                                      max_new_tokens=settings.max_new_tokens, batch_size=64)
         records = list(predict(test_questions, db_dir, sampler, executor, strategy="best-of-n", n=settings.n, prm=prm, chunk_size=64))
         write_predictions(records, out / "predictions.jsonl")
         best_ex, best_correct = _accuracy(records, test_questions, db_dir, executor)
