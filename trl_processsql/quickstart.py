@@ -85,7 +85,10 @@ def _weights_changed(before: dict, model) -> bool:
 def run_quickstart(settings: QuickstartSettings | None = None) -> dict:
     """Run the seven stages; returns (and writes to ``report.json``) the figures of each and a ``summary``."""
     import logging
+    import os
     import warnings
+
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # a CPU run: DeepSpeed, if installed, need not probe and warn
 
     import datasets
     import numpy as np
