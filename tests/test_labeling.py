@@ -437,6 +437,10 @@ def test_shard_bounds_split_whole_rounds_and_cover_every_question_once():
         assert all(b.start % size == 0 for b in bounds if b)
     with pytest.raises(ValueError, match="shard index 2 is not one of the 2 shards"):
         shard_bounds(10, 2, 2)
+    from trl_processsql import cli
+    from trl_processsql.labeling import ROUND_SIZE
+
+    assert cli._ROUND_SIZE == ROUND_SIZE  # the command's default is the library's
 
 
 def _recorded_labeling(executor, model, tokenizer, questions, *, seed=0, **shard):

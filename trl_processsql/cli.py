@@ -254,6 +254,9 @@ def _run_build_sft(args) -> int:
     return 0
 
 
+_ROUND_SIZE = 250  # trl_processsql.labeling.ROUND_SIZE, without importing it for --help
+
+
 def _add_label_steps(subparsers):
     parser = subparsers.add_parser(
         "label-steps",
@@ -310,7 +313,7 @@ def _add_label_steps(subparsers):
     shards.add_argument(
         "--round-size",
         type=int,
-        default=250,
+        default=_ROUND_SIZE,
         help="questions per round, the unit of seeding and of sharding; shards of one run must use the same "
         "(default: %(default)s)",
     )
@@ -340,7 +343,7 @@ def _label_steps_command(args) -> str:
     if "rollouts" in args.sources:
         words += ["--num-rollouts", str(args.num_rollouts)]
         words += ["--hard-labels"] * args.hard_labels + ["--no-binary-search"] * args.no_binary_search
-    if args.round_size != 250 or args.num_shards > 1:
+    if args.round_size != _ROUND_SIZE or args.num_shards > 1:
         words += ["--round-size", str(args.round_size)]
     if args.num_shards > 1:
         words += ["--num-shards", str(args.num_shards), "--shard-index", str(args.shard_index)]
