@@ -172,8 +172,9 @@ class RolloutLabeler:
         for name, value in (("num_rollouts", num_rollouts), ("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
-        if not temperature > 0 or (sampler is not None and not sampler.temperature > 0):
-            raise ValueError(f"temperature must be positive (rollouts are sampled), got {temperature}")
+        for value in (temperature, temperature if sampler is None else sampler.temperature):
+            if not value > 0:
+                raise ValueError(f"temperature must be positive (rollouts are sampled), got {value}")
         self.model = model.eval() if model is not None else None
         self.sampler = sampler
         self.tokenizer = tokenizer if tokenizer is not None or sampler is None else sampler.tokenizer
