@@ -303,6 +303,10 @@ def test_labeler_refuses_settings_that_cannot_sample(executor):
         RolloutLabeler(None, None, executor, num_rollouts=0)
     with pytest.raises(ValueError, match="temperature must be positive"):
         RolloutLabeler(None, None, executor, temperature=0)
+    from types import SimpleNamespace
+
+    with pytest.raises(ValueError, match="temperature must be positive .*, got 0.0"):
+        RolloutLabeler(None, None, executor, sampler=SimpleNamespace(temperature=0.0, tokenizer=None))
 
 
 # -- the label-steps command --------------------------------------------------------------------------
