@@ -60,7 +60,7 @@ class Sizes:
 
 
 GPU = Sizes(300, 4, 16, 8, 128, 96, 256, SEVEN_B, 6)
-CPU = Sizes(5, 1, 2, 2, 16, 4, 8, dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128), 2)
+CPU = Sizes(5, 1, 2, 2, 16, 4, 8, dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128), 1)
 
 
 @dataclass

@@ -24,6 +24,7 @@ def test_the_wheelhouse_pins_what_the_gpu_machine_lacks_at_the_installed_version
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about two minutes of CPU in eight processes one after the other; a shared machine stretches it
 def test_the_degraded_gpu_check_installs_from_wheels_and_runs_every_stage(tmp_path):
     from trl_processsql.grpo.advantages import PROCESS_ADVANTAGES
 
