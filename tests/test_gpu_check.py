@@ -41,7 +41,7 @@ def test_the_degraded_gpu_check_installs_from_wheels_and_runs_every_stage(tmp_pa
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=1700,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert (tmp_path / "site" / "trl_processsql" / "sample_data" / "questions.json").is_file()  # the wheel was used
