@@ -15,8 +15,8 @@ Stages, each a row of the table (status, seconds, what it measured):
 - ``step ratio``: median step time of ``PRMGRPOTrainer`` over stock ``GRPOTrainer`` on the same SFT
   policy, batch and seed.
 
-Without a GPU (or with ``--cpu``) every stage runs degraded, with tiny models and a few steps, in
-about a minute: CI runs it so that the script keeps working. On the GPU machine, without network,
+Without a GPU (or with ``--cpu``) every stage runs degraded, with tiny models and a few steps (a
+few minutes on two CPU cores): CI runs it so that the script keeps working. On the GPU machine, without network,
 ``benchmarks/gpu_check.sh WHEELHOUSE`` installs what is missing from a folder of wheels first
 (``benchmarks/build_wheelhouse.sh`` makes it on a machine with network).
 
