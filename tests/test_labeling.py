@@ -336,6 +336,10 @@ def test_labeler_refuses_settings_that_cannot_sample(executor):
         RolloutLabeler(None, None, executor, num_rollouts=0)
     with pytest.raises(ValueError, match="temperature must be positive"):
         RolloutLabeler(None, None, executor, temperature=0)
+    from types import SimpleNamespace
+
+    with pytest.raises(ValueError, match="temperature must be positive .*, got 0.0"):
+        RolloutLabeler(None, None, executor, sampler=SimpleNamespace(temperature=0.0, tokenizer=None))
 
 
 # -- the label-steps command --------------------------------------------------------------------------
@@ -389,7 +393,7 @@ def test_label_steps_with_a_policy_reports_samples_and_rollouts(tmp_path, capsys
         (["--sample", "--sources", "mutations,typo"], "unknown source in --sources 'mutations,typo'"),
         (["--sample", "--sources", "rollouts"], "sample chains from a policy: add --policy MODEL"),
         (["--sample", "--policy", "m"], "--policy is used by the execution and rollouts sources"),
-        (["--sample", "--sources", "execution", "--policy", "no/such/model"], "cannot load the policy no/such/model"),
+        (["--sample", "--sources", "execution", "--policy", "no/such/model"], "cannot load the policy from no/such/model"),
         (["--sample", "--num-rollouts", "0"], "--num-rollouts must be at least 1"),
         (["--sample", "--limit", "0"], "--limit must be at least 1"),
         (["--sample", "--temperature", "0"], "--temperature must be positive"),
@@ -456,3 +460,81 @@ def test_label_steps_push_sends_the_card_then_the_data(tmp_path, monkeypatch, ca
     assert "trl-processsql label-steps --sample --limit 20 --sources mutations --seed 2" in card.text
     assert calls[2][1]["repo_id"] == "me/steps" and calls[2][1]["private"] is True
     assert "dataset pushed to https://huggingface.co/datasets/me/steps" in capsys.readouterr().out
+
+
+# -- labelling split into shards ---------------------------------------------------------------------------
+
+
+def test_shard_bounds_split_whole_rounds_and_cover_every_question_once():
+    from trl_processsql.labeling import shard_bounds
+
+    for questions, shards, size in [(10, 3, 2), (7000, 8, 250), (5, 5, 1), (3, 4, 1)]:
+        bounds = [shard_bounds(questions, shards, i, size) for i in range(shards)]
+        assert [q for b in bounds for q in b] == list(range(questions))
+        assert all(b.start % size == 0 for b in bounds if b)
+    with pytest.raises(ValueError, match="shard index 2 is not one of the 2 shards"):
+        shard_bounds(10, 2, 2)
+    from trl_processsql import cli
+    from trl_processsql.labeling import ROUND_SIZE
+
+    assert cli._ROUND_SIZE == ROUND_SIZE  # the command's default is the library's
+
+
+def _recorded_labeling(executor, model, tokenizer, questions, *, seed=0, **shard):
+    """Rows of label_steps through a TransformersSampler, and every text the sampler wrote, in order."""
+    from trl_processsql.inference import TransformersSampler
+
+    sampler = TransformersSampler(model, tokenizer, max_new_tokens=8, batch_size=2)
+    labeler = RolloutLabeler(None, None, executor, sampler=sampler, num_rollouts=2)
+    written, generate = [], labeler.generate
+    labeler.generate = lambda *args, **kwargs: written.extend(out := generate(*args, **kwargs)) or out
+    rows, skipped = label_steps(
+        questions, DB_DIR, executor, sources=("rollouts",), labeler=labeler, samples_per_question=3,
+        seed=seed, round_size=1, **shard,
+    )
+    return rows, written, labeler.counts
+
+
+def test_shards_sample_and_label_exactly_what_one_run_does(tiny_policy, executor):
+    model, tokenizer = tiny_policy
+    questions = load_questions(QUESTIONS_FILE)[:3]
+    rows, written, counts = _recorded_labeling(executor, model, tokenizer, questions)
+    shards = [_recorded_labeling(executor, model, tokenizer, questions, num_shards=2, shard_index=i) for i in (1, 0)][::-1]
+    assert [row for part in shards for row in part[0]] == rows
+    assert [text for part in shards for text in part[1]] == written and len(written) == 3 and any(t for w in written for t in w)
+    assert counts["samples"] == sum(part[2]["samples"] for part in shards) == 9
+    assert _recorded_labeling(executor, model, tokenizer, questions, seed=1)[1] != written  # the seed does matter
+
+
+@pytest.mark.slow
+def test_label_steps_shards_merge_into_the_single_run_dataset(tmp_path, capsys):
+    from trl_processsql.labeling import read_run
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    save_tiny_checkpoint(tmp_path / "policy", hidden_size=32)
+    args = ["label-steps", "--sample", "--limit", "3", "--round-size", "1", "--sources", "mutations,execution"]
+    args += ["--policy", str(tmp_path / "policy"), "--samples-per-question", "2", "--max-new-tokens", "8", "--device", "cpu"]
+    assert main([*args, "--output", str(tmp_path / "single")]) == 0
+    single_stats = capsys.readouterr().out.split("dataset written")[0]
+    for i in range(2):
+        assert main([*args, "--num-shards", "2", "--shard-index", str(i), "--output", str(tmp_path / f"shard{i}")]) == 0
+    assert "questions: 2 (shard 1 of 2: questions 1 to 2)" in capsys.readouterr().out
+    shards = [str(tmp_path / "shard1"), str(tmp_path / "shard0")]
+    assert main(["merge-labels", *shards, "--output", str(tmp_path / "merged")]) == 0
+    assert capsys.readouterr().out.split("dataset written")[0] == single_stats
+    merged, single = load_from_disk(tmp_path / "merged"), load_from_disk(tmp_path / "single")
+    assert merged["train"].to_list() == single["train"].to_list() and merged.num_rows["train"] > 0
+    assert read_run(tmp_path / "merged").counts == read_run(tmp_path / "single").counts
+    card = (tmp_path / "merged" / "README.md").read_text()
+    assert "--num-shards 2 --shard-index 1" in card and "trl-processsql merge-labels" in card and "| questions | 3 |" in card
+    assert main(["merge-labels", shards[0], "--output", str(tmp_path / "partial")]) == 2
+    assert "cannot merge 2 shards: missing shard 0" in capsys.readouterr().err
+    assert main(["merge-labels", shards[0], shards[0], "--output", str(tmp_path / "twice")]) == 2
+    assert "missing shard 0; shard 1 given twice" in capsys.readouterr().err
+    assert main([*args, "--seed", "3", "--num-shards", "2", "--shard-index", "0", "--output", str(tmp_path / "other")]) == 0
+    assert main(["merge-labels", str(tmp_path / "other"), shards[0], "--output", str(tmp_path / "mixed")]) == 2
+    assert "come from different runs: they differ in seed" in capsys.readouterr().err
+    assert main(["merge-labels", str(tmp_path / "policy"), "--output", str(tmp_path / "bad")]) == 2
+    assert "was not written by label-steps" in capsys.readouterr().err
+    assert main([*args, "--num-shards", "4", "--shard-index", "0", "--output", str(tmp_path / "none")]) == 2
+    assert "shard 0 of 4 has no question: 3 questions make 3 rounds" in capsys.readouterr().err

@@ -109,3 +109,16 @@ def test_accelerate_config_has_only_keys_accelerate_knows(path):
     options = {option for action in launch_command_parser()._actions for option in action.option_strings}
     nested = {**config.deepspeed_config, **config.fsdp_config}
     assert not [key for key in nested if f"--{key}" not in options]
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*/prm_grpo/config.yaml")), ids=lambda p: p.parent.parent.name)
+def test_gpu_grpo_recipes_sample_with_vllm_and_leave_memory_to_the_prm(recipe):
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    values = yaml.safe_load(recipe.read_text())
+    assert values["use_vllm"] is True and values["vllm_mode"] == "colocate"
+    assert 0 < values["vllm_gpu_memory_utilization"] <= 0.3  # the rest holds the policy's training state and the PRM
+    assert {key for key in values if key.startswith("vllm")} <= {field.name for field in dataclasses.fields(GRPOConfig)}
+    assert values["prm_model_name_or_path"] and values["bf16"] is True

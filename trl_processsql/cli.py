@@ -24,6 +24,7 @@ examples:
   trl-processsql predict --model policy/ --prm prm/ --sample --strategy best-of-n --n 8 --output preds.jsonl
   trl-processsql build-sft --questions train.json --db-dir database/ --output sft-data --eval-fraction 0.05
   trl-processsql label-steps --sample --sources mutations --output prm-data
+  trl-processsql merge-labels shards/0 shards/1 --output prm-data --eval-fraction 0.05
   trl-processsql demo --model path/to/policy --prm path/to/prm
 """
 
@@ -37,7 +38,7 @@ def _add_data_arguments(parser):
     return source
 
 
-def _add_dataset_output_arguments(parser):
+def _add_dataset_output_arguments(parser, *, workers: bool = True):
     """Where a dataset builder writes, its held-out split, SQL workers and the Hub."""
     parser.add_argument("--output", required=True, help="directory to save the dataset to (must not exist or be empty)")
     parser.add_argument("--overwrite", action="store_true", help="replace a dataset already saved at --output")
@@ -47,9 +48,31 @@ def _add_dataset_output_arguments(parser):
         default=None,
         help="hold out about this share of the rows as a test split, whole databases at a time (default: no test split)",
     )
-    parser.add_argument("--workers", type=int, default=None, help="SQL worker processes (default: one per CPU)")
+    if workers:
+        parser.add_argument("--workers", type=int, default=None, help="SQL worker processes (default: one per CPU)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="also push the dataset and its card to this Hub dataset repository")
     parser.add_argument("--private", action="store_true", help="make the Hub repository private (with --push-to-hub)")
+
+
+def _dataset_output(args):
+    """``(output, replace)`` for the dataset output options, or an error message."""
+    from pathlib import Path
+
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        return f"--output {output} is a file, not a directory"
+    replace = output.is_dir() and any(output.iterdir())
+    if replace and not args.overwrite:
+        return f"--output {output} exists and is not empty (add --overwrite to replace the dataset in it)"
+    if replace and not any((output / name).is_file() for name in ("dataset_dict.json", "state.json")):
+        return f"refusing to overwrite {output}: it does not hold a saved dataset"
+    if args.eval_fraction is not None and not 0 < args.eval_fraction < 1:
+        return f"--eval-fraction must lie between 0 and 1, got {args.eval_fraction}"
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        return f"--workers must be at least 1, got {args.workers}"
+    if args.private and not args.push_to_hub:
+        return "--private applies to --push-to-hub: give both or neither"
+    return output, replace
 
 
 def _add_execute(subparsers):
@@ -182,20 +205,10 @@ def _run_build_sft(args) -> int:
     if isinstance(source, str):
         return _fail(source)
     questions_file, db_dir = source
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        return _fail(f"--output {output} is a file, not a directory")
-    replace = output.is_dir() and any(output.iterdir())
-    if replace and not args.overwrite:
-        return _fail(f"--output {output} exists and is not empty (add --overwrite to replace the dataset in it)")
-    if replace and not any((output / name).is_file() for name in ("dataset_dict.json", "state.json")):
-        return _fail(f"refusing to overwrite {output}: it does not hold a saved dataset")
-    if args.eval_fraction is not None and not 0 < args.eval_fraction < 1:
-        return _fail(f"--eval-fraction must lie between 0 and 1, got {args.eval_fraction}")
-    if args.workers is not None and args.workers < 1:
-        return _fail(f"--workers must be at least 1, got {args.workers}")
-    if args.private and not args.push_to_hub:
-        return _fail("--private applies to --push-to-hub: give both or neither")
+    checked = _dataset_output(args)
+    if isinstance(checked, str):
+        return _fail(checked)
+    output, replace = checked
     if not Path(db_dir).is_dir():
         return _fail(f"database folder not found: {db_dir}")
     try:
@@ -244,13 +257,16 @@ def _run_build_sft(args) -> int:
     return 0
 
 
+_ROUND_SIZE = 250  # trl_processsql.labeling.ROUND_SIZE, without importing it for --help
+
+
 def _add_label_steps(subparsers):
     parser = subparsers.add_parser(
         "label-steps",
         help="PRM data: chains of CTEs with one label per step (mutations, execution, rollouts)",
         description="Label every step of chains of CTEs as right or wrong and save them in TRL's stepwise-supervision\n"
         "format (prompt, completions, labels) for PRM training: each completion is one step followed by the result\n"
-        "of its executed view (save_to_disk; optionally pushed to the Hub with a dataset card). Prints label statistics.",
+        "of its executed view (save_to_disk, with a dataset card; optionally pushed to the Hub). Prints label statistics.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="sources (--sources, comma separated):\n"
         "  mutations   each question's verified gold chain, and mutants of it with one step changed so that the answer\n"
@@ -258,7 +274,11 @@ def _add_label_steps(subparsers):
         "  execution   chains sampled from --policy; a step whose view fails is wrong and so is every step after it,\n"
         "              the last step is right when the answer matches the gold's\n"
         "  rollouts    chains sampled from --policy, labelled on top of the execution checks by the share of\n"
-        "              --num-rollouts continuations from each step that reach the gold result",
+        "              --num-rollouts continuations from each step that reach the gold result\n"
+        "\n"
+        "shards: questions go in rounds of --round-size, each round sampled from its own seed. With --num-shards N,\n"
+        "one process (or machine) per --shard-index 0..N-1 labels its share of the rounds; 'trl-processsql\n"
+        "merge-labels' joins the shards into the dataset one process would have written with the same options.",
     )
     source = _add_data_arguments(parser)
     source.add_argument("--limit", type=int, default=None, help="label only the first N questions")
@@ -283,8 +303,27 @@ def _add_label_steps(subparsers):
         action="store_true",
         help="roll out from every step prefix instead of bisecting for the first bad step (more rollouts)",
     )
-    policy.add_argument("--batch-size", type=int, default=8, help="prompts per generate call (default: %(default)s)")
+    policy.add_argument(
+        "--backend",
+        choices=("auto", "transformers", "vllm"),
+        default="auto",
+        help="what samples: transformers generate, or vLLM; auto: vLLM where it is installed and a GPU is used "
+        "(default: %(default)s)",
+    )
+    policy.add_argument("--batch-size", type=int, default=8, help="prompts per generate call, transformers backend (default: %(default)s)")
     policy.add_argument("--device", help="where the policy runs (default: cuda if available, else cpu)")
+    shards = parser.add_argument_group("shards (one run split across processes or machines)")
+    shards.add_argument(
+        "--round-size",
+        type=int,
+        default=_ROUND_SIZE,
+        help="questions per round, the unit of seeding and of sharding; shards of one run must use the same "
+        "(default: %(default)s)",
+    )
+    shards.add_argument("--num-shards", type=int, default=1, help="split the rounds into this many shards (default: %(default)s)")
+    shards.add_argument(
+        "--shard-index", type=int, default=0, help="the shard this process labels, 0 to --num-shards - 1 (default: %(default)s)"
+    )
     _add_dataset_output_arguments(parser)
     parser.set_defaults(run=_run_label_steps)
 
@@ -303,16 +342,28 @@ def _label_steps_command(args) -> str:
     if args.policy:
         words += ["--policy", args.policy, "--samples-per-question", str(args.samples_per_question)]
         words += ["--temperature", str(args.temperature), "--max-new-tokens", str(args.max_new_tokens), "--mode", args.mode]
+        words += ["--backend", args.backend, "--batch-size", str(args.batch_size)]
     if "rollouts" in args.sources:
         words += ["--num-rollouts", str(args.num_rollouts)]
         words += ["--hard-labels"] * args.hard_labels + ["--no-binary-search"] * args.no_binary_search
+    if args.round_size != _ROUND_SIZE or args.num_shards > 1:
+        words += ["--round-size", str(args.round_size)]
+    if args.num_shards > 1:
+        words += ["--num-shards", str(args.num_shards), "--shard-index", str(args.shard_index)]
     if args.eval_fraction:
         words += ["--eval-fraction", str(args.eval_fraction)]
     return shlex.join([*words, "--output", args.output])
 
 
+_RUN_SETTINGS = (
+    "questions", "db_dir", "sample", "limit", "sources", "mutants_per_question", "seed", "mode", "policy",
+    "samples_per_question", "num_rollouts", "temperature", "max_new_tokens", "hard_labels", "no_binary_search",
+    "backend", "batch_size", "round_size",
+)  # what every shard of one label-steps run must share
+
+
 def _run_label_steps(args) -> int:
-    import shutil
+    from collections import Counter
     from pathlib import Path
 
     from .data import QuestionFileError, load_questions
@@ -330,25 +381,21 @@ def _run_label_steps(args) -> int:
         return _fail("the execution and rollouts sources sample chains from a policy: add --policy MODEL")
     if args.policy and not uses_policy:
         return _fail("--policy is used by the execution and rollouts sources: add one to --sources")
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        return _fail(f"--output {output} is a file, not a directory")
-    replace = output.is_dir() and any(output.iterdir())
-    if replace and not args.overwrite:
-        return _fail(f"--output {output} exists and is not empty (add --overwrite to replace the dataset in it)")
-    if replace and not any((output / name).is_file() for name in ("dataset_dict.json", "state.json")):
-        return _fail(f"refusing to overwrite {output}: it does not hold a saved dataset")
-    counts = ("limit", "workers", "mutants_per_question", "samples_per_question", "num_rollouts", "max_new_tokens", "batch_size")
-    for name in counts:
+    checked = _dataset_output(args)
+    if isinstance(checked, str):
+        return _fail(checked)
+    output, replace = checked
+    counts = ("limit", "mutants_per_question", "samples_per_question", "num_rollouts", "max_new_tokens", "batch_size")
+    for name in (*counts, "round_size", "num_shards"):
         value = getattr(args, name)
         if value is not None and value < 1:
             return _fail(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if not 0 <= args.shard_index < args.num_shards:
+        return _fail(f"--shard-index must lie between 0 and {args.num_shards - 1} (--num-shards {args.num_shards}), got {args.shard_index}")
+    if args.num_shards > 1 and (args.eval_fraction or args.push_to_hub):
+        return _fail("a shard keeps its rows in one train split: give --eval-fraction and --push-to-hub to merge-labels")
     if not args.temperature > 0:
         return _fail(f"--temperature must be positive (chains and rollouts are sampled), got {args.temperature}")
-    if args.eval_fraction is not None and not 0 < args.eval_fraction < 1:
-        return _fail(f"--eval-fraction must lie between 0 and 1, got {args.eval_fraction}")
-    if args.private and not args.push_to_hub:
-        return _fail("--private applies to --push-to-hub: give both or neither")
     if not Path(db_dir).is_dir():
         return _fail(f"database folder not found: {db_dir}")
     try:
@@ -356,39 +403,43 @@ def _run_label_steps(args) -> int:
     except QuestionFileError as exc:
         return _fail(str(exc))
 
-    from datasets import DatasetDict
-
-    from .labeling import label_steps, stepwise_card, stepwise_dataset, stepwise_stats
-    from .sft_data import split_by_database
+    from .labeling import label_steps, shard_bounds, stepwise_dataset, stepwise_stats
+    from .labeling.shards import LabelRun
     from .sql import SQLExecutor
 
+    mine = shard_bounds(len(questions), args.num_shards, args.shard_index, args.round_size)
+    if not mine:
+        rounds = -(-len(questions) // args.round_size)
+        return _fail(
+            f"shard {args.shard_index} of {args.num_shards} has no question: {len(questions)} questions make "
+            f"{rounds} round{'s' * (rounds != 1)} of --round-size {args.round_size}; use fewer shards or smaller rounds"
+        )
     with SQLExecutor(num_workers=args.workers) as executor:
         labeler = None
         if uses_policy:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-
+            from .inference import ModelLoadError, load_sampler
             from .labeling import RolloutLabeler
 
-            device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
             try:
-                tokenizer = AutoTokenizer.from_pretrained(args.policy)
-                model = AutoModelForCausalLM.from_pretrained(args.policy, dtype="auto").to(device)
-            except (OSError, ValueError, RuntimeError) as exc:
-                return _fail(f"cannot load the policy {args.policy}: {(str(exc).splitlines() or [type(exc).__name__])[0]}")
-            set_seed(args.seed)
+                sampler = load_sampler(
+                    args.policy,
+                    backend=args.backend,
+                    device=args.device,
+                    temperature=args.temperature,
+                    max_new_tokens=args.max_new_tokens,
+                    batch_size=args.batch_size,
+                )
+            except (ModelLoadError, ImportError) as exc:
+                return _fail(str(exc))
             labeler = RolloutLabeler(
-                model,
-                tokenizer,
+                None,
+                None,
                 executor,
+                sampler=sampler,
                 num_rollouts=args.num_rollouts,
-                temperature=args.temperature,
-                max_new_tokens=args.max_new_tokens,
                 soft=not args.hard_labels,
                 binary_search=not args.no_binary_search,
-                batch_size=args.batch_size,
                 mode=args.mode,
-                progress=True,
             )
         rows, skipped = label_steps(
             questions,
@@ -400,34 +451,108 @@ def _run_label_steps(args) -> int:
             mutants_per_question=args.mutants_per_question,
             seed=args.seed,
             progress=True,
+            round_size=args.round_size,
+            num_shards=args.num_shards,
+            shard_index=args.shard_index,
         )
-    stats = {"questions": str(len(questions)), **stepwise_stats(rows, skipped, labeler.counts if labeler else None)}
+    run = LabelRun(
+        settings={name: getattr(args, name) for name in _RUN_SETTINGS},
+        num_shards=args.num_shards,
+        shard_index=args.shard_index,
+        questions=len(mine),
+        skipped=skipped,
+        counts=Counter(labeler.counts if labeler else {}),
+        command=_label_steps_command(args),
+    )
+    stats = {"questions": str(len(mine)), **stepwise_stats(rows, skipped, run.counts)}
+    if args.num_shards > 1:
+        stats["questions"] += f" (shard {args.shard_index} of {args.num_shards}: questions {mine.start} to {mine.stop - 1})"
     for label, value in stats.items():
         print(f"{label}: {value}")
-    if not rows:
+    if not rows and args.num_shards == 1:  # an empty shard is still saved: the merge needs every shard
         return _fail("no trajectory was labelled: nothing to save")
-    dataset = stepwise_dataset(rows)
+    return _save_stepwise(args, stepwise_dataset(rows), output, replace, stats, run)
+
+
+def _save_stepwise(args, dataset, output, replace: bool, stats: dict, run) -> int:
+    """Split (``--eval-fraction``), save with its card and run description, push if asked; the exit code."""
+    import shutil
+
+    from datasets import DatasetDict
+
+    from .hub import dataset_card
+    from .labeling import stepwise_card
+    from .labeling.shards import write_run
+    from .sft_data import split_by_database
+
     splits = DatasetDict({"train": dataset})
     if args.eval_fraction:
         try:
-            splits = split_by_database(dataset, args.eval_fraction, seed=args.seed)
+            splits = split_by_database(dataset, args.eval_fraction, seed=run.settings["seed"])
         except ValueError as exc:
             return _fail(str(exc))
     if replace:
         shutil.rmtree(output)
-    splits.save_to_disk(output)
+    empty = {name: 1 for name, split in splits.items() if not len(split)}  # else an empty shard saves no file to load
+    splits.save_to_disk(output, num_shards=empty or None)
+    card = stepwise_card(splits, stats, command=run.command)
+    rows = sum(splits.num_rows.values())
+    dataset_card(args.push_to_hub or output.name, num_rows=rows, **card).save(output / "README.md")
+    write_run(output, run)
     sizes = [(name, len(split), len(set(split["db_id"]))) for name, split in splits.items()]
     print(f"dataset written to {output}: " + ", ".join(f"{name} {n} rows ({k} database{'s' * (k != 1)})" for name, n, k in sizes))
     if args.push_to_hub:
         from .hub import push_dataset
 
-        card = stepwise_card(splits, stats, command=_label_steps_command(args))
         try:
             url = push_dataset(splits, args.push_to_hub, private=args.private, **card)
         except Exception as exc:  # network, authentication, permissions: the dataset is saved, say why the push failed
             return _fail(f"the dataset is saved in {output} but pushing it to {args.push_to_hub} failed: {exc}")
         print(f"dataset pushed to {url}")
     return 0
+
+
+def _add_merge_labels(subparsers):
+    parser = subparsers.add_parser(
+        "merge-labels",
+        help="join the shards of a label-steps run into one stepwise dataset",
+        description="Join the folders written by 'trl-processsql label-steps --num-shards N --shard-index I' (every "
+        "shard of one run, once each, in any order) into one stepwise dataset: the rows in shard order, which are "
+        "the rows one process would have labelled with the same options, and the label statistics of the whole, "
+        "saved with its dataset card (and optionally a test split and a push to the Hub).",
+    )
+    parser.add_argument("shards", nargs="+", metavar="SHARD", help="the output folders of the label-steps shards")
+    _add_dataset_output_arguments(parser, workers=False)
+    parser.set_defaults(run=_run_merge_labels)
+
+
+def _run_merge_labels(args) -> int:
+    import shlex
+    from pathlib import Path
+
+    checked = _dataset_output(args)
+    if isinstance(checked, str):
+        return _fail(checked)
+    output, replace = checked
+    if any(output.resolve() == Path(shard).resolve() for shard in args.shards):
+        return _fail(f"--output {output} is one of the shards: write the merged dataset elsewhere")
+
+    from .labeling import stepwise_stats
+    from .labeling.shards import merge_shards
+
+    try:
+        dataset, run = merge_shards(args.shards)
+    except (ValueError, FileNotFoundError) as exc:
+        return _fail(str(exc))
+    words = ["trl-processsql", "merge-labels", *args.shards]
+    if args.eval_fraction:
+        words += ["--eval-fraction", str(args.eval_fraction)]
+    run.command += "\n" + shlex.join([*words, "--output", args.output])
+    rows = dataset.select_columns(["labels", "source", "mutation"]).to_list()
+    stats = {"questions": str(run.questions), **stepwise_stats(rows, run.skipped, run.counts)}
+    for label, value in stats.items():
+        print(f"{label}: {value}")
+    return _save_stepwise(args, dataset, output, replace, stats, run)
 
 
 def _run_tiny_model(args) -> int:
@@ -751,7 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_build_sft, _add_label_steps, _add_tiny_model, _add_demo):
+    for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_build_sft, _add_label_steps, _add_merge_labels, _add_tiny_model, _add_demo):
         add(subparsers)
     return parser
 

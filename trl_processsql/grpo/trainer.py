@@ -15,6 +15,7 @@ from ..rewards import REWARD_FUNCS, execution_accuracy_reward, get_reward_execut
 from ..sql import ExecutionLimits, SQLExecutor
 from .advantages import process_advantages, step_token_spans, step_weights
 from .config import PRMGRPOConfig
+from .placement import place_prm, whole_model_loading
 from .prm_reward import PRMReward
 
 __all__ = ["PRMGRPOTrainer"]
@@ -85,9 +86,10 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
         if prm is None:
             raise ValueError("PRMGRPOTrainer needs a process reward model: pass prm= or set prm_model_name_or_path")
         if isinstance(prm, str):
-            prm = ProcessRewardModel.from_pretrained(
-                prm, aggregation=args.prm_aggregation, batch_size=args.prm_batch_size, max_length=args.prm_max_length
-            )
+            with whole_model_loading():  # never partitioned by ZeRO-3: the PRM is not wrapped
+                prm = ProcessRewardModel.from_pretrained(
+                    prm, aggregation=args.prm_aggregation, batch_size=args.prm_batch_size, max_length=args.prm_max_length
+                )
         if args.process_advantage == "none" and args.step_weighting == "policy_entropy":
             raise ValueError("step_weighting='policy_entropy' needs per-token advantages: use rewardsql or additive")
         self.prm = prm
@@ -102,7 +104,7 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
         if args.process_advantage == "none":
             reward_funcs.append(self.prm_reward)
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
-        self.prm.model.to(self.accelerator.device)
+        self.prm.model = place_prm(self.prm.model, self.accelerator.device, args)
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)

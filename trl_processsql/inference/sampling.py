@@ -55,9 +55,21 @@ class ChatSampler:
         """The conversation through the chat template, ready for the assistant's answer, then ``prefix``."""
         return self.tokenizer.apply_chat_template(list(conversation), add_generation_prompt=True, tokenize=False) + prefix
 
-    def sample(self, conversations: Sequence[Sequence[dict]], n: int = 1) -> list[list[str]]:
-        """``n`` completions of each conversation."""
-        return self._generate([self.prompt_text(c) for c in conversations], n, None)
+    def sample(
+        self, conversations: Sequence[Sequence[dict]], n: int = 1, prefixes: Sequence[str] | None = None
+    ) -> list[list[str]]:
+        """``n`` completions of each conversation; with ``prefixes``, of the assistant answer that begins with
+        ``prefixes[i]`` (the completions come back without it)."""
+        if prefixes is not None and len(prefixes) != len(conversations):
+            raise ValueError(f"{len(conversations)} conversations for {len(prefixes)} prefixes")
+        prefixes = prefixes if prefixes is not None else [""] * len(conversations)
+        return self._generate([self.prompt_text(c, p) for c, p in zip(conversations, prefixes)], n, None)
+
+    def reseed(self, seed: int) -> None:
+        """Make the next calls' samples a function of ``seed`` and their inputs (torch's generators on every device)."""
+        from transformers import set_seed
+
+        set_seed(seed)
 
     def continue_steps(
         self, conversations: Sequence[Sequence[dict]], prefixes: Sequence[str], k: int = 1
@@ -175,19 +187,31 @@ class VLLMSampler(ChatSampler):
         self.llm = LLM(model=str(model_name_or_path), **llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.temperature, self.top_p, self.max_new_tokens, self.progress = temperature, top_p, max_new_tokens, progress
+        self._next_seed: int | None = None
+
+    def reseed(self, seed: int) -> None:
+        """Give every later prompt its own seed, counting up from ``seed``: its samples depend on nothing else the
+        engine runs."""
+        self._next_seed = seed
 
     def _generate(self, texts: list[str], n: int, stop: str | None) -> list[list[str]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(
-            n=n,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_tokens=self.max_new_tokens,
-            stop=[stop] if stop else None,
-            include_stop_str_in_output=True,
-        )
+        params = [
+            SamplingParams(
+                n=n,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                max_tokens=self.max_new_tokens,
+                stop=[stop] if stop else None,
+                include_stop_str_in_output=True,
+                seed=None if self._next_seed is None else self._next_seed + i,
+            )
+            for i in range(len(texts))
+        ]
+        if self._next_seed is not None:
+            self._next_seed += len(texts)
         prompts = [TokensPrompt(prompt_token_ids=self.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
         outputs = self.llm.generate(prompts, params, use_tqdm=self.progress)
         return [[choice.text for choice in output.outputs] for output in outputs]

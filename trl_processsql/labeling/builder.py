@@ -35,6 +35,7 @@ from .execution import execution_labels
 from .mutations import MUTATIONS, mutate_step
 
 __all__ = [
+    "ROUND_SIZE",
     "SOURCES",
     "STEPWISE_COLUMNS",
     "STEPWISE_COLUMN_DOCS",
@@ -44,6 +45,7 @@ __all__ = [
     "label_steps",
     "mutation_rows",
     "policy_rows",
+    "shard_bounds",
     "stepwise_card",
     "stepwise_dataset",
     "stepwise_stats",
@@ -71,7 +73,8 @@ SOURCES = ("mutations", "execution", "rollouts")
 """Where labels come from: gold chains and their mutants; policy samples checked by execution; and
 policy samples labelled by Monte Carlo rollouts (on top of the execution checks)."""
 
-_CHUNK = 250  # questions labelled per round: one progress-bar tick each
+ROUND_SIZE = 250
+"""Questions labelled per round by default: a progress-bar tick, the unit of seeding and of sharding."""
 
 
 class GoldChain:
@@ -201,6 +204,24 @@ def policy_rows(chains: Sequence[GoldChain], labeler, *, samples_per_question: i
     return [_row(t.chain, t.cocte, found.views, found.labels, "policy") for t, found in zip(trajectories, labelled)]
 
 
+def shard_bounds(num_questions: int, num_shards: int = 1, shard_index: int = 0, round_size: int = ROUND_SIZE) -> range:
+    """The questions of one shard: a contiguous run of whole rounds, the shards in order covering every question.
+
+    >>> [shard_bounds(10, 3, i, round_size=2) for i in range(3)]
+    [range(0, 2), range(2, 6), range(6, 10)]
+    """
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard index {shard_index} is not one of the {num_shards} shards (0 to {num_shards - 1})")
+    rounds = -(-num_questions // round_size)
+    first, last = rounds * shard_index // num_shards, rounds * (shard_index + 1) // num_shards
+    return range(min(first * round_size, num_questions), min(last * round_size, num_questions))
+
+
+def _round_seed(seed: int, start: int) -> int:
+    """The sampling seed of the round that begins at question ``start`` (the same in every process)."""
+    return random.Random(f"{seed}:{start}").getrandbits(31)
+
+
 def label_steps(
     questions: Sequence[dict],
     db_dir: str | os.PathLike,
@@ -212,27 +233,36 @@ def label_steps(
     mutants_per_question: int = 1,
     seed: int = 0,
     progress: bool = False,
+    round_size: int = ROUND_SIZE,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> tuple[list[dict], Counter]:
     """Stepwise rows for ``questions`` from ``sources`` (see :data:`SOURCES`), and the questions left out per reason.
 
     Every source starts from the questions whose gold SQL converts to a verified CoCTE
     (:func:`gold_chains`): a gold that does not run would make every rollout a miss. The policy
     sources need ``labeler`` (a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`).
-    Questions go in rounds of a few hundred, so that progress shows on large files.
+    Questions go in rounds of ``round_size``, so that progress shows on large files; each round
+    reseeds the labeler from ``seed`` and its first question, so its rows depend on nothing outside
+    it. With ``num_shards``, only shard ``shard_index`` of the rounds is labelled
+    (:func:`shard_bounds`): the shards' rows, concatenated in shard order, are the rows of one run.
     """
     from tqdm.auto import tqdm
 
     unknown = [name for name in sources if name not in SOURCES]
     if unknown or not sources:
         raise ValueError(f"unknown label source {', '.join(unknown) or '(none)'}: choose from {', '.join(SOURCES)}")
+    if round_size < 1:
+        raise ValueError(f"round_size must be at least 1, got {round_size}")
     policy = "execution" in sources or "rollouts" in sources
     if policy and labeler is None:
         raise ValueError("the execution and rollouts sources sample from a policy: pass a RolloutLabeler")
+    mine = shard_bounds(len(questions), num_shards, shard_index, round_size)
     rows: list[dict] = []
     skipped: Counter = Counter()
-    with tqdm(total=len(questions), desc="labelling steps", unit="question", disable=not progress) as bar:
-        for start in range(0, len(questions), _CHUNK):
-            chunk = questions[start : start + _CHUNK]
+    with tqdm(total=len(mine), desc="labelling steps", unit="question", disable=not progress) as bar:
+        for start in range(mine.start, mine.stop, round_size):
+            chunk = questions[start : min(start + round_size, mine.stop)]
             chains, chunk_skipped = gold_chains(chunk, db_dir, executor)
             skipped.update(chunk_skipped)
             if "mutations" in sources:
@@ -240,6 +270,7 @@ def label_steps(
                 skipped["no mutant changes the answer"] += len(chains) - sum(row["source"] == "gold" for row in found)
                 rows.extend(found)
             if policy:
+                labeler.reseed(_round_seed(seed, start))
                 rollouts = "rollouts" in sources
                 rows.extend(policy_rows(chains, labeler, samples_per_question=samples_per_question, rollouts=rollouts))
             bar.update(len(chunk))
@@ -334,7 +365,7 @@ def stepwise_card(dataset, stats: dict[str, str], *, command: str | None = None)
 
 
 def stepwise_dataset(rows: Sequence[dict]):
-    """The rows as a ``datasets.Dataset`` with explicit features (float labels stay floats)."""
+    """The rows as a ``datasets.Dataset`` with explicit features (float labels stay floats; no row, no column lost)."""
     from datasets import Dataset, Features, List, Value
 
     features = Features(
@@ -345,4 +376,4 @@ def stepwise_dataset(rows: Sequence[dict]):
             **{name: Value("string") for name in STEPWISE_COLUMNS[3:]},
         }
     )
-    return Dataset.from_list([{name: row[name] for name in STEPWISE_COLUMNS} for row in rows], features=features)
+    return Dataset.from_dict({name: [row[name] for row in rows] for name in STEPWISE_COLUMNS}, features=features)

@@ -18,7 +18,10 @@ trajectories at once, batched across prefixes and questions, and combines it wit
 
 Continuations are generated from the prompt under the chat template with the prefix steps
 (joined by :data:`~trl_processsql.cocte.STEP_SEPARATOR`, plus one more separator) as the start of
-the assistant's answer, which is exactly how the policy wrote them.
+the assistant's answer, which is exactly how the policy wrote them: by ``model.generate`` in this
+process, or by an inference sampler (:mod:`trl_processsql.inference.sampling`, transformers or
+vLLM). :meth:`RolloutLabeler.reseed` makes what follows a function of the seed and the inputs,
+which is how a labelling run split into shards gives the rows of one run.
 """
 
 from __future__ import annotations
@@ -129,9 +132,12 @@ class RolloutLabeler:
 
     Parameters:
         model: any ``transformers`` causal LM (the policy), on the device it should generate on; `None` when
-            nothing is generated (``label(..., rollouts=False)`` of given trajectories).
+            nothing is generated (``label(..., rollouts=False)`` of given trajectories) or a ``sampler`` is given.
         tokenizer: its tokenizer; its chat template frames the prompt (plain text when it has none).
         executor: an :class:`~trl_processsql.sql.SQLExecutor` that runs step views, rollouts and gold SQL.
+        sampler (*optional*): an inference sampler (:func:`~trl_processsql.inference.load_sampler`: transformers
+            or vLLM) that writes the samples and rollouts instead of ``model``, with its own temperature, top-p
+            and length (``temperature``, ``max_new_tokens`` and ``batch_size`` here then do not apply).
         num_rollouts (`int`, defaults to `8`): continuations sampled from each evaluated prefix (K).
         temperature (`float`, defaults to `1.0`): sampling temperature (pure sampling: no top-k, no top-p).
         max_new_tokens (`int`, defaults to `256`): longest continuation or sampled trajectory, in tokens.
@@ -161,14 +167,18 @@ class RolloutLabeler:
         batch_size: int = 8,
         mode: str = "spider",
         progress: bool = False,
+        sampler=None,
     ):
         for name, value in (("num_rollouts", num_rollouts), ("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive (rollouts are sampled), got {temperature}")
+        for value in (temperature, temperature if sampler is None else sampler.temperature):
+            if not value > 0:
+                raise ValueError(f"temperature must be positive (rollouts are sampled), got {value}")
         self.model = model.eval() if model is not None else None
-        self.tokenizer, self.executor = tokenizer, executor
+        self.sampler = sampler
+        self.tokenizer = tokenizer if tokenizer is not None or sampler is None else sampler.tokenizer
+        self.executor = executor
         self.num_rollouts, self.temperature, self.max_new_tokens = num_rollouts, temperature, max_new_tokens
         self.soft, self.binary_search, self.batch_size = soft, binary_search, batch_size
         self.mode, self.progress = mode, progress
@@ -182,12 +192,25 @@ class RolloutLabeler:
             return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return prompt + STEP_SEPARATOR
 
+    def reseed(self, seed: int) -> None:
+        """Make the samples and rollouts that follow a function of ``seed`` and of what is asked."""
+        if self.sampler is not None:
+            self.sampler.reseed(seed)
+        else:
+            from transformers import set_seed
+
+            set_seed(seed)
+
     def generate(self, prompts: Sequence[str], answer_starts: Sequence[str], num: int, desc: str = "sampling") -> list[list[str]]:
         """``num`` sampled continuations of each prompt's assistant answer, which begins with ``answer_starts[i]``.
 
-        Batched across prompts with left padding and ``num_return_sequences=num``; the texts come
-        back without the answer start and without special tokens.
+        Through the sampler when there is one; otherwise batched across prompts with left padding
+        and ``num_return_sequences=num``. The texts come back without the answer start and without
+        special tokens.
         """
+        if self.sampler is not None:
+            conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
+            return self.sampler.sample(conversations, num, prefixes=list(answer_starts))
         import torch
         from tqdm.auto import tqdm
 
