@@ -54,6 +54,25 @@ def test_execute_on_a_missing_file_says_so(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_execute_says_error_once_for_a_failing_query(toy_db, capsys):
+    assert main(["execute", "--db", str(toy_db), "SELECT * FROM nowhere"]) == 2
+    assert capsys.readouterr().err.strip() == "trl-processsql: error: no such table: nowhere"
+
+
+def test_execute_on_a_folder_says_it_is_a_folder(tmp_path, capsys):
+    assert main(["execute", "--db", str(tmp_path), "SELECT 1"]) == 2
+    assert f"{tmp_path} is a folder, not a database file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"", b"id,name\n1,Joe\n"])
+def test_execute_refuses_a_file_that_is_not_sqlite_even_for_select_1(tmp_path, capsys, content):
+    notadb = tmp_path / "notadb.sqlite"
+    notadb.write_bytes(content)
+    assert main(["execute", "--db", str(notadb), "SELECT 1"]) == 2
+    captured = capsys.readouterr()
+    assert "is not a SQLite database" in captured.err and captured.out == ""
+
+
 def test_evaluate_sample_gold_prints_a_table_and_writes_the_report(tmp_path):
     out = tmp_path / "report.json"
     result = _run("evaluate", "--sample", "--predictions", "gold", "--output", str(out))

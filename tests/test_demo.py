@@ -133,6 +133,10 @@ def test_an_upload_that_is_not_sqlite_is_rejected(tmp_path, executor):
     with pytest.raises(DemoError, match="no tables"):
         prepare_upload(empty, tmp_path / "uploads", executor)
     assert not list((tmp_path / "uploads").glob("*/data.sqlite"))  # rejected before it was copied
+    zero = tmp_path / "zero.sqlite"
+    zero.touch()
+    with pytest.raises(DemoError, match=r"zero.sqlite is not a SQLite database: it is an empty file \(0 bytes\)"):
+        prepare_upload(zero, tmp_path / "uploads", executor)
 
 
 def test_an_upload_is_copied_once_and_queried_as_the_copy(tmp_path, toy_db, executor):

@@ -448,8 +448,8 @@ def _run_execute(args) -> int:
             result = executor.execute(args.db, args.sql)
         except FileNotFoundError as exc:
             return _fail(str(exc))
-    if not result.ok:
-        return _fail(f"{result.status}: {result.message}")
+    if not result.ok:  # "error: <message>" once; refusals and timeouts say which they are
+        return _fail(result.message if result.status == "error" else f"{result.status}: {result.message}")
     print(format_table(result.columns, result.rows, max_rows=args.max_rows))
     print(f"({len(result.rows)} row{'s' * (len(result.rows) != 1)}, {result.elapsed * 1000:.1f} ms)")
     return 0
