@@ -81,6 +81,48 @@ def test_evaluate_sample_gold_prints_a_table_and_writes_the_report(tmp_path):
     assert json.loads(out.read_text())["totals"]["accuracy"] == 1.0
 
 
+@pytest.fixture
+def notadb_questions(tmp_path):
+    """Two questions on a database folder whose file is not SQLite: every gold query fails."""
+    (tmp_path / "db" / "shop").mkdir(parents=True)
+    (tmp_path / "db" / "shop" / "shop.sqlite").write_text("id,name\n1,pen\n")
+    questions = tmp_path / "questions.json"
+    questions.write_text(json.dumps([{"db_id": "shop", "question": "?", "query": f"SELECT {k}"} for k in (1, 2)]))
+    return questions, tmp_path / "db"
+
+
+def test_evaluate_on_a_database_folder_that_does_not_exist_is_an_error_naming_it(notadb_questions, tmp_path, capsys):
+    questions, _ = notadb_questions
+    missing = tmp_path / "no-such-folder"
+    assert main(["evaluate", "--questions", str(questions), "--db-dir", str(missing), "--predictions", "gold"]) == 2
+    assert f"database folder not found: {missing}" in capsys.readouterr().err
+
+
+def test_evaluate_where_every_database_is_missing_is_an_error(notadb_questions, tmp_path, capsys):
+    questions, _ = notadb_questions
+    assert main(["evaluate", "--questions", str(questions), "--db-dir", str(tmp_path), "--predictions", "gold"]) == 2
+    err = capsys.readouterr().err
+    assert f"none of the databases the questions use is in {tmp_path}" in err and "shop" in err
+
+
+def test_evaluate_prints_gold_failures_with_their_reason_and_fails_when_all_gold_failed(notadb_questions, capsys):
+    questions, db_dir = notadb_questions
+    assert main(["evaluate", "--questions", str(questions), "--db-dir", str(db_dir), "--predictions", "gold", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert "gold failures 2" in captured.out
+    assert "every gold query failed" in captured.err and "is not a SQLite database" in captured.err
+    assert main(["evaluate", "--questions", str(questions), "--db-dir", str(db_dir), "--predictions", "gold"]) == 2
+    out = capsys.readouterr().out
+    assert "gold queries that failed, scored 0 (2):" in out
+    assert "question 1 (shop): gold query error:" in out and "is not a SQLite database" in out
+
+
+def test_evaluate_quiet_without_output_prints_the_one_line_result(capsys):
+    assert main(["evaluate", "--sample", "--predictions", "gold", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("EX 100.0% (299 of 299, spider semantics)") and len(out.splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -91,7 +91,7 @@ def _add_evaluate(subparsers):
         help="drop DISTINCT from gold and predicted SQL before running, as the Spider test-suite script does by default",
     )
     parser.add_argument("--output", help="write the JSON report here")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table: only the one-line result")
     _add_model_arguments(
         parser, title="predicting first (with --model: predictions are written next to --output as <name>.predictions.jsonl)", required=False
     )
@@ -498,10 +498,16 @@ def _run_evaluate(args) -> int:
         report.settings.update(model=args.model, prm=args.prm, strategy=args.strategy, n=args.n, aggregation=args.aggregation)
     if args.output:
         report.save(args.output)
-    if not args.quiet:
+    if args.quiet:
+        print(report.summary())
+    else:
         print_report(report)
         if args.output:
             print(f"report written to {args.output}")
+    failures = report.gold_failures()
+    if failures and len(failures) == report.totals["n"]:
+        first = failures[0]
+        return _fail(f"every gold query failed, so nothing was scored; e.g. question {first['index']} ({first['db_id']}): {first['message']}")
     return 0
 
 
