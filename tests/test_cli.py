@@ -1,6 +1,8 @@
 """The trl-processsql command line: fast help, clear errors, the execute and evaluate commands."""
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -34,6 +36,38 @@ def test_help_names_every_command():
     result = _run("--help")
     assert result.returncode == 0
     assert "execute" in result.stdout and "evaluate" in result.stdout
+
+
+def _subcommands():
+    from trl_processsql.cli import build_parser
+
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+@pytest.mark.parametrize("command", sorted(set(_subcommands()) - {"quickstart"}))
+def test_every_option_is_explained_in_help(command):
+    """Each option's help says what it does, not only its default."""
+    for action in _subcommands()[command]._actions:
+        text = re.sub(r"\(default: %\(default\)s\)", "", action.help or "").strip()
+        assert len(text) > 3, f"{command} {'/'.join(action.option_strings) or action.dest} has no help text"
+
+
+def test_demo_host_and_port_default_to_gradios_environment_variables(monkeypatch):
+    from trl_processsql.cli import build_parser
+
+    assert (build_parser().parse_args(["demo"]).host, build_parser().parse_args(["demo"]).port) == ("127.0.0.1", 7860)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    args = build_parser().parse_args(["demo"])
+    assert (args.host, args.port) == ("0.0.0.0", 7999)
+    assert build_parser().parse_args(["demo", "--port", "8001"]).port == 8001
+
+
+def test_demo_without_gradio_says_what_works_from_a_clone(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio raises ImportError
+    assert main(["demo"]) == 2
+    assert capsys.readouterr().err.strip() == 'trl-processsql: error: the demo needs gradio: from a clone of the repository, pip install -e ".[demo]"'
 
 
 def test_execute_prints_the_result_table(toy_db, capsys):
