@@ -7,6 +7,7 @@ reason in the parentheses; use it only for code that cannot run here (a GPU, the
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,37 @@ def test_readme_python_block_runs_as_written(code, tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"the block failed:\n{code}\n--- stderr ---\n{result.stderr[-4000:]}"
+
+
+def _shell_commands(text: str) -> list[list[str]]:
+    """Each command of the README's ```bash blocks as words: lines joined at ``\\``, split at ``&&``,
+    comments and optional ``[--option ...]`` parts dropped."""
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```$", text, re.MULTILINE | re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            for command in line.split("&&"):
+                words = shlex.split(re.sub(r"\[-[^\]]*\]", "", command), comments=True)
+                if words:
+                    commands.append(words)
+    return commands
+
+
+def test_every_readme_cli_command_parses_with_the_options_it_names():
+    from trl_processsql.cli import build_parser
+
+    commands = [words[1:] for words in _shell_commands(README.read_text(encoding="utf-8")) if words[0] == "trl-processsql"]
+    assert len(commands) >= 6
+    for argv in commands:
+        args = build_parser().parse_args(argv)  # an unknown command or option exits with code 2
+        assert hasattr(args, "run"), argv
+
+
+def test_the_newcomer_commands_install_torch_as_ci_does():
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    ci_torch = re.search(r"pip install --quiet (torch\S*)", ci).group(1)
+    commands = _shell_commands(README.read_text(encoding="utf-8"))
+    quickstart = next(i for i, words in enumerate(commands) if words[:2] == ["trl-processsql", "quickstart"])
+    tests = next(i for i, words in enumerate(commands) if words[-3:] == ["python", "-m", "pytest"])
+    for last in (quickstart, tests):
+        assert commands[last - 2] == ["pip", "install", ci_torch], commands[last - 2]
+    assert commands[tests - 1] == ["pip", "install", "-e", ".[dev]"] and 'install --quiet -e ".[dev]"' in ci
