@@ -56,11 +56,7 @@ class EvaluationReport:
     def summary(self) -> str:
         """The result on one line: accuracy, counts, and what scored 0 apart from wrong answers."""
         t = self.totals
-        return (
-            f"EX {t['accuracy']:.1%} ({t['correct']} of {t['n']}, {self.settings['mode']} semantics); errors {t['errors']}, "
-            f"timeouts {t['timeouts']}, missing predictions {t['missing_predictions']}, gold failures {t['gold_failures']}, "
-            f"skipped {t['skipped']}"
-        )
+        return f"EX {t['accuracy']:.1%} ({t['correct']} of {t['n']}, {self.settings['mode']} semantics); {_zero_scores(t)}"
 
     def gold_failures(self) -> list[dict]:
         """The verdicts of questions whose gold query failed (scored 0: the data, not the prediction, is at fault)."""
@@ -309,6 +305,13 @@ def evaluate_files(
     return report
 
 
+def _zero_scores(t: dict) -> str:
+    return (
+        f"errors {t['errors']}, timeouts {t['timeouts']}, missing predictions {t['missing_predictions']}, "
+        f"gold failures {t['gold_failures']}, skipped {t['skipped']}"
+    )
+
+
 def print_report(report: EvaluationReport) -> None:
     """A readable summary table on stdout."""
     t, s = report.totals, report.settings
@@ -318,10 +321,7 @@ def print_report(report: EvaluationReport) -> None:
     print(f"{'':<12}{'n':>8}{'correct':>9}{'EX':>9}")
     for name, n, correct, accuracy in rows:
         print(f"{name:<12}{n:>8}{correct:>9}{accuracy:>8.1%}")
-    print(
-        f"errors {t['errors']}, timeouts {t['timeouts']}, missing predictions {t['missing_predictions']}, "
-        f"gold failures {t['gold_failures']}, skipped {t['skipped']}"
-    )
+    print(_zero_scores(t))
     failures = report.gold_failures()
     if failures:
         print(f"gold queries that failed, scored 0 ({len(failures)}):")
