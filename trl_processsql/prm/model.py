@@ -115,8 +115,8 @@ class ProcessRewardModel:
                 )
         except OSError as exc:
             raise OSError(f"cannot load a process reward model from {path_or_repo_id!s}: {exc}") from exc
-        if step_tag is None and info["missing_keys"]:
-            # transformers would fill them with random values: every score would be noise
+        if step_tag is None and info["missing_keys"]:  # a PEFT adapter's head (modules_to_save) counts as present
+            # transformers filled them with random values: every score would be noise
             raise ValueError(
                 f"{path_or_repo_id!s} is not a trained token-classification PRM: its checkpoint lacks "
                 f"{', '.join(sorted(info['missing_keys']))} (a policy or base model has no trained scoring head); "
