@@ -1,6 +1,8 @@
 """The trl-processsql command line: fast help, clear errors, the execute and evaluate commands."""
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -36,6 +38,38 @@ def test_help_names_every_command():
     assert "execute" in result.stdout and "evaluate" in result.stdout
 
 
+def _subcommands():
+    from trl_processsql.cli import build_parser
+
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+@pytest.mark.parametrize("command", sorted(set(_subcommands()) - {"quickstart"}))
+def test_every_option_is_explained_in_help(command):
+    """Each option's help says what it does, not only its default."""
+    for action in _subcommands()[command]._actions:
+        text = re.sub(r"\(default: %\(default\)s\)", "", action.help or "").strip()
+        assert len(text) > 3, f"{command} {'/'.join(action.option_strings) or action.dest} has no help text"
+
+
+def test_demo_host_and_port_default_to_gradios_environment_variables(monkeypatch):
+    from trl_processsql.cli import build_parser
+
+    assert (build_parser().parse_args(["demo"]).host, build_parser().parse_args(["demo"]).port) == ("127.0.0.1", 7860)
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    args = build_parser().parse_args(["demo"])
+    assert (args.host, args.port) == ("0.0.0.0", 7999)
+    assert build_parser().parse_args(["demo", "--port", "8001"]).port == 8001
+
+
+def test_demo_without_gradio_says_what_works_from_a_clone(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio raises ImportError
+    assert main(["demo"]) == 2
+    assert capsys.readouterr().err.strip() == 'trl-processsql: error: the demo needs gradio: from a clone of the repository, pip install -e ".[demo]"'
+
+
 def test_execute_prints_the_result_table(toy_db, capsys):
     assert main(["execute", "--db", str(toy_db), "SELECT name, age FROM singer ORDER BY age LIMIT 2"]) == 0
     out = capsys.readouterr().out
@@ -54,12 +88,73 @@ def test_execute_on_a_missing_file_says_so(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_execute_says_error_once_for_a_failing_query(toy_db, capsys):
+    assert main(["execute", "--db", str(toy_db), "SELECT * FROM nowhere"]) == 2
+    assert capsys.readouterr().err.strip() == "trl-processsql: error: no such table: nowhere"
+
+
+def test_execute_on_a_folder_says_it_is_a_folder(tmp_path, capsys):
+    assert main(["execute", "--db", str(tmp_path), "SELECT 1"]) == 2
+    assert f"{tmp_path} is a folder, not a database file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"", b"id,name\n1,Joe\n"])
+def test_execute_refuses_a_file_that_is_not_sqlite_even_for_select_1(tmp_path, capsys, content):
+    notadb = tmp_path / "notadb.sqlite"
+    notadb.write_bytes(content)
+    assert main(["execute", "--db", str(notadb), "SELECT 1"]) == 2
+    captured = capsys.readouterr()
+    assert "is not a SQLite database" in captured.err and captured.out == ""
+
+
 def test_evaluate_sample_gold_prints_a_table_and_writes_the_report(tmp_path):
     out = tmp_path / "report.json"
     result = _run("evaluate", "--sample", "--predictions", "gold", "--output", str(out))
     assert result.returncode == 0, result.stderr
     assert "100.0%" in result.stdout and "299" in result.stdout
     assert json.loads(out.read_text())["totals"]["accuracy"] == 1.0
+
+
+@pytest.fixture
+def notadb_questions(tmp_path):
+    """Two questions on a database folder whose file is not SQLite: every gold query fails."""
+    (tmp_path / "db" / "shop").mkdir(parents=True)
+    (tmp_path / "db" / "shop" / "shop.sqlite").write_text("id,name\n1,pen\n")
+    questions = tmp_path / "questions.json"
+    questions.write_text(json.dumps([{"db_id": "shop", "question": "?", "query": f"SELECT {k}"} for k in (1, 2)]))
+    return questions, tmp_path / "db"
+
+
+def test_evaluate_on_a_database_folder_that_does_not_exist_is_an_error_naming_it(notadb_questions, tmp_path, capsys):
+    questions, _ = notadb_questions
+    missing = tmp_path / "no-such-folder"
+    assert main(["evaluate", "--questions", str(questions), "--db-dir", str(missing), "--predictions", "gold"]) == 2
+    assert f"database folder not found: {missing}" in capsys.readouterr().err
+
+
+def test_evaluate_where_every_database_is_missing_is_an_error(notadb_questions, tmp_path, capsys):
+    questions, _ = notadb_questions
+    assert main(["evaluate", "--questions", str(questions), "--db-dir", str(tmp_path), "--predictions", "gold"]) == 2
+    err = capsys.readouterr().err
+    assert f"none of the databases the questions use is in {tmp_path}" in err and "shop" in err
+
+
+def test_evaluate_prints_gold_failures_with_their_reason_and_fails_when_all_gold_failed(notadb_questions, capsys):
+    questions, db_dir = notadb_questions
+    assert main(["evaluate", "--questions", str(questions), "--db-dir", str(db_dir), "--predictions", "gold", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert "gold failures 2" in captured.out
+    assert "every gold query failed" in captured.err and "is not a SQLite database" in captured.err
+    assert main(["evaluate", "--questions", str(questions), "--db-dir", str(db_dir), "--predictions", "gold"]) == 2
+    out = capsys.readouterr().out
+    assert "gold queries that failed, scored 0 (2):" in out
+    assert "question 1 (shop): gold query error:" in out and "is not a SQLite database" in out
+
+
+def test_evaluate_quiet_without_output_prints_the_one_line_result(capsys):
+    assert main(["evaluate", "--sample", "--predictions", "gold", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("EX 100.0% (299 of 299, spider semantics)") and len(out.splitlines()) == 1
 
 
 @pytest.mark.parametrize(

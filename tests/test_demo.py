@@ -101,7 +101,7 @@ def test_text_without_sql_is_rejected_with_a_clear_message(executor, text):
 
 
 def test_the_examples_offered_in_the_page_run_step_by_step(executor):
-    pytest.importorskip("gradio", reason="the app needs gradio: pip install trl-processsql[demo]")
+    pytest.importorskip("gradio", reason='the app needs gradio: pip install -e ".[demo]"')
     from trl_processsql.demo.app import EXAMPLES
 
     for db_id, question, sql in EXAMPLES:
@@ -133,6 +133,10 @@ def test_an_upload_that_is_not_sqlite_is_rejected(tmp_path, executor):
     with pytest.raises(DemoError, match="no tables"):
         prepare_upload(empty, tmp_path / "uploads", executor)
     assert not list((tmp_path / "uploads").glob("*/data.sqlite"))  # rejected before it was copied
+    zero = tmp_path / "zero.sqlite"
+    zero.touch()
+    with pytest.raises(DemoError, match=r"zero.sqlite is not a SQLite database: it is an empty file \(0 bytes\)"):
+        prepare_upload(zero, tmp_path / "uploads", executor)
 
 
 def test_an_upload_is_copied_once_and_queried_as_the_copy(tmp_path, toy_db, executor):
@@ -249,7 +253,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def served(executor):
     """The demo with no model, served on 127.0.0.1 in a thread: its URL."""
-    pytest.importorskip("gradio", reason="the app needs gradio: pip install trl-processsql[demo]")
+    pytest.importorskip("gradio", reason='the app needs gradio: pip install -e ".[demo]"')
     from trl_processsql.demo.app import build_demo, launch
 
     demo = build_demo(executor=executor)
@@ -313,7 +317,7 @@ def test_an_uploaded_database_is_explained(served, toy_db):
 
 
 def test_a_model_that_cannot_load_is_reported_in_the_page(executor):
-    pytest.importorskip("gradio", reason="the app needs gradio: pip install trl-processsql[demo]")
+    pytest.importorskip("gradio", reason='the app needs gradio: pip install -e ".[demo]"')
     from gradio_client import Client
 
     from trl_processsql.demo.app import build_demo, launch
@@ -332,7 +336,7 @@ def test_a_model_that_cannot_load_is_reported_in_the_page(executor):
 
 
 def test_a_question_with_best_of_n_shows_the_candidates_and_the_chosen_steps(executor):
-    pytest.importorskip("gradio", reason="the app needs gradio: pip install trl-processsql[demo]")
+    pytest.importorskip("gradio", reason='the app needs gradio: pip install -e ".[demo]"')
     from gradio_client import Client
 
     from trl_processsql.demo.app import MAX_STEPS, build_demo, launch
@@ -357,7 +361,7 @@ def test_a_question_with_best_of_n_shows_the_candidates_and_the_chosen_steps(exe
 
 
 def test_the_demo_command_exits_2_for_a_checkpoint_that_does_not_exist(capsys):
-    pytest.importorskip("gradio", reason="the app needs gradio: pip install trl-processsql[demo]")
+    pytest.importorskip("gradio", reason='the app needs gradio: pip install -e ".[demo]"')
     from trl_processsql.cli import main
 
     assert main(["demo", "--model", "/no/such/policy"]) == 2

@@ -37,6 +37,14 @@ def test_gold_predictions_score_everything_runnable_and_skip_missing_database(to
     assert any("ghost" in name for name in report.totals["skipped_databases"])
 
 
+def test_a_database_folder_that_is_missing_or_holds_none_of_the_databases_is_an_error(toy_questions, tmp_path, executor):
+    with pytest.raises(ValueError, match="database folder not found: .*nowhere"):
+        evaluate_files(toy_questions, tmp_path / "nowhere", "gold", executor=executor)
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(ValueError, match="none of the databases the questions use is in .*elsewhere .*ghost, toy"):
+        evaluate_files(toy_questions, tmp_path / "elsewhere", "gold", executor=executor)
+
+
 def test_verdicts_name_each_failure_kind(toy_questions, toy_db, executor, tmp_path):
     lines = [
         "SELECT count(*) FROM singer",  # correct

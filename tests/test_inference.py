@@ -275,6 +275,40 @@ def test_missing_checkpoints_fail_with_the_reason(tmp_path):
         load_sampler(tmp_path, gguf_file="model.gguf")
 
 
+def test_a_folder_that_is_not_a_checkpoint_is_named_as_such(tmp_path, capsys):
+    dataset = tmp_path / "sft-data"
+    (dataset / "train").mkdir(parents=True)
+    (dataset / "dataset_dict.json").write_text('{"splits": ["train"]}')
+    with pytest.raises(ModelLoadError, match=r"not a transformers checkpoint \(no config.json .*holds dataset_dict.json, train\)"):
+        load_sampler(dataset, device="cpu")
+    args = ["predict", "--model", str(dataset), "--sample", "--strategy", "greedy", "--output", str(tmp_path / "p.jsonl")]
+    assert main(args) == 2
+    assert "not a transformers checkpoint" in capsys.readouterr().err
+
+
+def test_a_load_failure_gives_the_whole_reason_on_one_line(checkpoints, monkeypatch):
+    import transformers
+
+    def fail(*args, **kwargs):
+        raise ValueError("Couldn't build the tokenizer from one of:\n(1) a tokenizer.json\n(2) a slow tokenizer")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fail)
+    with pytest.raises(ModelLoadError) as info:
+        load_sampler(checkpoints[0], device="cpu")
+    assert str(info.value).endswith("Couldn't build the tokenizer from one of: (1) a tokenizer.json (2) a slow tokenizer")
+
+
+def test_a_policy_checkpoint_given_as_the_prm_is_refused(checkpoints, tmp_path, capsys):
+    """Its scoring head would be newly initialised: random scores, not an error, unless refused."""
+    policy, prm = checkpoints
+    with pytest.raises(ModelLoadError, match="not a trained token-classification PRM: its checkpoint lacks score.bias, score.weight"):
+        load_prm(policy, device="cpu")
+    assert load_prm(prm, device="cpu").score_steps(["q"], [["SELECT 1"]])[0][0] >= 0.0
+    args = ["predict", "--model", str(policy), "--prm", str(policy), "--sample", "--output", str(tmp_path / "p.jsonl")]
+    assert main(args) == 2
+    assert "lacks score.bias, score.weight" in capsys.readouterr().err
+
+
 def test_predict_then_evaluate_on_the_sample_with_tiny_models(checkpoints, tmp_path, capsys):
     policy, prm = checkpoints
     out = tmp_path / "preds.jsonl"

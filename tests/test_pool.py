@@ -185,6 +185,19 @@ def test_a_missing_database_raises_naming_the_path_before_anything_runs(executor
     assert not missing.exists()
 
 
+def test_a_folder_given_as_a_database_is_named_as_a_folder(executor, tmp_path):
+    with pytest.raises(DatabaseNotFoundError, match=re.escape(f"{tmp_path} is a folder, not a database file")):
+        executor.execute(tmp_path, "SELECT 1")
+
+
+def test_a_file_that_is_not_sqlite_is_refused_in_the_workers(executor, toy_db, tmp_path):
+    junk = tmp_path / "notes.sqlite"
+    junk.write_text("not a database")
+    results = executor.execute_many([(junk, "SELECT 1"), (toy_db, "SELECT 1")])
+    assert results[0].status == "error" and "is not a SQLite database" in results[0].message
+    assert results[1].ok
+
+
 def test_non_string_sql_in_a_batch_is_rejected_like_in_the_sandbox(executor, toy_db):
     results = executor.execute_many([(toy_db, "SELECT 1"), (toy_db, None), (toy_db, b"SELECT 1")])
     assert [r.status for r in results] == ["ok", "rejected", "rejected"]

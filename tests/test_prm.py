@@ -146,6 +146,23 @@ def test_lora_training_runs_with_peft(tokenizer, tmp_path):
     assert not torch.equal(score_before, trainer.model.base_model.model.score.modules_to_save["default"].weight)
 
 
+def test_a_lora_prm_on_a_base_without_head_loads_its_trained_head_from_the_adapter(tmp_path):
+    """The base checkpoint lacks the scoring head, the adapter carries it: not refused as newly initialised."""
+    from peft import LoraConfig
+
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    base = save_tiny_checkpoint(tmp_path / "base", "causal-lm", hidden_size=32)
+    peft_config = LoraConfig(task_type="TOKEN_CLS", r=4, target_modules=["q_proj", "v_proj"], modules_to_save=["score"])
+    trainer = ProcessRewardTrainer(model=str(base), args=_config(tmp_path, max_steps=1), train_dataset=_toy_dataset(8), peft_config=peft_config)
+    trainer.train()
+    trainer.save_model(tmp_path / "adapter")
+    scores = ProcessRewardModel.from_pretrained(tmp_path / "adapter").score_steps([PROMPT], [GOOD])[0]
+    assert len(scores) == len(GOOD) and all(0.0 < s < 1.0 for s in scores)
+    with pytest.raises(ValueError, match="not a trained token-classification PRM"):
+        ProcessRewardModel.from_pretrained(base)
+
+
 def test_one_pass_scores_equal_one_pass_per_step_prefix(tokenizer):
     prm = ProcessRewardModel(build_tiny_model(tokenizer, "token-classification", seed=3), tokenizer, batch_size=3)
     trajectories = [GOOD, BAD, GOOD[:1], BAD + ["SELECT 1"]]

@@ -300,11 +300,23 @@ def test_text_that_is_not_utf8_comes_back_with_replacement_characters(guarded):
     assert result.rows == (("\ufffd", "a\ufffdb", "\ufffd(", b"\xff"),)
 
 
-def test_a_file_that_is_not_sqlite_is_an_error(guarded, tmp_path):
-    junk = tmp_path / "junk" / "junk.sqlite"
+@pytest.mark.parametrize("sql", ["SELECT 1", "SELECT * FROM singer"])
+def test_a_file_that_is_not_sqlite_is_refused_even_by_a_query_that_reads_no_table(guarded, tmp_path, sql):
+    junk = tmp_path / "junk" / "notes.sqlite"
     junk.parent.mkdir()
-    junk.write_bytes(b"this is not a database\n" * 200)
-    check(guarded("SELECT * FROM singer", db=junk), "error", r"not a database")
+    junk.write_text("SQLite is great\n")
+    result = guarded(sql, db=junk)
+    check(result, "error", r"is not a SQLite database: its first bytes are not 'SQLite format 3'")
+    assert str(junk) in result.message
+
+
+def test_an_empty_file_is_refused_not_taken_for_an_empty_database(guarded, tmp_path):
+    """SQLite would open a 0-byte file as a database with no tables; that is almost always a mistake."""
+    empty = tmp_path / "empty" / "empty.sqlite"
+    empty.parent.mkdir()
+    empty.touch()
+    check(guarded("SELECT 1", db=empty), "error", r"not a SQLite database: it is an empty file \(0 bytes\)")
+    assert empty.read_bytes() == b""
 
 
 def test_a_missing_file_is_an_error_and_is_not_created(guarded, tmp_path):
@@ -315,7 +327,7 @@ def test_a_missing_file_is_an_error_and_is_not_created(guarded, tmp_path):
 
 
 def test_a_directory_is_not_a_database(sandbox, tmp_path):
-    check(sandbox.execute(tmp_path, "SELECT 1"), "error", r"database not found")
+    check(sandbox.execute(tmp_path, "SELECT 1"), "error", r"database not found: .* is a folder, not a database file")
 
 
 def test_uri_characters_in_the_path_open_that_file_read_only(guarded, tmp_path):

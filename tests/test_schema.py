@@ -232,8 +232,15 @@ def test_internal_tables_are_skipped(tmp_path):
 def test_not_a_database_raises_naming_the_path(tmp_path):
     path = tmp_path / "notes.sqlite"
     path.write_text("this is not a database, just some text long enough to be read as a header\n" * 20)
-    with pytest.raises(SchemaError, match=r"cannot read database .*notes\.sqlite: file is not a database"):
+    with pytest.raises(SchemaError, match=r".*notes\.sqlite is not a SQLite database: its first bytes are not 'SQLite format 3'"):
         render_schema(path)
+
+
+def test_an_empty_file_is_not_read_as_a_database_without_tables(tmp_path):
+    path = tmp_path / "empty.sqlite"
+    path.touch()
+    with pytest.raises(SchemaError, match=r"empty\.sqlite is not a SQLite database: it is an empty file \(0 bytes\)"):
+        read_schema(path)
 
 
 def test_missing_file_raises_naming_the_path(tmp_path):

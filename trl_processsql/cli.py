@@ -7,6 +7,7 @@ never loads torch. Each ``_run_*`` function returns the process exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["main"]
@@ -114,7 +115,7 @@ def _add_evaluate(subparsers):
         help="drop DISTINCT from gold and predicted SQL before running, as the Spider test-suite script does by default",
     )
     parser.add_argument("--output", help="write the JSON report here")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table: only the one-line result")
     _add_model_arguments(
         parser, title="predicting first (with --model: predictions are written next to --output as <name>.predictions.jsonl)", required=False
     )
@@ -166,10 +167,15 @@ def _add_tiny_model(subparsers):
         "from these; nothing is downloaded.",
     )
     parser.add_argument("--output", required=True, help="directory to write the checkpoint to")
-    parser.add_argument("--kind", choices=("causal-lm", "token-classification"), default="causal-lm", help="(default: %(default)s)")
-    parser.add_argument("--hidden-size", type=int, default=64, help="(default: %(default)s)")
-    parser.add_argument("--num-layers", type=int, default=2, help="(default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument(
+        "--kind",
+        choices=("causal-lm", "token-classification"),
+        default="causal-lm",
+        help="causal-lm: a policy that writes SQL; token-classification: a PRM with one score per token (default: %(default)s)",
+    )
+    parser.add_argument("--hidden-size", type=int, default=64, help="width of the model; its MLP is twice as wide (default: %(default)s)")
+    parser.add_argument("--num-layers", type=int, default=2, help="transformer layers (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random initial weights (default: %(default)s)")
     parser.set_defaults(run=_run_tiny_model)
 
 
@@ -576,8 +582,8 @@ def _run_execute(args) -> int:
             result = executor.execute(args.db, args.sql)
         except FileNotFoundError as exc:
             return _fail(str(exc))
-    if not result.ok:
-        return _fail(f"{result.status}: {result.message}")
+    if not result.ok:  # "error: <message>" once; refusals and timeouts say which they are
+        return _fail(result.message if result.status == "error" else f"{result.status}: {result.message}")
     print(format_table(result.columns, result.rows, max_rows=args.max_rows))
     print(f"({len(result.rows)} row{'s' * (len(result.rows) != 1)}, {result.elapsed * 1000:.1f} ms)")
     return 0
@@ -626,10 +632,16 @@ def _run_evaluate(args) -> int:
         report.settings.update(model=args.model, prm=args.prm, strategy=args.strategy, n=args.n, aggregation=args.aggregation)
     if args.output:
         report.save(args.output)
-    if not args.quiet:
+    if args.quiet:
+        print(report.summary())
+    else:
         print_report(report)
         if args.output:
             print(f"report written to {args.output}")
+    failures = report.gold_failures()
+    if failures and len(failures) == report.totals["n"]:
+        first = failures[0]
+        return _fail(f"every gold query failed, so nothing was scored; e.g. question {first['index']} ({first['db_id']}): {first['message']}")
     return 0
 
 
@@ -826,12 +838,21 @@ def _add_demo(subparsers):
         help="start the Gradio demo: queries and questions explained step by step",
         description="Start the Gradio demo locally: pick a bundled Spider database or upload a SQLite file, paste SQL "
         "to see it as chain-of-CTE steps with every intermediate view executed, or (with --model) ask a question "
-        "and see the model's steps, scored by the PRM with --prm. Needs pip install trl-processsql[demo].",
+        "and see the model's steps, scored by the PRM with --prm. Needs gradio: from a clone, pip install -e \".[demo]\".",
     )
     parser.add_argument("--model", help="policy checkpoint (local directory or Hub id) that answers questions")
     parser.add_argument("--prm", help="process reward model checkpoint (local directory or Hub id) that scores steps")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=7860, help="(default: %(default)s)")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to serve on; $GRADIO_SERVER_NAME, else 127.0.0.1 (now: %(default)s)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("GRADIO_SERVER_PORT", "7860"),
+        help="port to serve on; $GRADIO_SERVER_PORT, else 7860 (now: %(default)s)",
+    )
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.set_defaults(run=_run_demo)
 
@@ -840,7 +861,7 @@ def _run_demo(args) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        return _fail("the demo needs gradio: pip install trl-processsql[demo]")
+        return _fail('the demo needs gradio: from a clone of the repository, pip install -e ".[demo]"')
     from .demo.app import build_demo, launch
     from .demo.models import load_policy, load_prm
 

@@ -28,6 +28,7 @@ from .sql import ExecutionLimits, ExecutionResult, SQLExecutor, gold_orders_rows
 __all__ = ["EvaluationReport", "PredictionFileError", "evaluate", "evaluate_files", "load_predictions", "print_report", "drop_distinct"]
 
 _BIRD_SEPARATOR = "\t----- bird -----\t"
+_SHOWN_GOLD_FAILURES = 10
 
 
 class PredictionFileError(ValueError):
@@ -51,6 +52,15 @@ class EvaluationReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary(self) -> str:
+        """The result on one line: accuracy, counts, and what scored 0 apart from wrong answers."""
+        t = self.totals
+        return f"EX {t['accuracy']:.1%} ({t['correct']} of {t['n']}, {self.settings['mode']} semantics); {_zero_scores(t)}"
+
+    def gold_failures(self) -> list[dict]:
+        """The verdicts of questions whose gold query failed (scored 0: the data, not the prediction, is at fault)."""
+        return [e for e in self.examples if e["status"] == "gold_error"]
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -164,15 +174,23 @@ def evaluate(
 
     ``questions`` are dicts as :func:`~trl_processsql.data.load_questions` returns them. Pass an
     ``executor`` to reuse running workers (its limits then apply); otherwise one is started with
-    ``timeout`` and ``num_workers`` and closed at the end.
+    ``timeout`` and ``num_workers`` and closed at the end. Questions whose database file is missing
+    are skipped; a ``db_dir`` that is not a folder, or that holds none of the databases, is a
+    ``ValueError`` (there would be nothing to score).
     """
     if len(predictions) != len(questions):
         raise ValueError(f"{len(predictions)} predictions for {len(questions)} questions")
     compare = get_comparator(mode)
     rewrite = drop_distinct if remove_distinct else str
+    if not Path(db_dir).is_dir():
+        raise ValueError(f"database folder not found: {db_dir}")
     paths = [database_path(db_dir, q["db_id"]) for q in questions]
     present = {p: p.is_file() for p in set(paths)}
     runnable = [i for i, p in enumerate(paths) if present[p]]
+    if questions and not runnable:
+        names = sorted({q["db_id"] for q in questions})
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise ValueError(f"none of the databases the questions use is in {db_dir} (expected <db_id>/<db_id>.sqlite for {shown})")
     to_predict = [i for i in runnable if predictions[i] is not None]
 
     own_executor = executor is None
@@ -287,6 +305,13 @@ def evaluate_files(
     return report
 
 
+def _zero_scores(t: dict) -> str:
+    return (
+        f"errors {t['errors']}, timeouts {t['timeouts']}, missing predictions {t['missing_predictions']}, "
+        f"gold failures {t['gold_failures']}, skipped {t['skipped']}"
+    )
+
+
 def print_report(report: EvaluationReport) -> None:
     """A readable summary table on stdout."""
     t, s = report.totals, report.settings
@@ -296,10 +321,14 @@ def print_report(report: EvaluationReport) -> None:
     print(f"{'':<12}{'n':>8}{'correct':>9}{'EX':>9}")
     for name, n, correct, accuracy in rows:
         print(f"{name:<12}{n:>8}{correct:>9}{accuracy:>8.1%}")
-    print(
-        f"errors {t['errors']}, timeouts {t['timeouts']}, missing predictions {t['missing_predictions']}, "
-        f"gold failures {t['gold_failures']}, skipped {t['skipped']}"
-    )
+    print(_zero_scores(t))
+    failures = report.gold_failures()
+    if failures:
+        print(f"gold queries that failed, scored 0 ({len(failures)}):")
+        for example in failures[:_SHOWN_GOLD_FAILURES]:
+            print(f"  question {example['index']} ({example['db_id']}): {example['message']}")
+        if len(failures) > _SHOWN_GOLD_FAILURES:
+            print(f"  ... and {len(failures) - _SHOWN_GOLD_FAILURES} more (every verdict is in the JSON report)")
     if t["skipped_databases"]:
         print("skipped (database file missing): " + ", ".join(t["skipped_databases"]))
     rewrites = ", ".join(s["query_rewrites"]) or "none"

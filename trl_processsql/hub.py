@@ -23,7 +23,13 @@ __all__ = [
     "size_category",
 ]
 
-CARDS_DIR = Path(__file__).parent / "hub_cards"
+_PACKAGE_DIR = Path(__file__).parent
+# A wheel ships the templates inside the package; a checkout (editable install) keeps them at its top.
+CARDS_DIR = next(
+    (d for d in (_PACKAGE_DIR / "hub_cards", _PACKAGE_DIR.parent / "hub_cards") if (d / "model_card.md").is_file()),
+    _PACKAGE_DIR / "hub_cards",
+)
+"""The folder of the model and dataset card templates."""
 
 BASE_TAGS = ("text-to-sql", "sql", "process-supervision", "trl", "trl-processsql")
 

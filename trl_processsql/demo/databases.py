@@ -15,11 +15,9 @@ import shutil
 from pathlib import Path
 
 from ..data import database_path, sample_paths
+from ..sql import not_sqlite_reason
 
-__all__ = ["SQLITE_HEADER", "DemoError", "prepare_upload", "sample_database", "sample_databases"]
-
-SQLITE_HEADER = b"SQLite format 3\x00"
-"""The first 16 bytes of every SQLite 3 database file."""
+__all__ = ["DemoError", "prepare_upload", "sample_database", "sample_databases"]
 
 
 class DemoError(ValueError):
@@ -60,10 +58,9 @@ def prepare_upload(path: str | os.PathLike, workdir: str | os.PathLike, executor
     name = Path(name or path.name).name
     if not path.is_file():
         raise DemoError(f"the uploaded file {name} cannot be found: upload it again")
-    with path.open("rb") as file:
-        header = file.read(len(SQLITE_HEADER))
-    if header != SQLITE_HEADER:
-        raise DemoError(f"{name} is not a SQLite database: its first bytes are not 'SQLite format 3'")
+    reason = not_sqlite_reason(path)
+    if reason:
+        raise DemoError(f"{name} is not a SQLite database: {reason}")
     digest = hashlib.sha256()
     with path.open("rb") as file:
         for block in iter(lambda: file.read(2**20), b""):

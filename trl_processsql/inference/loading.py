@@ -15,6 +15,9 @@ class ModelLoadError(RuntimeError):
     """A policy or PRM that cannot be loaded, with the reason on one line."""
 
 
+_CHECKPOINT_CONFIGS = ("config.json", "adapter_config.json")
+
+
 def resolve_device(device: str | None = None) -> str:
     """``device`` as given, or ``cuda`` when a GPU is there, else ``cpu``."""
     if device not in (None, "auto"):
@@ -25,25 +28,33 @@ def resolve_device(device: str | None = None) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    """The whole message of ``exc`` on one line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    return " ".join(lines) if lines else type(exc).__name__
 
 
-def _check_local(path: str | os.PathLike, what: str) -> None:
-    """A path that can only be local (absolute, relative with a dot, or deeper than a Hub id) must exist.
+def _check_local(path: str | os.PathLike, what: str, gguf_file: str | None = None) -> None:
+    """A path that can only be local (absolute, relative with a dot, or deeper than a Hub id) must exist,
+    and a local folder must hold a checkpoint (``config.json``, a PEFT adapter, or the GGUF file named).
 
-    Otherwise transformers would take it for a Hub id and answer with a confusing message.
+    Otherwise transformers would take it for a Hub id, or fail on a missing tokenizer, with a confusing message.
     """
     text = os.fspath(path)
     local = os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1
     if local and not os.path.exists(os.path.expanduser(text)):
         raise ModelLoadError(f"cannot load the {what} from {text}: no such file or directory")
+    if os.path.isdir(text) and not gguf_file and not any(os.path.isfile(os.path.join(text, f)) for f in _CHECKPOINT_CONFIGS):
+        found = ", ".join(sorted(os.listdir(text))[:8]) or "nothing"
+        raise ModelLoadError(
+            f"cannot load the {what} from {text}: the folder is not a transformers checkpoint "
+            f"(no config.json or adapter_config.json; it holds {found})"
+        )
 
 
 def _load_causal_lm(path: str | os.PathLike, gguf_file: str | None, device: str, what: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _check_local(path, what)
+    _check_local(path, what, gguf_file)
     if gguf_file and os.path.isdir(path) and not os.path.isfile(os.path.join(path, gguf_file)):
         raise ModelLoadError(f"cannot load the {what}: no GGUF file {gguf_file} in {os.fspath(path)}")
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
@@ -111,7 +122,7 @@ def load_prm(
     from ..prm.model import ProcessRewardModel
 
     device = resolve_device(device)
-    _check_local(path, "process reward model")
+    _check_local(path, "process reward model", gguf_file)
     try:
         if gguf_file:
             if step_tag is None:

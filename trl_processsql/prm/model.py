@@ -110,9 +110,18 @@ class ProcessRewardModel:
             if step_tag is not None:
                 model = AutoModelForCausalLM.from_pretrained(path_or_repo_id, **model_kwargs)
             else:
-                model = AutoModelForTokenClassification.from_pretrained(path_or_repo_id, **model_kwargs)
+                model, info = AutoModelForTokenClassification.from_pretrained(
+                    path_or_repo_id, output_loading_info=True, **model_kwargs
+                )
         except OSError as exc:
             raise OSError(f"cannot load a process reward model from {path_or_repo_id!s}: {exc}") from exc
+        if step_tag is None and info["missing_keys"]:  # a PEFT adapter's head (modules_to_save) counts as present
+            # transformers filled them with random values: every score would be noise
+            raise ValueError(
+                f"{path_or_repo_id!s} is not a trained token-classification PRM: its checkpoint lacks "
+                f"{', '.join(sorted(info['missing_keys']))} (a policy or base model has no trained scoring head); "
+                "train one with ProcessRewardTrainer, or pass step_tag= for a causal-LM PRM scored at a step tag"
+            )
         if device is not None:
             model = model.to(device)
         return cls(model, tokenizer, step_tag=step_tag, **kwargs)

@@ -5,10 +5,11 @@ Nothing in this package imports torch: worker processes start in milliseconds.
 
 from .compare import COMPARISON_MODES, get_comparator, gold_orders_rows, results_match
 from .pool import DatabaseNotFoundError, SQLExecutor
-from .sandbox import ExecutionLimits, ExecutionResult, SQLiteSandbox, execute
+from .sandbox import SQLITE_HEADER, ExecutionLimits, ExecutionResult, SQLiteSandbox, execute, not_sqlite_reason
 
 __all__ = [
     "COMPARISON_MODES",
+    "SQLITE_HEADER",
     "DatabaseNotFoundError",
     "ExecutionLimits",
     "ExecutionResult",
@@ -17,5 +18,6 @@ __all__ = [
     "execute",
     "get_comparator",
     "gold_orders_rows",
+    "not_sqlite_reason",
     "results_match",
 ]

@@ -48,6 +48,12 @@ class DatabaseNotFoundError(FileNotFoundError):
     """A batch names a database file that does not exist (a setup error, not a model error)."""
 
 
+def _not_a_database_file(path: str) -> str:
+    if os.path.isdir(path):
+        return f"{path} is a folder, not a database file"
+    return f"database file not found: {path}"
+
+
 def _worker_main(commands: Connection, answers: Connection, state) -> None:
     """Run chunks of (db_path, sql) until the parent closes the pipe.
 
@@ -220,7 +226,7 @@ class SQLExecutor:
         keys = [(os.path.abspath(os.fspath(db)), sql) for db, sql in items]
         missing = sorted(db for db in {db for db, _ in keys} if not os.path.isfile(db))
         if missing:
-            raise DatabaseNotFoundError(f"database file not found: {', '.join(missing)}")
+            raise DatabaseNotFoundError("; ".join(map(_not_a_database_file, missing)))
         found: dict[tuple[str, str], ExecutionResult] = {}
         not_text = ExecutionResult("rejected", message="SQL must be a string")
         keys = [key if isinstance(key[1], str) else (key[0], not_text) for key in keys]

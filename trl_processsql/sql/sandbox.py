@@ -11,6 +11,9 @@ What this module covers:
   ``FUNCTION``, ``RECURSIVE``), so ``INSERT``, ``UPDATE``, ``DELETE``, DDL, ``ATTACH``,
   ``PRAGMA``, transactions, ``VACUUM`` and ``ANALYZE`` are refused before they run
   (status ``"rejected"``). ``load_extension`` and ``fts3_tokenizer`` are refused by name.
+- **Only SQLite files are opened**: a file whose first 16 bytes are not SQLite's header (an empty
+  file included, which SQLite would take for an empty database) is refused when it is opened,
+  even by a query such as ``SELECT 1`` that never reads it.
 - **Exactly one statement per call**; a second statement in the same string is refused.
 - **Runaway queries** (an infinite recursive CTE, a cartesian explosion) are stopped by a progress
   handler that aborts the statement at its deadline (status ``"timeout"``).
@@ -38,9 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATUSES", "ExecutionLimits", "ExecutionResult", "SQLiteSandbox", "execute"]
+__all__ = ["SQLITE_HEADER", "STATUSES", "ExecutionLimits", "ExecutionResult", "SQLiteSandbox", "execute", "not_sqlite_reason"]
 
 STATUSES = ("ok", "error", "timeout", "rejected")
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite 3 database file."""
 
 _ALLOWED_ACTIONS = frozenset(
     {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
@@ -119,6 +125,30 @@ class _Refused(Exception):
     pass
 
 
+def not_sqlite_reason(path: str | os.PathLike) -> str:
+    """Why the file at ``path`` is not a SQLite database, or ``""`` when it starts with SQLite's header.
+
+    An empty file is refused too: SQLite would open it as a database with no tables, and a query
+    on it would fail with a misleading ``no such table``.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.sqlite")
+    >>> _ = open(path, "w").write("SELECT 1")
+    >>> not_sqlite_reason(path)
+    "its first bytes are not 'SQLite format 3'"
+    >>> _ = open(path, "w").close()
+    >>> not_sqlite_reason(path)
+    'it is an empty file (0 bytes)'
+    """
+    with open(path, "rb") as file:
+        header = file.read(len(SQLITE_HEADER))
+    if not header:
+        return "it is an empty file (0 bytes)"
+    if header != SQLITE_HEADER:
+        return "its first bytes are not 'SQLite format 3'"
+    return ""
+
+
 class _GuardedConnection:
     """One read-only connection with its authorizer, deadline and last refusal."""
 
@@ -190,6 +220,9 @@ class SQLiteSandbox:
         if guarded is not None:
             self._connections.move_to_end(path)
             return guarded
+        reason = not_sqlite_reason(path)
+        if reason:
+            raise _Refused(f"{path} is not a SQLite database: {reason}")
         guarded = _GuardedConnection(path, self.limits)
         self._connections[path] = guarded
         if len(self._connections) > self.max_open:
@@ -204,11 +237,15 @@ class SQLiteSandbox:
             return ExecutionResult("rejected", message=f"SQL must be a string, got {type(sql).__name__}")
         if not sql.strip():
             return ExecutionResult("rejected", message="empty query: there is no statement to run")
+        if os.path.isdir(path):
+            return ExecutionResult("error", message=f"database not found: {path} is a folder, not a database file")
         if not os.path.isfile(path):
             return ExecutionResult("error", message=f"database not found: {path}")
         try:
             guarded = self._connection(path)
-        except sqlite3.Error as exc:
+        except _Refused as exc:
+            return ExecutionResult("error", message=str(exc))
+        except (sqlite3.Error, OSError) as exc:
             return ExecutionResult("error", message=f"cannot open database {path}: {exc}")
         guarded.refusal = ""
         guarded.deadline = start + self.limits.timeout

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .render import format_value
+from .sandbox import not_sqlite_reason
 
 __all__ = [
     "SCHEMA_STYLES",
@@ -191,6 +192,9 @@ def _file_key(db_path: str | os.PathLike) -> tuple[str, int, int]:
         raise SchemaError(f"database not found: {path}") from None
     if not path.is_file():
         raise SchemaError(f"database not found: {path} is not a file")
+    reason = not_sqlite_reason(path)
+    if reason:
+        raise SchemaError(f"{path} is not a SQLite database: {reason}")
     return str(path), stat.st_mtime_ns, stat.st_size
 
 
