@@ -16,7 +16,7 @@ import trl_processsql
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "trl_processsql", "hub_cards")
 
-NOT_RE_EXPORTED = {"cli", "quickstart", "scripts"}  # entry points, not a library API
+NOT_RE_EXPORTED = {"cli", "scripts"}  # entry points, not a library API
 
 
 def test_trainers_and_tools_import_from_the_root_like_trls():

@@ -21,7 +21,7 @@ _EXPORTS = {
     ),
     # the function gold_to_cocte shares its module's name, which the package attribute holds once imported
     "gold_to_cocte": ("CONVERSION_FAILURES", "ConversionResult", "convert_gold_many"),
-    "prompts": ("INSTRUCTION", "build_prompt", "prompt_messages"),
+    "prompts": ("INSTRUCTION", "PROMPT_STYLES", "build_prompt", "prompt_messages", "saved_prompt_style"),
     "data": (
         "QuestionFileError", "SAMPLE_DATA_DIR", "database_path", "load_questions", "load_training_dataset",
         "sample_paths"
@@ -65,6 +65,11 @@ _EXPORTS = {
     "demo": (
         "DemoError", "Explanation", "StepView", "explain_sql", "prepare_upload", "sample_database", "sample_databases"
     ),
+    "cpu_scale": (
+        "ProgressBarCallback", "SmallModelSettings", "cpu_training_args", "quiet_progress", "split_by_question", "train_small_policy", "train_small_prm",
+        "with_both_prompt_styles"
+    ),
+    "quickstart": ("QuickstartSettings", "run_quickstart"),
     "tiny": ("CHATML_TEMPLATE", "build_tiny_model", "build_tokenizer", "sample_corpus", "save_tiny_checkpoint"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -27,6 +27,8 @@ from transformers import TrainerCallback
 __all__ = [
     "ProgressBarCallback",
     "SmallModelSettings",
+    "cpu_training_args",
+    "quiet_progress",
     "split_by_question",
     "train_small_policy",
     "train_small_prm",
