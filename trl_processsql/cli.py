@@ -22,6 +22,7 @@ examples:
   trl-processsql evaluate --sample --predictions gold
   trl-processsql evaluate --questions dev.json --db-dir database/ --predictions pred.sql --output report.json
   trl-processsql predict --model policy/ --prm prm/ --sample --strategy best-of-n --n 8 --output preds.jsonl
+  trl-processsql analyze preds.jsonl --sample --output-dir sweep/
   trl-processsql build-sft --questions train.json --db-dir database/ --output sft-data --eval-fraction 0.05
   trl-processsql label-steps --sample --sources mutations --output prm-data
   trl-processsql demo --model path/to/policy --prm path/to/prm
@@ -96,6 +97,95 @@ def _add_evaluate(subparsers):
         parser, title="predicting first (with --model: predictions are written next to --output as <name>.predictions.jsonl)", required=False
     )
     parser.set_defaults(run=_run_evaluate)
+
+
+def _add_analyze(subparsers):
+    parser = subparsers.add_parser(
+        "analyze",
+        help="accuracy against the number of candidates: pass@k, vote, PRM best-of-k and PRM vote, with a plot",
+        description="Replay every selection method on the first k candidates of each question of a predict JSONL "
+        "file, for k = 1, 2, 4, ..., N (or, with --resamples, on random subsets of size k, averaged): pass@k (some "
+        "candidate is right), maj@k (execution vote), PRM best-of-k and PRM vote@k for each aggregation. Each "
+        "distinct candidate query runs once and is judged against the gold once, as the evaluator judges. Writes "
+        "sweep.json, sweep.csv and sweep.png (accuracy against k on a log2 axis) to --output-dir and prints the table.",
+    )
+    parser.add_argument("predictions", help="a JSONL file written by trl-processsql predict (every candidate kept)")
+    _add_data_arguments(parser)
+    parser.add_argument("--output-dir", required=True, help="folder for sweep.json, sweep.csv and sweep.png")
+    parser.add_argument("--greedy", metavar="JSONL", help="predictions of a greedy run on the same questions: drawn as a flat line")
+    parser.add_argument("--resamples", type=int, help="average over this many random subsets of size k (default: the first k)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random subsets (default: %(default)s)")
+    parser.add_argument(
+        "--aggregations",
+        default=",".join(_AGGREGATIONS),
+        help="comma-separated step-score aggregations of the PRM methods (default: %(default)s)",
+    )
+    parser.add_argument("--mode", choices=("spider", "bird"), default="spider", help="comparison semantics (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None, help="SQL worker processes (default: one per CPU)")
+    parser.add_argument("--title", help="title of the plot (default: the number of questions and how subsets were drawn)")
+    parser.add_argument("--no-plot", action="store_true", help="write the JSON and CSV only (no matplotlib needed)")
+    parser.set_defaults(run=_run_analyze)
+
+
+def _run_analyze(args) -> int:
+    import importlib.util
+    from pathlib import Path
+
+    from .data import QuestionFileError, load_questions
+    from .evaluation import PredictionFileError
+
+    source = _data_source(args)
+    if isinstance(source, str):
+        return _fail(source)
+    if not args.no_plot and importlib.util.find_spec("matplotlib") is None:
+        return _fail("the plot needs matplotlib: pip install 'trl-processsql[plot]' (or add --no-plot)")
+    aggregations = [a.strip() for a in args.aggregations.split(",") if a.strip()]
+    if any(a not in _AGGREGATIONS for a in aggregations):
+        return _fail(f"unknown aggregation in --aggregations {args.aggregations!r}: choose from {', '.join(_AGGREGATIONS)}")
+    if args.resamples is not None and args.resamples < 1:
+        return _fail(f"--resamples must be at least 1, got {args.resamples}")
+    questions_file, db_dir = source
+    if not Path(db_dir).is_dir():
+        return _fail(f"database folder not found: {db_dir}")
+    from .sweep import judge_pools, load_records, plot_sweep, sweep
+
+    try:
+        questions = load_questions(questions_file)
+        records = load_records(args.predictions, questions)
+        greedy = None
+        if args.greedy:
+            chosen = {r["index"]: r["sql"] for r in load_records(args.greedy, questions)}
+            greedy = [chosen.get(r["index"]) for r in records]
+    except (QuestionFileError, PredictionFileError) as exc:
+        return _fail(str(exc))
+
+    from .sql import ExecutionLimits, SQLExecutor
+
+    with SQLExecutor(num_workers=args.workers, limits=ExecutionLimits(timeout=args.timeout)) as executor:
+        try:
+            pools, greedy_right, gold_failures = judge_pools(
+                records, questions, db_dir, executor, mode=args.mode, extra_sql=greedy or (), progress=True
+            )
+        except FileNotFoundError as exc:
+            return _fail(str(exc))
+    result = sweep(pools, aggregations=aggregations, mode=args.mode, resamples=args.resamples, seed=args.seed, progress=True)
+    if greedy is not None:
+        result.greedy = sum(greedy_right) / len(greedy_right)
+    result.settings.update(predictions=args.predictions, questions=str(questions_file), gold_failures=gold_failures)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    result.save_json(output / "sweep.json")
+    result.save_csv(output / "sweep.csv")
+    print(result.table())
+    if gold_failures:
+        print(f"{gold_failures} gold queries failed: their questions count as wrong")
+    written = ["sweep.json", "sweep.csv"]
+    if not args.no_plot:
+        plot_sweep(result, output / "sweep.png", title=args.title)
+        written.append("sweep.png")
+    print(f"{len(pools)} questions; {', '.join(written)} written to {output}")
+    return 0
 
 
 def _add_quickstart(subparsers):
@@ -748,7 +838,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_build_sft, _add_label_steps, _add_tiny_model, _add_demo):
+    for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_analyze, _add_build_sft, _add_label_steps, _add_tiny_model, _add_demo):
         add(subparsers)
     return parser
 
