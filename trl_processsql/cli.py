@@ -91,6 +91,12 @@ def _add_evaluate(subparsers):
         action="store_true",
         help="drop DISTINCT from gold and predicted SQL before running, as the Spider test-suite script does by default",
     )
+    parser.add_argument(
+        "--test-suite-dir",
+        metavar="DIR",
+        help="Spider test-suite databases (DIR/<db_id>/*.sqlite): a prediction is right only if it matches the gold on "
+        "its own database and on every neighbour; the report names the first database where it failed",
+    )
     parser.add_argument("--output", help="write the JSON report here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     _add_model_arguments(
@@ -570,7 +576,12 @@ def _run_evaluate(args) -> int:
     elif args.limit is not None:
         return _fail("--limit applies to predicting: give it with --model")
     settings = dict(
-        mode=args.mode, timeout=args.timeout, num_workers=args.workers, remove_distinct=args.remove_distinct, progress=not args.quiet
+        mode=args.mode,
+        timeout=args.timeout,
+        num_workers=args.workers,
+        remove_distinct=args.remove_distinct,
+        test_suite_dir=args.test_suite_dir,
+        progress=not args.quiet,
     )
     try:
         if args.limit is not None:  # score the questions that were predicted, not the others as missing
