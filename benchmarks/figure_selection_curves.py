@@ -15,6 +15,7 @@ analyze`` prints the table and draws the curves.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def main() -> None:
     print(f"{len(records)} pools on {args.db_id}, {sum(sizes)} candidates ({min(sizes)} to {max(sizes)} per question), written to {pool_file}")
     title = f"Sample {args.db_id}: gold + up to {args.mutants} mutants per question, quickstart PRM ({args.resamples} subsets per k)"
     cli(
-        ["analyze", str(pool_file), "--sample", "--output-dir", str(output), "--resamples", str(args.resamples)]
+        ["analyze", os.path.relpath(pool_file), "--sample", "--output-dir", str(output), "--resamples", str(args.resamples)]
         + ["--seed", str(args.seed), "--title", title]
     )
 

@@ -92,3 +92,11 @@ def test_reward_judges_on_every_database_of_the_row(toy_db, suite):
     assert execution_accuracy_reward(completions, **kwargs) == [1.0, 1.0, 1.0]
     assert execution_accuracy_reward(completions, **kwargs, test_suite_paths=[neighbours] * 3) == [1.0, 0.0, 0.0]
     assert execution_accuracy_reward(completions, **kwargs, test_suite_paths=[[], neighbours[:1], neighbours[:1]]) == [1.0, 0.0, 1.0]
+
+
+def test_grpo_script_adds_the_suite_column_the_reward_reads(toy_db, suite):
+    from trl_processsql.scripts.prm_grpo import database_columns
+
+    assert database_columns(toy_db.parent.parent)({"db_id": "toy"}) == {"db_path": str(toy_db)}
+    row = database_columns(toy_db.parent.parent, suite)({"db_id": "toy"})
+    assert row["test_suite_paths"] == [str(suite / "toy" / "toy_a.sqlite"), str(suite / "toy" / "toy_b.sqlite")]

@@ -178,7 +178,8 @@ def _run_analyze(args) -> int:
     result = sweep(pools, aggregations=aggregations, mode=args.mode, resamples=args.resamples, seed=args.seed, progress=True)
     if greedy is not None:
         result.greedy = sum(greedy_right) / len(greedy_right)
-    result.settings.update(predictions=args.predictions, questions=str(questions_file), gold_failures=gold_failures)
+    questions_source = "sample" if args.sample else str(questions_file)
+    result.settings.update(predictions=args.predictions, questions=questions_source, gold_failures=gold_failures)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     result.save_json(output / "sweep.json")
@@ -596,7 +597,9 @@ def _run_evaluate(args) -> int:
     except (QuestionFileError, PredictionFileError, ValueError) as exc:
         return _fail(str(exc))
     if args.model:
-        report.settings.update(model=args.model, prm=args.prm, strategy=args.strategy, n=args.n, aggregation=args.aggregation)
+        report.settings.update(
+            model=args.model, prm=args.prm, strategy=args.strategy, n=args.n, aggregation=args.aggregation, format=args.format
+        )
     if args.output:
         report.save(args.output)
     if not args.quiet:
@@ -609,6 +612,7 @@ def _run_evaluate(args) -> int:
 _STRATEGIES = ("greedy", "vote", "best-of-n", "prm-vote", "beam")  # trl_processsql.inference.STRATEGY_NAMES
 _NEEDS_PRM = ("best-of-n", "prm-vote", "beam")
 _AGGREGATIONS = ("min", "mean", "prod", "last", "entropy")  # trl_processsql.prm.AGGREGATIONS
+_FORMATS = ("processsql", "rewardsql")  # trl_processsql.formats.FORMATS
 
 
 def _add_model_arguments(parser, *, title: str, required: bool):
@@ -622,6 +626,15 @@ def _add_model_arguments(parser, *, title: str, required: bool):
         "--prm-step-tag",
         help="the PRM is a causal LM scored at this tag after each step, P(positive)/(P(positive)+P(negative)) "
         "(default: a token-classification PRM, as trl-processsql trains)",
+    )
+    group.add_argument(
+        "--format",
+        choices=_FORMATS,
+        default="processsql",
+        help="input format of the policy and the PRM. processsql: what trl-processsql trains (chat template; "
+        "token-classification PRM). rewardsql: the paper's released checkpoints (Facdbe/RewardSQL-7B and its PRM): "
+        "a plain-text prompt without chat template, and a causal-LM PRM reading 'step<result>view</result> и ' "
+        "scored P(' +') against P(' -') at each tag (default: %(default)s)",
     )
     group.add_argument("--prm-positive", default="+", help="positive verdict token of a step-tag PRM (default: %(default)s)")
     group.add_argument("--prm-negative", default="-", help="negative verdict token of a step-tag PRM (default: %(default)s)")
@@ -715,7 +728,9 @@ def _predict_to_file(args, questions_file, db_dir, output) -> int:
     for name in ("n", "beam_width", "max_steps", "max_new_tokens", "batch_size", "limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             return _fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.prm_gguf_file and not args.prm_step_tag:
+    if args.format == "rewardsql" and args.prm_step_tag:
+        return _fail("--format rewardsql fixes the PRM's step tag and verdict tokens: leave out --prm-step-tag")
+    if args.prm_gguf_file and not args.prm_step_tag and args.format != "rewardsql":
         return _fail("--prm-gguf-file loads a causal LM: give --prm-step-tag, the tag its verdicts are read at")
     if not Path(db_dir).is_dir():
         return _fail(f"database folder not found: {db_dir}")
@@ -740,6 +755,7 @@ def _predict_to_file(args, questions_file, db_dir, output) -> int:
             top_p=args.top_p,
             max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size,
+            format=args.format,
         )
         prm = None
         if args.prm:
@@ -751,6 +767,7 @@ def _predict_to_file(args, questions_file, db_dir, output) -> int:
                 gguf_file=args.prm_gguf_file,
                 device=args.device,
                 aggregation=args.aggregation,
+                format=args.format,
             )
     except ModelLoadError as exc:
         return _fail(str(exc))
@@ -803,6 +820,13 @@ def _add_demo(subparsers):
     )
     parser.add_argument("--model", help="policy checkpoint (local directory or Hub id) that answers questions")
     parser.add_argument("--prm", help="process reward model checkpoint (local directory or Hub id) that scores steps")
+    parser.add_argument(
+        "--format",
+        choices=_FORMATS,
+        default="processsql",
+        help="input format of the models: processsql (what trl-processsql trains) or rewardsql (the paper's released "
+        "checkpoints: plain-text prompt, causal-LM PRM at the tag ' и'; see predict --help) (default: %(default)s)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=7860, help="(default: %(default)s)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
@@ -822,8 +846,8 @@ def _run_demo(args) -> int:
         from .inference import ModelLoadError
 
         try:
-            model = load_policy(args.model) if args.model else None
-            prm = load_prm(args.prm) if args.prm else None
+            model = load_policy(args.model, format=args.format) if args.model else None
+            prm = load_prm(args.prm, format=args.format) if args.prm else None
         except ModelLoadError as exc:
             return _fail(str(exc))
     try:
