@@ -22,8 +22,8 @@ from typing import Sequence
 
 import torch
 
-from .aggregation import AGGREGATIONS, aggregate
 from ..formats import FormatProfile, get_format
+from .aggregation import AGGREGATIONS, aggregate
 from .encoding import encode_steps, encode_tagged_steps
 
 __all__ = ["ProcessRewardModel"]
