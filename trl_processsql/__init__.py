@@ -12,7 +12,7 @@ __version__ = "0.1.0.dev0"
 _EXPORTS = {
     "sql": (
         "COMPARISON_MODES", "DatabaseNotFoundError", "ExecutionLimits", "ExecutionResult", "SQLExecutor",
-        "SQLITE_HEADER", "SQLiteSandbox", "execute", "get_comparator", "gold_orders_rows", "not_sqlite_reason",
+        "SQLITE_HEADER", "SQLiteSandbox", "execute", "first_failure", "get_comparator", "gold_orders_rows", "not_sqlite_reason",
         "results_match"
     ),
     "cocte": (
@@ -21,7 +21,8 @@ _EXPORTS = {
     ),
     # the function gold_to_cocte shares its module's name, which the package attribute holds once imported
     "gold_to_cocte": ("CONVERSION_FAILURES", "ConversionResult", "convert_gold_many"),
-    "prompts": ("INSTRUCTION", "PROMPT_STYLES", "build_prompt", "prompt_messages", "saved_prompt_style"),
+    "prompts": ("INSTRUCTION", "PROMPT_STYLES", "build_prompt", "completion_prompt", "prompt_messages", "saved_prompt_style"),
+    "formats": ("FORMATS", "FormatProfile", "get_format"),
     "data": (
         "QuestionFileError", "SAMPLE_DATA_DIR", "database_path", "load_questions", "load_training_dataset",
         "sample_paths"
@@ -31,9 +32,10 @@ _EXPORTS = {
         "split_by_database"
     ),
     "labeling": (
-        "GoldChain", "MUTATIONS", "RolloutLabeler", "SOURCES", "STEPWISE_COLUMNS", "STEPWISE_COLUMN_DOCS", "StepLabels",
+        "GoldChain", "LabelRun", "MUTATIONS", "ROUND_SIZE", "RUN_FILE", "RolloutLabeler", "SOURCES", "STEPWISE_COLUMNS", "STEPWISE_COLUMN_DOCS", "StepLabels",
         "Trajectory", "execution_labels", "gold_chains", "label_statistics", "label_steps", "mutate_step",
-        "mutation_rows", "policy_rows", "stepwise_card", "stepwise_dataset", "stepwise_stats"
+        "merge_shards", "mutation_rows", "policy_rows", "read_run", "shard_bounds", "stepwise_card", "stepwise_dataset", "stepwise_stats",
+        "write_run"
     ),
     "prm": (
         "AGGREGATIONS", "DataCollatorForStepwiseSupervision", "ProcessRewardConfig", "ProcessRewardModel",
@@ -70,6 +72,7 @@ _EXPORTS = {
         "with_both_prompt_styles"
     ),
     "quickstart": ("QuickstartSettings", "run_quickstart"),
+    "sweep": ("JudgedPool", "SweepResult", "budgets", "judge_pools", "load_records", "plot_sweep"),
     "tiny": ("CHATML_TEMPLATE", "build_tiny_model", "build_tokenizer", "sample_corpus", "save_tiny_checkpoint"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

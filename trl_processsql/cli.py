@@ -23,6 +23,7 @@ examples:
   trl-processsql evaluate --sample --predictions gold
   trl-processsql evaluate --questions dev.json --db-dir database/ --predictions pred.sql --output report.json
   trl-processsql predict --model policy/ --prm prm/ --sample --strategy best-of-n --n 8 --output preds.jsonl
+  trl-processsql analyze preds.jsonl --sample --output-dir sweep/
   trl-processsql build-sft --questions train.json --db-dir database/ --output sft-data --eval-fraction 0.05
   trl-processsql label-steps --sample --sources mutations --output prm-data
   trl-processsql merge-labels shards/0 shards/1 --output prm-data --eval-fraction 0.05
@@ -114,12 +115,108 @@ def _add_evaluate(subparsers):
         action="store_true",
         help="drop DISTINCT from gold and predicted SQL before running, as the Spider test-suite script does by default",
     )
+    parser.add_argument(
+        "--test-suite-dir",
+        metavar="DIR",
+        help="Spider test-suite databases (DIR/<db_id>/*.sqlite): a prediction is right only if it matches the gold on "
+        "its own database and on every neighbour; the report names the first database where it failed",
+    )
     parser.add_argument("--output", help="write the JSON report here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table: only the one-line result")
     _add_model_arguments(
         parser, title="predicting first (with --model: predictions are written next to --output as <name>.predictions.jsonl)", required=False
     )
     parser.set_defaults(run=_run_evaluate)
+
+
+def _add_analyze(subparsers):
+    parser = subparsers.add_parser(
+        "analyze",
+        help="accuracy against the number of candidates: pass@k, vote, PRM best-of-k and PRM vote, with a plot",
+        description="Replay every selection method on the first k candidates of each question of a predict JSONL "
+        "file, for k = 1, 2, 4, ..., N (or, with --resamples, on random subsets of size k, averaged): pass@k (some "
+        "candidate is right), maj@k (execution vote), PRM best-of-k and PRM vote@k for each aggregation. Each "
+        "distinct candidate query runs once and is judged against the gold once, as the evaluator judges. Writes "
+        "sweep.json, sweep.csv and sweep.png (accuracy against k on a log2 axis) to --output-dir and prints the table.",
+    )
+    parser.add_argument("predictions", help="a JSONL file written by trl-processsql predict (every candidate kept)")
+    _add_data_arguments(parser)
+    parser.add_argument("--output-dir", required=True, help="folder for sweep.json, sweep.csv and sweep.png")
+    parser.add_argument("--greedy", metavar="JSONL", help="predictions of a greedy run on the same questions: drawn as a flat line")
+    parser.add_argument("--resamples", type=int, help="average over this many random subsets of size k (default: the first k)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random subsets (default: %(default)s)")
+    parser.add_argument(
+        "--aggregations",
+        default=",".join(_AGGREGATIONS),
+        help="comma-separated step-score aggregations of the PRM methods (default: %(default)s)",
+    )
+    parser.add_argument("--mode", choices=("spider", "bird"), default="spider", help="comparison semantics (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None, help="SQL worker processes (default: one per CPU)")
+    parser.add_argument("--title", help="title of the plot (default: the number of questions and how subsets were drawn)")
+    parser.add_argument("--no-plot", action="store_true", help="write the JSON and CSV only (no matplotlib needed)")
+    parser.set_defaults(run=_run_analyze)
+
+
+def _run_analyze(args) -> int:
+    import importlib.util
+    from pathlib import Path
+
+    from .data import QuestionFileError, load_questions
+    from .evaluation import PredictionFileError
+
+    source = _data_source(args)
+    if isinstance(source, str):
+        return _fail(source)
+    if not args.no_plot and importlib.util.find_spec("matplotlib") is None:
+        return _fail("the plot needs matplotlib: pip install 'trl-processsql[plot]' (or add --no-plot)")
+    aggregations = [a.strip() for a in args.aggregations.split(",") if a.strip()]
+    if any(a not in _AGGREGATIONS for a in aggregations):
+        return _fail(f"unknown aggregation in --aggregations {args.aggregations!r}: choose from {', '.join(_AGGREGATIONS)}")
+    if args.resamples is not None and args.resamples < 1:
+        return _fail(f"--resamples must be at least 1, got {args.resamples}")
+    questions_file, db_dir = source
+    if not Path(db_dir).is_dir():
+        return _fail(f"database folder not found: {db_dir}")
+    from .sweep import judge_pools, load_records, plot_sweep, sweep
+
+    try:
+        questions = load_questions(questions_file)
+        records = load_records(args.predictions, questions)
+        greedy = None
+        if args.greedy:
+            chosen = {r["index"]: r["sql"] for r in load_records(args.greedy, questions)}
+            greedy = [chosen.get(r["index"]) for r in records]
+    except (QuestionFileError, PredictionFileError) as exc:
+        return _fail(str(exc))
+
+    from .sql import ExecutionLimits, SQLExecutor
+
+    with SQLExecutor(num_workers=args.workers, limits=ExecutionLimits(timeout=args.timeout)) as executor:
+        try:
+            pools, greedy_right, gold_failures = judge_pools(
+                records, questions, db_dir, executor, mode=args.mode, extra_sql=greedy or (), progress=True
+            )
+        except FileNotFoundError as exc:
+            return _fail(str(exc))
+    result = sweep(pools, aggregations=aggregations, mode=args.mode, resamples=args.resamples, seed=args.seed, progress=True)
+    if greedy is not None:
+        result.greedy = sum(greedy_right) / len(greedy_right)
+    questions_source = "sample" if args.sample else str(questions_file)
+    result.settings.update(predictions=args.predictions, questions=questions_source, gold_failures=gold_failures)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    result.save_json(output / "sweep.json")
+    result.save_csv(output / "sweep.csv")
+    print(result.table())
+    if gold_failures:
+        print(f"{gold_failures} gold queries failed: their questions count as wrong")
+    written = ["sweep.json", "sweep.csv"]
+    if not args.no_plot:
+        plot_sweep(result, output / "sweep.png", title=args.title)
+        written.append("sweep.png")
+    print(f"{len(pools)} questions; {', '.join(written)} written to {output}")
+    return 0
 
 
 def _add_quickstart(subparsers):
@@ -614,7 +711,12 @@ def _run_evaluate(args) -> int:
     elif args.limit is not None:
         return _fail("--limit applies to predicting: give it with --model")
     settings = dict(
-        mode=args.mode, timeout=args.timeout, num_workers=args.workers, remove_distinct=args.remove_distinct, progress=not args.quiet
+        mode=args.mode,
+        timeout=args.timeout,
+        num_workers=args.workers,
+        remove_distinct=args.remove_distinct,
+        test_suite_dir=args.test_suite_dir,
+        progress=not args.quiet,
     )
     try:
         if args.limit is not None:  # score the questions that were predicted, not the others as missing
@@ -629,7 +731,9 @@ def _run_evaluate(args) -> int:
     except (QuestionFileError, PredictionFileError, ValueError) as exc:
         return _fail(str(exc))
     if args.model:
-        report.settings.update(model=args.model, prm=args.prm, strategy=args.strategy, n=args.n, aggregation=args.aggregation)
+        report.settings.update(
+            model=args.model, prm=args.prm, strategy=args.strategy, n=args.n, aggregation=args.aggregation, format=args.format
+        )
     if args.output:
         report.save(args.output)
     if args.quiet:
@@ -648,6 +752,7 @@ def _run_evaluate(args) -> int:
 _STRATEGIES = ("greedy", "vote", "best-of-n", "prm-vote", "beam")  # trl_processsql.inference.STRATEGY_NAMES
 _NEEDS_PRM = ("best-of-n", "prm-vote", "beam")
 _AGGREGATIONS = ("min", "mean", "prod", "last", "entropy")  # trl_processsql.prm.AGGREGATIONS
+_FORMATS = ("processsql", "rewardsql")  # trl_processsql.formats.FORMATS
 
 
 def _add_model_arguments(parser, *, title: str, required: bool):
@@ -661,6 +766,15 @@ def _add_model_arguments(parser, *, title: str, required: bool):
         "--prm-step-tag",
         help="the PRM is a causal LM scored at this tag after each step, P(positive)/(P(positive)+P(negative)) "
         "(default: a token-classification PRM, as trl-processsql trains)",
+    )
+    group.add_argument(
+        "--format",
+        choices=_FORMATS,
+        default="processsql",
+        help="input format of the policy and the PRM. processsql: what trl-processsql trains (chat template; "
+        "token-classification PRM). rewardsql: the paper's released checkpoints (Facdbe/RewardSQL-7B and its PRM): "
+        "a plain-text prompt without chat template, and a causal-LM PRM reading 'step<result>view</result> и ' "
+        "scored P(' +') against P(' -') at each tag (default: %(default)s)",
     )
     group.add_argument("--prm-positive", default="+", help="positive verdict token of a step-tag PRM (default: %(default)s)")
     group.add_argument("--prm-negative", default="-", help="negative verdict token of a step-tag PRM (default: %(default)s)")
@@ -754,7 +868,9 @@ def _predict_to_file(args, questions_file, db_dir, output) -> int:
     for name in ("n", "beam_width", "max_steps", "max_new_tokens", "batch_size", "limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             return _fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.prm_gguf_file and not args.prm_step_tag:
+    if args.format == "rewardsql" and args.prm_step_tag:
+        return _fail("--format rewardsql fixes the PRM's step tag and verdict tokens: leave out --prm-step-tag")
+    if args.prm_gguf_file and not args.prm_step_tag and args.format != "rewardsql":
         return _fail("--prm-gguf-file loads a causal LM: give --prm-step-tag, the tag its verdicts are read at")
     if not Path(db_dir).is_dir():
         return _fail(f"database folder not found: {db_dir}")
@@ -779,6 +895,7 @@ def _predict_to_file(args, questions_file, db_dir, output) -> int:
             top_p=args.top_p,
             max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size,
+            format=args.format,
         )
         prm = None
         if args.prm:
@@ -790,6 +907,7 @@ def _predict_to_file(args, questions_file, db_dir, output) -> int:
                 gguf_file=args.prm_gguf_file,
                 device=args.device,
                 aggregation=args.aggregation,
+                format=args.format,
             )
     except ModelLoadError as exc:
         return _fail(str(exc))
@@ -843,6 +961,13 @@ def _add_demo(subparsers):
     parser.add_argument("--model", help="policy checkpoint (local directory or Hub id) that answers questions")
     parser.add_argument("--prm", help="process reward model checkpoint (local directory or Hub id) that scores steps")
     parser.add_argument(
+        "--format",
+        choices=_FORMATS,
+        default="processsql",
+        help="input format of the models: processsql (what trl-processsql trains) or rewardsql (the paper's released "
+        "checkpoints: plain-text prompt, causal-LM PRM at the tag ' и'; see predict --help) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--host",
         default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         help="address to serve on; $GRADIO_SERVER_NAME, else 127.0.0.1 (now: %(default)s)",
@@ -870,8 +995,8 @@ def _run_demo(args) -> int:
         from .inference import ModelLoadError
 
         try:
-            model = load_policy(args.model) if args.model else None
-            prm = load_prm(args.prm) if args.prm else None
+            model = load_policy(args.model, format=args.format) if args.model else None
+            prm = load_prm(args.prm, format=args.format) if args.prm else None
         except ModelLoadError as exc:
             return _fail(str(exc))
     try:
@@ -897,7 +1022,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_build_sft, _add_label_steps, _add_merge_labels, _add_tiny_model, _add_demo):
+    for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_analyze, _add_build_sft, _add_label_steps, _add_merge_labels, _add_tiny_model, _add_demo):
         add(subparsers)
     return parser
 

@@ -36,6 +36,16 @@ def database_path(db_dir: str | os.PathLike, db_id: str) -> Path:
     return Path(db_dir) / db_id / f"{db_id}.sqlite"
 
 
+def neighbour_databases(test_suite_dir: str | os.PathLike, db_id: str) -> list[Path]:
+    """The neighbour databases of ``db_id`` in a Spider test suite: ``<dir>/<db_id>/*.sqlite`` in name order.
+
+    The file named like the original (``<db_id>.sqlite``, the original itself in Spider's
+    release) is left out: the original is read from the question's own database folder.
+    """
+    folder = Path(test_suite_dir) / db_id
+    return sorted(p for p in folder.glob("*.sqlite") if p.name != f"{db_id}.sqlite")
+
+
 def load_questions(path: str | os.PathLike) -> list[dict]:
     """Read a Spider or BIRD questions file into dicts with the keys of the table above.
 

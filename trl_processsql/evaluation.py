@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .data import database_path, load_questions
-from .sql import ExecutionLimits, ExecutionResult, SQLExecutor, gold_orders_rows, get_comparator
+from .data import database_path, load_questions, neighbour_databases
+from .sql import ExecutionLimits, ExecutionResult, SQLExecutor, first_failure, get_comparator
 
 __all__ = ["EvaluationReport", "PredictionFileError", "evaluate", "evaluate_files", "load_predictions", "print_report", "drop_distinct"]
 
@@ -42,7 +42,9 @@ class EvaluationReport:
     ``examples[i]`` is ``{"index", "db_id", "correct", "status", "message"}`` in question order,
     where ``status`` is ``"ok"`` (the prediction ran; ``correct`` says whether it matched),
     ``"error"``, ``"timeout"``, ``"rejected"``, ``"missing"`` (no prediction for this index),
-    ``"gold_error"`` or ``"skipped"`` (database file missing).
+    ``"gold_error"`` or ``"skipped"`` (database file missing). With a test suite each example
+    also has ``failed_on``: the first database (``<db_id>/<file>``) where the prediction failed,
+    None when it matched on all.
     """
 
     totals: dict
@@ -168,6 +170,7 @@ def evaluate(
     timeout: float = 30.0,
     num_workers: int | None = None,
     remove_distinct: bool = False,
+    test_suite_dir: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> EvaluationReport:
     """Execute gold and predicted SQL for every question and judge them in ``mode``.
@@ -177,10 +180,15 @@ def evaluate(
     ``timeout`` and ``num_workers`` and closed at the end. Questions whose database file is missing
     are skipped; a ``db_dir`` that is not a folder, or that holds none of the databases, is a
     ``ValueError`` (there would be nothing to score).
+
+    With ``test_suite_dir`` (Spider's test-suite layout, ``<dir>/<db_id>/*.sqlite``) every question
+    is also judged on its database's neighbours (:func:`~trl_processsql.data.neighbour_databases`),
+    after its own database: a prediction is right only if it matches the gold on all of them, and
+    each example names in ``failed_on`` the first database where it did not.
     """
     if len(predictions) != len(questions):
         raise ValueError(f"{len(predictions)} predictions for {len(questions)} questions")
-    compare = get_comparator(mode)
+    get_comparator(mode)  # an unknown mode fails before any query runs
     rewrite = drop_distinct if remove_distinct else str
     if not Path(db_dir).is_dir():
         raise ValueError(f"database folder not found: {db_dir}")
@@ -192,53 +200,96 @@ def evaluate(
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise ValueError(f"none of the databases the questions use is in {db_dir} (expected <db_id>/<db_id>.sqlite for {shown})")
     to_predict = [i for i in runnable if predictions[i] is not None]
+    neighbours = {}
+    if test_suite_dir is not None:
+        if not Path(test_suite_dir).is_dir():
+            raise ValueError(f"test suite folder not found: {test_suite_dir}")
+        neighbours = {db_id: neighbour_databases(test_suite_dir, db_id) for db_id in {questions[i]["db_id"] for i in runnable}}
+    suites = {i: [paths[i], *neighbours.get(questions[i]["db_id"], [])] for i in runnable}
 
     own_executor = executor is None
     if own_executor:
         executor = SQLExecutor(num_workers=num_workers, limits=ExecutionLimits(timeout=timeout))
     try:
         gold = executor.execute_many(
-            [(paths[i], rewrite(questions[i]["gold_sql"])) for i in runnable], cache=True, progress=progress and "gold queries"
+            [(db, rewrite(questions[i]["gold_sql"])) for i in runnable for db in suites[i]],
+            cache=True,
+            progress=progress and "gold queries",
         )
         pred = executor.execute_many(
-            [(paths[i], rewrite(predictions[i])) for i in to_predict], progress=progress and "predictions"
+            [(db, rewrite(predictions[i])) for i in to_predict for db in suites[i]], progress=progress and "predictions"
         )
     finally:
         if own_executor:
             executor.close()
-    gold_by_index = dict(zip(runnable, gold))
-    pred_by_index = dict(zip(to_predict, pred))
+    gold_by_index = _per_question(runnable, suites, gold)
+    pred_by_index = _per_question(to_predict, suites, pred)
 
     examples = []
     for i, question in enumerate(questions):
         verdict = {"index": i, "db_id": question["db_id"], "correct": False}
         if i not in gold_by_index:
             verdict.update(status="skipped", message=f"database not found: {paths[i]}")
-        elif not gold_by_index[i].ok:
-            g = gold_by_index[i]
-            verdict.update(status="gold_error", message=f"gold query {g.status}: {g.message}")
+            examples.append(verdict)
+            continue
+        golds = gold_by_index[i]
+        broken = next((k for k, g in enumerate(golds) if not g.ok), None)
+        if broken is not None:
+            g = golds[broken]
+            verdict.update(status="gold_error", message=f"gold query {g.status}{_on(suites[i], broken)}: {g.message}")
         elif i not in pred_by_index:
             verdict.update(status="missing", message="no prediction for this question")
-        elif not pred_by_index[i].ok:
-            verdict.update(status=pred_by_index[i].status, message=pred_by_index[i].message)
         else:
-            p, g = pred_by_index[i], gold_by_index[i]
-            correct = compare(p.rows, g.rows, gold_orders_rows(question["gold_sql"]))
-            verdict.update(status="ok", correct=correct, message="" if correct else _difference(p, g))
+            preds = pred_by_index[i]
+            failed = first_failure(preds, golds, mode, gold_sql=question["gold_sql"])
+            if failed is None:
+                verdict.update(status="ok", correct=True, message="")
+            elif not preds[failed].ok:
+                verdict.update(status=preds[failed].status, message=preds[failed].message + _on(suites[i], failed))
+            else:
+                verdict.update(status="ok", message=_difference(preds[failed], golds[failed]) + _on(suites[i], failed))
+            if test_suite_dir is not None:
+                verdict["failed_on"] = None if failed is None else _database_name(suites[i][failed])
         examples.append(verdict)
 
+    settings = {
+        "mode": mode,
+        "timeout": executor.limits.timeout,
+        "query_rewrites": ["remove DISTINCT"] if remove_distinct else [],
+        "row_order": "counts when the gold SQL has ORDER BY" if mode == "spider" else "ignored",
+        "versions": _versions(),
+    }
+    if test_suite_dir is not None:
+        sizes = [len(s) for s in suites.values()]
+        settings["test_suite"] = {
+            "dir": str(test_suite_dir),
+            "databases_per_question": sum(sizes) / len(sizes) if sizes else 0.0,
+            "schemas_without_neighbours": sorted(db_id for db_id, found in neighbours.items() if not found),
+        }
     return EvaluationReport(
         totals=_totals(examples, paths, gold),
-        settings={
-            "mode": mode,
-            "timeout": executor.limits.timeout,
-            "query_rewrites": ["remove DISTINCT"] if remove_distinct else [],
-            "row_order": "counts when the gold SQL has ORDER BY" if mode == "spider" else "ignored",
-            "versions": _versions(),
-        },
+        settings=settings,
         examples=examples,
         by_difficulty=_by_difficulty(questions, examples),
     )
+
+
+def _per_question(indices: list[int], suites: dict, results: list[ExecutionResult]) -> dict[int, list[ExecutionResult]]:
+    """The flat results of every question's databases, cut back into one list per question."""
+    grouped, at = {}, 0
+    for i in indices:
+        grouped[i] = results[at : at + len(suites[i])]
+        at += len(suites[i])
+    return grouped
+
+
+def _database_name(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def _on(suite: list[Path], k: int) -> str:
+    """Where a failure happened, said only when the question has more than one database."""
+    return f" (on {_database_name(suite[k])})" if len(suite) > 1 else ""
 
 
 def _shape(result: ExecutionResult) -> str:
@@ -331,5 +382,10 @@ def print_report(report: EvaluationReport) -> None:
             print(f"  ... and {len(failures) - _SHOWN_GOLD_FAILURES} more (every verdict is in the JSON report)")
     if t["skipped_databases"]:
         print("skipped (database file missing): " + ", ".join(t["skipped_databases"]))
+    if "test_suite" in s:
+        suite = s["test_suite"]
+        print(f"test suite {suite['dir']}: {suite['databases_per_question']:.2f} databases per question", end="")
+        missing = suite["schemas_without_neighbours"]
+        print(f"; no neighbours for {', '.join(missing)}" if missing else "")
     rewrites = ", ".join(s["query_rewrites"]) or "none"
     print(f"timeout {s['timeout']:g} s (slowest gold query {t['gold_slowest_seconds']:.3f} s), query rewrites: {rewrites}")

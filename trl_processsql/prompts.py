@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .sql.schema import render_schema
 
-__all__ = ["INSTRUCTION", "PROMPT_STYLES", "build_prompt", "prompt_messages", "saved_prompt_style"]
+__all__ = ["INSTRUCTION", "PROMPT_STYLES", "build_prompt", "completion_prompt", "prompt_messages", "saved_prompt_style"]
 
 PROMPT_STYLES = ("full", "compact")
 
@@ -59,6 +59,15 @@ def build_prompt(
 def prompt_messages(question: str, db_path: str | os.PathLike, evidence: str = "", **kwargs) -> list[dict]:
     """:func:`build_prompt` as a conversational prompt (one user message), TRL's conversational format."""
     return [{"role": "user", "content": build_prompt(question, db_path, evidence, **kwargs)}]
+
+
+def completion_prompt(prompt: str) -> str:
+    r"""A prompt as plain text for a model read without chat template (the ``rewardsql`` format): the answer starts on the next line.
+
+    >>> completion_prompt("Question: How many singers?")
+    'Question: How many singers?\n'
+    """
+    return prompt + "\n"
 
 
 def saved_prompt_style(config) -> str:

@@ -17,7 +17,7 @@ import os
 from typing import Callable, Sequence
 
 from .cocte import CoCTE, execute_steps_many, parse_cocte
-from .sql import ExecutionLimits, SQLExecutor, gold_orders_rows, get_comparator
+from .sql import ExecutionLimits, SQLExecutor, first_failure
 
 __all__ = [
     "REWARD_FUNCS",
@@ -69,32 +69,40 @@ def _log(log_metric: Callable | None, name: str, value: float) -> None:
         log_metric(name, value)
 
 
-def _execution_accuracy(mode: str, completions, db_path, gold_sql, log_metric, prefix: str) -> list[float]:
+def _execution_accuracy(mode: str, completions, db_path, gold_sql, log_metric, prefix: str, test_suite_paths=None) -> list[float]:
     executor = get_reward_executor()
     coctes = [parse_cocte(completion_text(c)) for c in completions]
-    paths = [os.fspath(p) for p in db_path]
-    gold = executor.execute_many(list(zip(paths, gold_sql)), cache=True)
-    predicted = executor.execute_many([(p, c.sql) for p, c in zip(paths, coctes)])
-    compare = get_comparator(mode)
-    rewards = [
-        float(p.ok and g.ok and compare(p.rows, g.rows, gold_orders_rows(sql)))
-        for p, g, sql in zip(predicted, gold, gold_sql)
-    ]
+    suites = [[os.fspath(p), *map(os.fspath, extra or [])] for p, extra in zip(db_path, test_suite_paths or [None] * len(db_path))]
+    gold = executor.execute_many([(db, sql) for suite, sql in zip(suites, gold_sql) for db in suite], cache=True)
+    predicted = executor.execute_many([(db, c.sql) for suite, c in zip(suites, coctes) for db in suite])
+    rewards, first, at = [], [], 0
+    for suite, sql in zip(suites, gold_sql):
+        preds, golds = predicted[at : at + len(suite)], gold[at : at + len(suite)]
+        rewards.append(float(first_failure(preds, golds, mode, gold_sql=sql) is None))
+        first.append((preds[0], golds[0]))
+        at += len(suite)
     n = max(len(rewards), 1)
-    _log(log_metric, f"{prefix}/valid_rate", sum(p.ok for p in predicted) / n)
-    _log(log_metric, f"{prefix}/timeout_rate", sum(p.status == "timeout" for p in predicted) / n)
+    _log(log_metric, f"{prefix}/valid_rate", sum(p.ok for p, _ in first) / n)
+    _log(log_metric, f"{prefix}/timeout_rate", sum(p.status == "timeout" for p, _ in first) / n)
     _log(log_metric, f"{prefix}/mean_steps", sum(len(c.steps) for c in coctes) / n)
-    _log(log_metric, f"{prefix}/gold_failure_rate", sum(not g.ok for g in gold) / n)
+    _log(log_metric, f"{prefix}/gold_failure_rate", sum(not g.ok for _, g in first) / n)
     return rewards
 
 
 def execution_accuracy_reward(
-    completions: Sequence, db_path: Sequence[str], gold_sql: Sequence[str], log_metric: Callable | None = None, **kwargs
+    completions: Sequence,
+    db_path: Sequence[str],
+    gold_sql: Sequence[str],
+    log_metric: Callable | None = None,
+    test_suite_paths: Sequence[Sequence[str]] | None = None,
+    **kwargs,
 ) -> list[float]:
     """1.0 when the completion's SQL returns the gold result under Spider test-suite semantics, else 0.0.
 
-    Errors and timeouts score 0. Logs ``execution/valid_rate``, ``execution/timeout_rate`` and
-    ``execution/mean_steps``.
+    Errors and timeouts score 0. With a ``test_suite_paths`` column (for each row, more databases
+    of the same schema: :func:`~trl_processsql.data.neighbour_databases`) the answer must match the
+    gold on ``db_path`` and on every one of them, which rules out queries right by luck. Logs
+    ``execution/valid_rate``, ``execution/timeout_rate`` and ``execution/mean_steps`` (on ``db_path``).
 
     >>> import sqlite3, tempfile, os
     >>> db = os.path.join(tempfile.mkdtemp(), "toy.sqlite")
@@ -104,14 +112,19 @@ def execution_accuracy_reward(
     >>> execution_accuracy_reward(["SELECT count(*) FROM t", "SELECT 3"], db_path=[db, db], gold_sql=["SELECT 2", "SELECT 2"])
     [1.0, 0.0]
     """
-    return _execution_accuracy("spider", completions, db_path, gold_sql, log_metric, "execution")
+    return _execution_accuracy("spider", completions, db_path, gold_sql, log_metric, "execution", test_suite_paths)
 
 
 def bird_execution_accuracy_reward(
-    completions: Sequence, db_path: Sequence[str], gold_sql: Sequence[str], log_metric: Callable | None = None, **kwargs
+    completions: Sequence,
+    db_path: Sequence[str],
+    gold_sql: Sequence[str],
+    log_metric: Callable | None = None,
+    test_suite_paths: Sequence[Sequence[str]] | None = None,
+    **kwargs,
 ) -> list[float]:
     """:func:`execution_accuracy_reward` with BIRD's semantics (sets of rows, column order counts)."""
-    return _execution_accuracy("bird", completions, db_path, gold_sql, log_metric, "execution_bird")
+    return _execution_accuracy("bird", completions, db_path, gold_sql, log_metric, "execution_bird", test_suite_paths)
 
 
 def cocte_format_reward(completions: Sequence, log_metric: Callable | None = None, **kwargs) -> list[float]:

@@ -28,25 +28,28 @@ class Policy:
 
         self.greedy = greedy
         self.prompt_style = saved_prompt_style(greedy.model.config)
-        self.sampling = TransformersSampler(greedy.model, greedy.tokenizer, temperature=1.0, max_new_tokens=greedy.max_new_tokens)
+        self.sampling = TransformersSampler(
+            greedy.model, greedy.tokenizer, temperature=1.0, max_new_tokens=greedy.max_new_tokens, format=greedy.format
+        )
 
     def sampler(self, n: int):
         """The sampler for ``n`` candidates."""
         return self.greedy if n == 1 else self.sampling
 
 
-def load_policy(name_or_path: str | os.PathLike, max_new_tokens: int = 512) -> Policy:
-    """Load a policy checkpoint (on the GPU if there is one); raises ``ModelLoadError`` with the reason."""
+def load_policy(name_or_path: str | os.PathLike, max_new_tokens: int = 512, format: str = "processsql") -> Policy:
+    """Load a policy checkpoint (on the GPU if there is one) that reads ``format``; raises ``ModelLoadError`` with the reason."""
     from ..inference import load_sampler
 
-    return Policy(load_sampler(name_or_path, temperature=0.0, max_new_tokens=max_new_tokens))
+    return Policy(load_sampler(name_or_path, temperature=0.0, max_new_tokens=max_new_tokens, format=format))
 
 
-def load_prm(name_or_path: str | os.PathLike):
-    """Load a token-classification PRM (what ``ProcessRewardTrainer`` saves) as a ``ProcessRewardModel``."""
+def load_prm(name_or_path: str | os.PathLike, format: str = "processsql"):
+    """Load a PRM as a ``ProcessRewardModel``: a token classifier (what ``ProcessRewardTrainer`` saves), or
+    the causal LM of the ``rewardsql`` format."""
     from ..inference import load_prm as load
 
-    return load(name_or_path)
+    return load(name_or_path, format=format)
 
 
 class LazyModel:

@@ -79,7 +79,7 @@ def load_sampler(
     :class:`VLLMSampler` (``backend="auto"`` takes vLLM where it is installed, the device is a GPU and
     no GGUF file is named).
 
-    ``settings`` go to the sampler (``temperature``, ``max_new_tokens``, ...).
+    ``settings`` go to the sampler (``temperature``, ``max_new_tokens``, ``format``, ...).
     """
     from .sampling import TransformersSampler, VLLMSampler
 
@@ -112,28 +112,27 @@ def load_prm(
     negative_token: str = "-",
     gguf_file: str | None = None,
     device: str | None = None,
+    format: str = "processsql",
     **kwargs,
 ):
     """A :class:`~trl_processsql.prm.ProcessRewardModel`: a token classifier (what our trainer saves) or,
-    with ``step_tag``, a causal LM scored at the tag (a GGUF file must be one of those).
+    with ``step_tag`` or ``format="rewardsql"``, a causal LM scored at the tag (a GGUF file must be one of those).
 
     Other keyword arguments go to the PRM (``aggregation``, ``batch_size``, ...).
     """
+    from ..formats import get_format
     from ..prm.model import ProcessRewardModel
 
     device = resolve_device(device)
     _check_local(path, "process reward model", gguf_file)
     try:
+        verdicts = dict(step_tag=step_tag, positive_token=positive_token, negative_token=negative_token, format=format)
         if gguf_file:
-            if step_tag is None:
+            if step_tag is None and get_format(format).step_tag is None:
                 raise ValueError("a GGUF checkpoint is a causal LM: give the step tag it is scored at (step_tag=)")
             model, tokenizer = _load_causal_lm(path, gguf_file, device, "process reward model")
-            return ProcessRewardModel(
-                model, tokenizer, step_tag=step_tag, positive_token=positive_token, negative_token=negative_token, **kwargs
-            )
-        return ProcessRewardModel.from_pretrained(
-            path, step_tag=step_tag, positive_token=positive_token, negative_token=negative_token, device=device, **kwargs
-        )
+            return ProcessRewardModel(model, tokenizer, **verdicts, **kwargs)
+        return ProcessRewardModel.from_pretrained(path, device=device, **verdicts, **kwargs)
     except ModelLoadError:
         raise
     except (OSError, ValueError, ImportError, RuntimeError) as exc:

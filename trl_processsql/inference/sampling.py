@@ -1,7 +1,8 @@
 """Sampling chains of CTEs from a policy: whole answers, or one step at a time for beam search.
 
 A sampler turns conversations (:func:`~trl_processsql.prompts.prompt_messages`) into completions
-through the model's chat template. Two backends share one interface:
+through the model's chat template, or, in a format without one (``rewardsql``: see
+:mod:`trl_processsql.formats`), from the user message as plain text. Two backends share one interface:
 
 - :class:`TransformersSampler`: ``model.generate`` on CPU or GPU, prompts batched with left
   padding, ``n`` samples per prompt through ``num_return_sequences``;
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 from ..cocte import STEP_SEPARATOR
+from ..formats import FORMATS, FormatProfile, get_format
 
 __all__ = ["ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "split_step"]
 
@@ -45,14 +47,19 @@ def split_step(generated: str) -> Continuation:
 class ChatSampler:
     """What every backend shares: the chat template, whole answers, and step continuations.
 
-    Subclasses set ``tokenizer`` and implement ``_generate(texts, n, stop)``: ``n`` completions of
-    each prompt text, each stopping at the string ``stop`` (kept in the text) when it is given.
+    Subclasses set ``tokenizer`` (and ``format`` for another input format than the default) and
+    implement ``_generate(texts, n, stop)``: ``n`` completions of each prompt text, each stopping
+    at the string ``stop`` (kept in the text) when it is given.
     """
 
     tokenizer = None
+    format: FormatProfile = FORMATS["processsql"]
 
     def prompt_text(self, conversation: Sequence[dict], prefix: str = "") -> str:
-        """The conversation through the chat template, ready for the assistant's answer, then ``prefix``."""
+        """The conversation ready for the assistant's answer, then ``prefix``: through the chat template,
+        or, in a plain-text format, its last message as the format writes it."""
+        if not self.format.chat_template:
+            return self.format.policy_prompt(conversation[-1]["content"]) + prefix
         return self.tokenizer.apply_chat_template(list(conversation), add_generation_prompt=True, tokenize=False) + prefix
 
     def sample(
@@ -95,6 +102,8 @@ class TransformersSampler(ChatSampler):
         max_new_tokens (`int`, defaults to `512`): tokens per completion.
         batch_size (`int`, defaults to `8`): prompts per ``generate`` call (each with its ``n`` samples).
         progress (`bool`, defaults to `False`): a progress bar over prompts.
+        format (`str`, defaults to `"processsql"`): the input format (:data:`~trl_processsql.formats.FORMATS`);
+            `"rewardsql"` writes the prompt as plain text, without chat template.
     """
 
     def __init__(
@@ -107,11 +116,16 @@ class TransformersSampler(ChatSampler):
         max_new_tokens: int = 512,
         batch_size: int = 8,
         progress: bool = False,
+        format: str | FormatProfile = "processsql",
     ):
         if temperature < 0:
             raise ValueError(f"temperature must be at least 0, got {temperature}")
-        if getattr(tokenizer, "chat_template", None) is None:
-            raise ValueError("the tokenizer has no chat template: the policy reads its prompt as a conversation")
+        self.format = get_format(format)
+        if self.format.chat_template and getattr(tokenizer, "chat_template", None) is None:
+            raise ValueError(
+                "the tokenizer has no chat template: the policy reads its prompt as a conversation "
+                "(a plain completion model takes format='rewardsql')"
+            )
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
@@ -165,7 +179,7 @@ class TransformersSampler(ChatSampler):
 
 
 class VLLMSampler(ChatSampler):
-    """Samples with vLLM (install ``vllm``); the same interface and settings as :class:`TransformersSampler`.
+    """Samples with vLLM (install ``vllm``); the same interface, settings and formats as :class:`TransformersSampler`.
 
     Other keyword arguments go to ``vllm.LLM`` (e.g. ``tensor_parallel_size``, ``gpu_memory_utilization``).
     """
@@ -178,8 +192,10 @@ class VLLMSampler(ChatSampler):
         top_p: float = 1.0,
         max_new_tokens: int = 512,
         progress: bool = False,
+        format: str | FormatProfile = "processsql",
         **llm_kwargs,
     ):
+        self.format = get_format(format)
         try:
             from vllm import LLM
         except ImportError as exc:

@@ -1,7 +1,8 @@
 """Candidates from completions: parse the chain of CTEs, execute every step, let the PRM score each.
 
 The PRM reads each step exactly as in labelling and training (the step, then its executed view:
-:func:`~trl_processsql.cocte.prm_completions`) after the prompt's user message, the same reading
+:func:`~trl_processsql.cocte.prm_completions`, or its format's reading: :mod:`trl_processsql.formats`)
+after the prompt's user message, the same reading
 as :class:`~trl_processsql.grpo.PRMReward`: a step whose view fails scores 0, a step past the
 PRM's length limit 0.5 (no opinion).
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..cocte import CoCTE, StepResult, execute_steps_many, parse_cocte, prm_completions
+from ..cocte import CoCTE, StepResult, execute_steps_many, parse_cocte
+from ..formats import FORMATS
 from .selection import Candidate
 
 __all__ = ["UNSCORED", "candidate_status", "score_candidates", "score_steps"]
@@ -32,7 +34,8 @@ def candidate_status(cocte: CoCTE, views: Sequence[StepResult]) -> str:
 def score_steps(prm, prompts: Sequence[str], views: Sequence[Sequence[StepResult]]) -> list[list[float]]:
     """One PRM score per executed step (0 where the view failed); an empty list for a chain with no step."""
     live = [i for i, v in enumerate(views) if v]
-    scored = prm.score_steps([prompts[i] for i in live], [prm_completions(views[i]) for i in live]) if live else []
+    steps = getattr(prm, "format", FORMATS["processsql"]).prm_steps  # the PRM's own reading of a step and its view
+    scored = prm.score_steps([prompts[i] for i in live], [steps(views[i]) for i in live]) if live else []
     scores: list[list[float]] = [[] for _ in views]
     for i, row in zip(live, scored):
         scores[i] = [0.0 if not view.result.ok else (UNSCORED if s is None else s) for view, s in zip(views[i], row)]

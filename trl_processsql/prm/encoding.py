@@ -2,13 +2,14 @@
 
 Training (:class:`ProcessRewardTrainer`) and scoring (:class:`ProcessRewardModel`) both encode
 through :func:`encode_steps`, so the model is read at inference exactly where it was trained.
+:func:`encode_tagged_steps` writes the ``rewardsql`` format of the paper's released PRM instead.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EncodedSteps", "encode_steps"]
+__all__ = ["EncodedSteps", "encode_steps", "encode_tagged_steps"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,14 @@ class EncodedSteps:
         return len(self.step_ends) < self.num_steps
 
 
+def _prompt_ids(tokenizer, prompt: str, max_prompt_length: int | None) -> list[int]:
+    """The prompt's tokens; a long prompt keeps its end (the question)."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"] if prompt else []
+    if max_prompt_length is not None and len(prompt_ids) > max_prompt_length:
+        prompt_ids = prompt_ids[len(prompt_ids) - max_prompt_length :]
+    return prompt_ids
+
+
 def encode_steps(
     tokenizer,
     prompt: str,
@@ -42,9 +51,7 @@ def encode_steps(
     last token is well defined. A long prompt keeps its end; steps that would pass
     ``max_completion_length`` or ``max_length`` are dropped whole.
     """
-    prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"] if prompt else []
-    if max_prompt_length is not None and len(prompt_ids) > max_prompt_length:
-        prompt_ids = prompt_ids[len(prompt_ids) - max_prompt_length :]
+    prompt_ids = _prompt_ids(tokenizer, prompt, max_prompt_length)
     step_ids = tokenizer([step + step_suffix for step in steps], add_special_tokens=False)["input_ids"] if steps else []
     completion_budget = max_completion_length if max_completion_length is not None else float("inf")
     total_budget = max_length if max_length is not None else float("inf")
@@ -58,3 +65,39 @@ def encode_steps(
         used += len(ids)
         step_ends.append(len(input_ids) - 1)
     return EncodedSteps(input_ids, step_ends, len(steps))
+
+
+def encode_tagged_steps(
+    tokenizer,
+    prompt: str,
+    steps: list[str],
+    step_tag: str,
+    max_length: int | None = None,
+    max_prompt_length: int | None = None,
+) -> EncodedSteps:
+    """Tokenize ``prompt``, then the steps as one text ``step1{tag} step2{tag} ... stepK{tag} ``.
+
+    The steps are tokenized together, as a model trained on whole texts saw them, and each
+    step's position is the token that ends its tag, found through the character offsets (a fast
+    tokenizer is needed). A long prompt keeps its end; steps past ``max_length`` get no position.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("the rewardsql format finds its step tags through character offsets: load a fast tokenizer")
+    prompt_ids = _prompt_ids(tokenizer, prompt, max_prompt_length)
+    text, tag_ends = "", []
+    for step in steps:
+        text += step + step_tag
+        tag_ends.append(len(text))
+        text += " "
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True) if steps else {"input_ids": [], "offset_mapping": []}
+    starts = [start for start, _ in encoding["offset_mapping"]]
+    budget = max_length if max_length is not None else float("inf")
+    step_ends, token = [], 0
+    for end in tag_ends:
+        while token + 1 < len(starts) and starts[token + 1] < end:
+            token += 1  # the last token that starts before the tag's end holds its last character
+        if len(prompt_ids) + token + 1 > budget:
+            break
+        step_ends.append(len(prompt_ids) + token)
+    input_ids = list(prompt_ids) + list(encoding["input_ids"])
+    return EncodedSteps(input_ids[:max_length] if max_length is not None else input_ids, step_ends, len(steps))

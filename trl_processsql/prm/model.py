@@ -10,6 +10,8 @@ Two kinds of PRM load here:
 
 Either way every step of a whole batch is scored in one forward pass per batch of trajectories
 (not one pass per step prefix), through the same :func:`encode_steps` the trainer used.
+``format="rewardsql"`` reads the paper's released PRM exactly as it was trained: a causal LM
+at the tag ``" и"`` with ``" +"`` and ``" -"``, the steps as one text (:mod:`trl_processsql.formats`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Sequence
 
 import torch
 
+from ..formats import FormatProfile, get_format
 from .aggregation import AGGREGATIONS, aggregate
-from .encoding import encode_steps
+from .encoding import encode_steps, encode_tagged_steps
 
 __all__ = ["ProcessRewardModel"]
 
@@ -44,6 +47,9 @@ class ProcessRewardModel:
         max_length, max_prompt_length (`int`, *optional*): token limits, defaulting to the trainer's saved values
             (else 2048, and three quarters of it for the prompt, which keeps its end).
         batch_size (`int`, defaults to `16`): trajectories per forward pass.
+        format (`str`, defaults to `"processsql"`): the input format (:data:`~trl_processsql.formats.FORMATS`);
+            `"rewardsql"` fixes the step tag and verdict tokens of the paper's released PRM, tokenizes the steps
+            as one text and reads the prompt as plain text.
     """
 
     def __init__(
@@ -60,7 +66,13 @@ class ProcessRewardModel:
         max_length: int | None = None,
         max_prompt_length: int | None = None,
         batch_size: int = 16,
+        format: str | FormatProfile = "processsql",
     ):
+        self.format = get_format(format)
+        if self.format.step_tag is not None:
+            if step_tag not in (None, self.format.step_tag):
+                raise ValueError(f"the {self.format.name} format reads its verdicts at {self.format.step_tag!r}, not {step_tag!r}")
+            step_tag, positive_token, negative_token = self.format.step_tag, self.format.positive_token, self.format.negative_token
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
         self.model = model.eval()
@@ -95,13 +107,17 @@ class ProcessRewardModel:
         return ids[0]
 
     @classmethod
-    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, *, step_tag: str | None = None, device=None, **kwargs):
+    def from_pretrained(
+        cls, path_or_repo_id: str | os.PathLike, *, step_tag: str | None = None, device=None, format: str = "processsql", **kwargs
+    ):
         """Load a PRM from a local directory or the Hub.
 
-        With ``step_tag`` the checkpoint is loaded as a causal LM scored at the tag; otherwise as a
-        token-classification model (what :class:`ProcessRewardTrainer` saves). Other keyword
-        arguments go to the constructor, except ``model_kwargs`` (passed to ``from_pretrained``).
+        With ``step_tag`` (or a format that has one, such as ``rewardsql``) the checkpoint is loaded
+        as a causal LM scored at the tag; otherwise as a token-classification model (what
+        :class:`ProcessRewardTrainer` saves). Other keyword arguments go to the constructor, except
+        ``model_kwargs`` (passed to ``from_pretrained``).
         """
+        step_tag = step_tag if step_tag is not None else get_format(format).step_tag
         from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
         model_kwargs = kwargs.pop("model_kwargs", {})
@@ -124,7 +140,7 @@ class ProcessRewardModel:
             )
         if device is not None:
             model = model.to(device)
-        return cls(model, tokenizer, step_tag=step_tag, **kwargs)
+        return cls(model, tokenizer, step_tag=step_tag, format=format, **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -135,17 +151,7 @@ class ProcessRewardModel:
         """The score in [0, 1] of every step; steps that do not fit in ``max_length`` get ``None``."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-        encoded = [
-            encode_steps(
-                self.tokenizer,
-                prompt,
-                list(steps),
-                self.step_suffix,
-                max_length=self.max_length,
-                max_prompt_length=self.max_prompt_length,
-            )
-            for prompt, steps in zip(prompts, completions)
-        ]
+        encoded = [self.encode(prompt, list(steps)) for prompt, steps in zip(prompts, completions)]
         scores: list[list[float | None]] = [[None] * e.num_steps for e in encoded]
         order = sorted((i for i, e in enumerate(encoded) if e.step_ends), key=lambda i: len(encoded[i].input_ids))
         for start in range(0, len(order), self.batch_size):
@@ -163,6 +169,13 @@ class ProcessRewardModel:
                 for k, position in enumerate(encoded[i].step_ends):
                     scores[i][k] = float(step_probs[row, position])
         return scores
+
+    def encode(self, prompt: str, steps: list[str]):
+        """The token ids of a prompt and its steps, and the position of each step's score."""
+        limits = dict(max_length=self.max_length, max_prompt_length=self.max_prompt_length)
+        if self.format.step_tag is None:
+            return encode_steps(self.tokenizer, prompt, steps, self.step_suffix, **limits)
+        return encode_tagged_steps(self.tokenizer, self.format.policy_prompt(prompt), steps, self.step_tag, **limits)
 
     def _step_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         if self.step_tag is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
-from trl_processsql.data import database_path, sample_paths
+from trl_processsql.data import database_path, neighbour_databases, sample_paths
 from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
 from trl_processsql.rewards import REWARD_FUNCS
 from trl_processsql.scripts._stages import finish, load_splits, set_model_init_kwargs
@@ -26,6 +26,9 @@ class PRMGRPOScriptArguments(ScriptArguments):
             Folder with `<db_id>/<db_id>.sqlite`, or `sample` for the databases bundled with the package.
         reward_funcs (`list[str]`, *optional*, defaults to `["execution_accuracy"]`):
             Names from `trl_processsql.rewards.REWARD_FUNCS`.
+        test_suite_dir (`str`, *optional*):
+            Spider test-suite databases (`<dir>/<db_id>/*.sqlite`): execution rewards then count an answer right only
+            if it matches the gold on every database of its schema.
     """
 
     db_dir: str = field(default="sample", metadata={"help": "Folder with <db_id>/<db_id>.sqlite, or 'sample'."})
@@ -33,6 +36,21 @@ class PRMGRPOScriptArguments(ScriptArguments):
         default_factory=lambda: ["execution_accuracy"],
         metadata={"help": f"Reward functions: {', '.join(REWARD_FUNCS)}."},
     )
+    test_suite_dir: str | None = field(
+        default=None, metadata={"help": "Test-suite databases (<dir>/<db_id>/*.sqlite) the execution rewards also judge on."}
+    )
+
+
+def database_columns(db_dir, test_suite_dir=None):
+    """The row transform that adds the columns the rewards read: ``db_path`` and, with a test suite, ``test_suite_paths``."""
+
+    def columns(row: dict) -> dict:
+        paths = {"db_path": str(database_path(db_dir, row["db_id"]))}
+        if test_suite_dir:
+            paths["test_suite_paths"] = [str(p) for p in neighbour_databases(test_suite_dir, row["db_id"])]
+        return paths
+
+    return columns
 
 
 def main(script_args: PRMGRPOScriptArguments, training_args: PRMGRPOConfig, model_args: ModelConfig):
@@ -41,9 +59,7 @@ def main(script_args: PRMGRPOScriptArguments, training_args: PRMGRPOConfig, mode
         raise ValueError(f"unknown reward functions {unknown}: choose from {', '.join(REWARD_FUNCS)}")
     set_model_init_kwargs(training_args, model_args)
     db_dir = sample_paths()[1] if script_args.db_dir == "sample" else script_args.db_dir
-    train, evaluation = load_splits(
-        script_args, training_args, lambda row: {"db_path": str(database_path(db_dir, row["db_id"]))}
-    )
+    train, evaluation = load_splits(script_args, training_args, database_columns(db_dir, script_args.test_suite_dir))
     trainer = PRMGRPOTrainer(
         model=model_args.model_name_or_path,
         reward_funcs=[REWARD_FUNCS[name] for name in script_args.reward_funcs],

@@ -19,7 +19,15 @@ import re
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-__all__ = ["COMPARISON_MODES", "bird_match", "get_comparator", "gold_orders_rows", "results_match", "spider_match"]
+__all__ = [
+    "COMPARISON_MODES",
+    "bird_match",
+    "first_failure",
+    "get_comparator",
+    "gold_orders_rows",
+    "results_match",
+    "spider_match",
+]
 
 Rows = Sequence[Sequence[Any]]
 
@@ -110,3 +118,17 @@ def results_match(pred: Rows, gold: Rows, mode: str = "spider", *, gold_sql: str
     """
     order_matters = gold_sql is not None and gold_orders_rows(gold_sql)
     return get_comparator(mode)(pred, gold, order_matters)
+
+
+def first_failure(preds: Sequence, golds: Sequence, mode: str = "spider", *, gold_sql: str = "") -> int | None:
+    """Test-suite judgement: the index of the first database where the prediction fails, or None.
+
+    ``preds[i]`` and ``golds[i]`` are the execution results (``.ok``, ``.rows``) of the predicted
+    and gold queries on database ``i``; the prediction fails there if it or the gold did not run,
+    or if the results differ in ``mode``. A prediction is right only when it fails nowhere.
+    """
+    compare, order_matters = get_comparator(mode), gold_orders_rows(gold_sql)
+    for i, (pred, gold) in enumerate(zip(preds, golds)):
+        if not (pred.ok and gold.ok and compare(pred.rows, gold.rows, order_matters)):
+            return i
+    return None
