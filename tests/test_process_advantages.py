@@ -1,5 +1,6 @@
 """Process-advantage rules: each built-in one by hand, user rules from Python and from a recipe YAML."""
 
+import pickle
 import sys
 import textwrap
 
@@ -141,7 +142,9 @@ def test_a_plain_callable_is_a_rule_too_and_the_config_names_it_findably(tmp_pat
     config = config_with(tmp_path, process_advantage=last_step_only)
     assert config.to_dict()["process_advantage"] == "last_step_only"
     config.process_advantage = halve
-    assert config.to_dict()["process_advantage"].endswith(":test_a_plain_callable_is_a_rule_too_and_the_config_names_it_findably.<locals>.halve")
+    name = "test_process_advantages:test_a_plain_callable_is_a_rule_too_and_the_config_names_it_findably.<locals>.halve"
+    assert config.to_dict()["process_advantage"] == name
+    assert pickle.loads(pickle.dumps(config)).process_advantage == name  # checkpoints pickle the config
 
 
 def test_a_rule_returning_the_wrong_shape_fails_with_a_clear_error():

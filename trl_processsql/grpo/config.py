@@ -79,3 +79,7 @@ class PRMGRPOConfig(GRPOConfig):
         d = super().to_dict()
         d["process_advantage"] = process_advantage_name(self.process_advantage)
         return d
+
+    def __getstate__(self):
+        # Checkpoints pickle the config: a rule defined inside a function would not pickle, its name does.
+        return {**self.__dict__, "process_advantage": process_advantage_name(self.process_advantage)}
