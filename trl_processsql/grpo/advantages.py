@@ -55,7 +55,8 @@ def register_process_advantage(name: str, *, outcome_gated: bool = False) -> Cal
     ``outcome_gated=True`` promises that a completion whose outcome advantage is exactly 0 gets 0 on
     every token whatever its steps, and that no completion's advantages read another's steps; the
     trainer then neither executes nor scores the steps of such completions (they arrive with no
-    step). Registering a name again replaces the rule, except for the built-in ones.
+    step). A rule passed as a plain callable makes the same promise with ``rule.outcome_gated = True``.
+    Registering a name again replaces the rule, except for the built-in ones.
 
     >>> @register_process_advantage("final_step_only", outcome_gated=True)
     ... def final_step_only(advantages, completion_mask, step_spans, **kwargs):
