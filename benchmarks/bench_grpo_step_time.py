@@ -4,10 +4,12 @@ Both trainers train the same policy on the same prompts with the same config and
 reward execution accuracy and the CoCTE format (the smoke recipe's rewards: the format reward gives
 groups a nonzero advantage for the step scores to shape); PRM-GRPO also executes every step of every
 completion, scores the steps with a PRM and turns them into per-token advantages
-(``process_advantage="rewardsql"``). A random policy writes no SQL, leaving the PRM nothing to
-score, so the policy is first fine-tuned on the chains of CTEs of the bundled Spider sample, with the
-question alone as prompt to keep that short (cached in benchmarks/_work/); the mean number of steps
-per completion is printed to show the PRM had work. The PRM is a random token classifier of the
+(``process_advantage="rewardsql"``: completions whose outcome advantage is 0 are neither executed
+nor scored, and a query already run for a reward is not run again for a step view). A random
+policy writes no SQL, leaving the PRM nothing to score, so the policy is first fine-tuned on the
+chains of CTEs of the bundled Spider sample, with the question alone as prompt to keep that short
+(cached in benchmarks/_work/); the mean number of steps per completion is printed to show the PRM
+had work, and how many completions it scored. The PRM is a random token classifier of the
 policy's size: its scores mean nothing, its cost is real. GRPO prompts are the real ones, the schema
 without example values unless ``--schema-examples`` says otherwise.
 
@@ -259,6 +261,7 @@ def summary(trainer, timer: StepTimer, warmup: int, load: BackgroundLoad) -> dic
         "cocte_steps": statistics.fmean(e["execution/mean_steps"] for e in logs),
         "valid": statistics.fmean(e["execution/valid_rate"] for e in logs),
         "flat": statistics.fmean(e["frac_reward_zero_std"] for e in logs),
+        "scored": statistics.fmean(e.get("process/scored_completions", 0.0) for e in logs),
         "load": (load.cores, sum(timer.steps)),
     }
 
@@ -331,6 +334,11 @@ def main() -> None:
     for phase, seconds in ours["phases"].items():
         print(f"  {phase:<26} {seconds:.3f} s")
     print(f"  {'rest':<26} {added - sum(ours['phases'].values()):+.3f} s (the difference minus the above)")
+    batch = args.prompts_per_step * args.num_generations
+    print(
+        f"  completions scored by the PRM: {ours['scored']:.2f} of {batch} per step on average (the others had an "
+        f"outcome advantage of 0); PRM forward share of a PRM-GRPO step: {ours['phases'][PHASES[2]] / ours_median:.1%}"
+    )
     print(f"PRMGRPOTrainer vs GRPOTrainer: {ours_median / base_median:.2f} x step time")
 
 

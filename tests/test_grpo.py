@@ -13,7 +13,8 @@ from datasets import Dataset
 from trl import GRPOTrainer
 
 from trl_processsql.data import database_path, load_questions, sample_paths
-from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer, process_advantages, step_token_spans, step_weights
+from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
+from trl_processsql.grpo.advantages import rewardsql_advantages
 from trl_processsql.prompts import prompt_messages
 from trl_processsql.tiny import save_tiny_checkpoint
 
@@ -54,46 +55,6 @@ def _args(tmp_path, **kwargs):
     return PRMGRPOConfig(**{**defaults, **kwargs})
 
 
-# -- advantages by hand ---------------------------------------------------------------------------
-
-SPANS = [[(0, 2), (2, 4)], [(0, 3), (3, 4)]]
-SCORES = [[0.9, 0.2], [0.5, 1.0]]
-MASK = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
-
-
-def test_rewardsql_scales_positive_advantages_by_s_and_negative_by_one_minus_s():
-    out = process_advantages(torch.tensor([2.0, -1.0]), MASK, SPANS, SCORES, [[1, 1], [1, 1]], "rewardsql")
-    expected = torch.tensor([[1.8, 1.8, 0.4, 0.4], [-0.5, -0.5, -0.5, 0.0]])
-    assert torch.allclose(out, expected)
-
-
-def test_additive_adds_the_group_normalised_step_score():
-    stats = [(0.5, 0.25), (0.5, 0.25)]
-    out = process_advantages(torch.tensor([1.0, 0.0]), MASK, SPANS, SCORES, [[1, 1], [1, 1]], "additive", stats, coef=0.5)
-    z = lambda s: (s - 0.5) / (0.25 + 1e-4)  # noqa: E731
-    expected = torch.tensor(
-        [[1 + 0.5 * z(0.9)] * 2 + [1 + 0.5 * z(0.2)] * 2, [0.5 * z(0.5)] * 3 + [0.0]]
-    )
-    assert torch.allclose(out, expected, atol=1e-5)
-
-
-def test_step_weights_move_credit_between_steps():
-    weights = step_weights("prm_entropy", [0.5, 1.0])
-    out = process_advantages(torch.tensor([1.0]), torch.ones(1, 4), [SPANS[0]], [[0.5, 1.0]], [weights], "rewardsql")
-    assert weights == [0.0, 2.0]
-    assert torch.allclose(out, torch.tensor([[0.0, 0.0, 2.0, 2.0]]))
-
-
-def test_a_completion_without_steps_keeps_its_outcome_advantage():
-    out = process_advantages(torch.tensor([-1.5]), torch.ones(1, 3), [[]], [[]], [[]], "rewardsql")
-    assert torch.equal(out, torch.full((1, 3), -1.5))
-
-
-def test_tokens_before_and_after_the_steps_join_the_first_and_last_step():
-    # token ends: "```sql\n" (7), "SELECT" (13), " 1" (15), "\n\n" (17), "SELECT" (23), " 2" (25), "```" (28)
-    assert step_token_spans([7, 13, 15, 17, 23, 25, 28], [15, 25]) == [(0, 3), (3, 7)]
-
-
 # -- the trainer ------------------------------------------------------------------------------------
 
 
@@ -125,6 +86,107 @@ def test_trainer_turns_hand_made_step_scores_into_token_advantages(checkpoints, 
     assert torch.allclose(advantages[1, -1], torch.tensor(-0.7))
 
 
+COMPLETIONS = [
+    "WITH a AS (SELECT Singer_ID FROM singer)\n\nSELECT count(*) FROM a",
+    "WITH b AS (SELECT Name, Age FROM singer WHERE Age > 30)\n\nSELECT Name FROM b ORDER BY Age",
+    "WITH c AS (SELECT Country FROM singer)\n\nSELECT DISTINCT Country FROM c",
+    "SELECT Name FROM singer WHERE Is_male = 'T'",
+]
+
+
+def _scored_batch(trainer, dataset, advantages):
+    """Run PRM-GRPO's scoring on fixed completions; the rewards run their queries as GRPO would."""
+    from trl_processsql.rewards import execution_accuracy_reward
+
+    tokenizer = trainer.processing_class
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in COMPLETIONS]
+    width = max(map(len, ids))
+    inputs = [dict(dataset[0]) for _ in COMPLETIONS]
+    trainer.executor.execute(inputs[0]["db_path"], inputs[0]["gold_sql"], cache=True)  # gold cached before counting
+
+    def generate_and_reward(self, batch):
+        execution_accuracy_reward(COMPLETIONS, [x["db_path"] for x in batch], [x["gold_sql"] for x in batch])
+        return {
+            "prompt_ids": torch.ones(len(ids), 3, dtype=torch.long),
+            "prompt_mask": torch.ones(len(ids), 3, dtype=torch.long),
+            "completion_ids": torch.tensor([row + [tokenizer.pad_token_id] * (width - len(row)) for row in ids]),
+            "completion_mask": torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in ids]),
+            "advantages": advantages.clone(),
+        }
+
+    sent, run = [], trainer.executor._run
+    with mock.patch.object(GRPOTrainer, "_generate_and_score_completions", generate_and_reward), mock.patch.object(
+        trainer.executor, "_run", side_effect=lambda queries, progress: (sent.extend(queries), run(queries, progress))[1]
+    ), mock.patch.object(trainer.prm, "score_steps", wraps=trainer.prm.score_steps) as score_steps:
+        trainer.model.train()
+        output = trainer._generate_and_score_completions(inputs)
+    scored = sum(len(call.args[0]) for call in score_steps.call_args_list)
+    return output["advantages"], scored, sent
+
+
+def test_zero_advantage_completions_are_skipped_with_exactly_the_advantages_of_scoring_them(checkpoints, dataset, tmp_path):
+    """rewardsql scores only completions with a nonzero outcome advantage; the same rule unskipped gives the same tensor."""
+    policy, prm = checkpoints
+    gated = PRMGRPOTrainer(model=str(policy), args=_args(tmp_path, step_weighting="prm_entropy"), train_dataset=dataset, prm=str(prm))
+    unskipped = PRMGRPOTrainer(
+        model=str(policy),
+        args=_args(tmp_path, step_weighting="prm_entropy"),
+        train_dataset=dataset,
+        prm=gated.prm,
+        process_advantage=lambda **inputs: rewardsql_advantages(**inputs),  # a plain callable: nothing is skipped
+    )
+    advantages = torch.tensor([0.75, 0.0, -1.5, 0.0])
+    ours, ours_scored, ours_sent = _scored_batch(gated, dataset, advantages)
+    theirs, theirs_scored, theirs_sent = _scored_batch(unskipped, dataset, advantages)
+    assert torch.equal(ours, theirs)
+    assert (ours[[1, 3]] == 0).all() and (ours[[0, 2]] != 0).any()
+    assert (ours_scored, theirs_scored) == (2, 4)
+    assert gated._metrics["train"]["process/scored_completions"] == [2.0]
+    # the skipped completions' CTE views never ran; their final queries ran once, for the reward
+    assert len(ours_sent) == len(set(ours_sent)) == len(COMPLETIONS) + 2
+    assert len(theirs_sent) == len(set(theirs_sent)) == len(COMPLETIONS) + 3
+
+
+def test_the_final_query_runs_once_for_the_reward_and_the_last_step_view(checkpoints, dataset, tmp_path):
+    """Within a generation batch each distinct (database, SQL) runs once, counted at the workers."""
+    from trl_processsql.cocte import VIEW_ROWS, parse_cocte, step_view_sql
+
+    policy, prm = checkpoints
+    trainer = PRMGRPOTrainer(model=str(policy), args=_args(tmp_path, process_advantage="additive"), train_dataset=dataset, prm=str(prm))
+    _, scored, sent = _scored_batch(trainer, dataset, torch.tensor([1.0, 0.0, -1.0, 0.0]))
+    db = os.path.abspath(dataset[0]["db_path"])
+    views = {
+        (db, step_view_sql(cocte, k, VIEW_ROWS + 1 if step.name else None))
+        for cocte in map(parse_cocte, COMPLETIONS)
+        for k, step in enumerate(cocte.steps)
+    }
+    finals = {(db, parse_cocte(text).sql) for text in COMPLETIONS}
+    assert finals < views and scored == 4
+    assert sorted(sent) == sorted(views), "a query ran twice, or a view did not run"
+
+
+def test_a_user_rule_passed_to_the_trainer_shapes_the_advantages(checkpoints, dataset, tmp_path):
+    policy, prm = checkpoints
+    seen = {}
+
+    def signs_on_scored_steps(advantages, completion_mask, step_spans, step_scores, group_ids, **kwargs):
+        seen.update(group_ids=group_ids.tolist(), steps=[len(row) for row in step_scores])
+        out = torch.zeros(completion_mask.shape)
+        for i, spans in enumerate(step_spans):
+            for start, end in spans:
+                out[i, start:end] = torch.sign(advantages[i])
+        return out
+
+    args = _args(tmp_path, num_generations=2)
+    trainer = PRMGRPOTrainer(model=str(policy), args=args, train_dataset=dataset, prm=str(prm), process_advantage=signs_on_scored_steps)
+    assert trainer.args.process_advantage is signs_on_scored_steps
+    assert trainer.args.to_dict()["process_advantage"].endswith("signs_on_scored_steps")
+    out, scored, _ = _scored_batch(trainer, dataset, torch.tensor([0.5, -0.5, 2.0, 0.0]))
+    assert seen == {"group_ids": [0, 0, 1, 1], "steps": [2, 2, 2, 1]} and scored == 4
+    assert set(out[0][out[0] != 0].tolist()) == {1.0} and set(out[1][out[1] != 0].tolist()) == {-1.0}
+    assert (out[3] == 0).all()
+
+
 @pytest.mark.parametrize("mode", ["rewardsql", "additive", "none"])
 def test_short_training_runs_in_every_mode(checkpoints, dataset, tmp_path, mode):
     policy, prm = checkpoints
@@ -148,8 +210,10 @@ def test_policy_entropy_weighting_needs_per_token_advantages(checkpoints, datase
 
 
 def test_config_rejects_unknown_choices(tmp_path):
-    with pytest.raises(ValueError, match="process_advantage must be one of"):
+    with pytest.raises(ValueError, match="unknown process advantage 'sparse'"):
         _args(tmp_path, process_advantage="sparse")
+    with pytest.raises(ValueError, match="step_weighting must be one of"):
+        _args(tmp_path, step_weighting="loud")
 
 
 def test_resume_from_checkpoint_continues_at_the_right_step(checkpoints, dataset, tmp_path):

@@ -252,6 +252,36 @@ def test_a_hard_deadline_timeout_is_not_cached(toy_db):
     assert second is not first  # run again rather than served from the cache
 
 
+# -- shared results -------------------------------------------------------------------------------
+
+
+def run_counter(executor: SQLExecutor) -> list:
+    """Every query the executor's workers are given, recorded as it is sent."""
+    sent, run = [], executor._run
+
+    def counting_run(queries, progress):
+        sent.extend(queries)
+        return run(queries, progress)
+
+    executor._run = counting_run
+    return sent
+
+
+def test_shared_results_run_each_query_once_per_block_slow_ones_included(toy_db):
+    slow, fast = INFINITE_CTE, "SELECT count(*) FROM singer"
+    with SQLExecutor(num_workers=1, limits=ExecutionLimits(timeout=0.3)) as executor:
+        sent = run_counter(executor)
+        with executor.shared_results():
+            first = executor.execute_many([(toy_db, fast), (toy_db, slow)])
+            with executor.shared_results():  # blocks nest
+                again = executor.execute_many([(str(toy_db), slow), (toy_db, fast), (toy_db, "SELECT 2")])
+            assert len(sent) == 3, "a query of the block ran twice"
+        after = executor.execute_many([(toy_db, fast)])
+    assert first[1].status == "timeout" and again[0] is first[1] and again[1] is first[0]
+    assert after[0] is not first[0] and len(sent) == 4  # outside the block every call runs again
+    assert as_tuple(after[0]) == as_tuple(first[0])
+
+
 # -- crashes --------------------------------------------------------------------------------------
 
 

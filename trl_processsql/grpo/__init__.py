@@ -1,6 +1,14 @@
 """Process-supervised GRPO: PRM step scores turned into per-token advantages."""
 
-from .advantages import PROCESS_ADVANTAGES, STEP_WEIGHTINGS, process_advantages, step_token_spans, step_weights
+from .advantages import (
+    PROCESS_ADVANTAGES,
+    STEP_WEIGHTINGS,
+    get_process_advantage,
+    process_advantages,
+    register_process_advantage,
+    step_token_spans,
+    step_weights,
+)
 from .config import PRMGRPOConfig
 from .prm_reward import PRMReward
 from .trainer import PRMGRPOTrainer
@@ -11,7 +19,9 @@ __all__ = [
     "PRMGRPOConfig",
     "PRMGRPOTrainer",
     "PRMReward",
+    "get_process_advantage",
     "process_advantages",
+    "register_process_advantage",
     "step_token_spans",
     "step_weights",
 ]

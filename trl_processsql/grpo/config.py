@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from ..prm.aggregation import AGGREGATIONS
-from .advantages import PROCESS_ADVANTAGES, STEP_WEIGHTINGS
+from .advantages import STEP_WEIGHTINGS, get_process_advantage, process_advantage_name
 
 __all__ = ["PRMGRPOConfig"]
 
@@ -23,17 +23,21 @@ class PRMGRPOConfig(GRPOConfig):
     Parameters:
         prm_model_name_or_path (`str` or `None`, *optional*, defaults to `None`):
             PRM to load with [`ProcessRewardModel.from_pretrained`] when the trainer is not given one.
-        process_advantage (`str`, *optional*, defaults to `"rewardsql"`):
-            `"rewardsql"`: tokens of step k get `A * s_k` if the outcome advantage `A > 0`, else `A * (1 - s_k)`
-            (the paper's rule). `"additive"`: `A + process_coef * (s_k - mean) / std`, step scores normalised over
-            the prompt's group. `"none"`: no per-token advantage; the PRM's trajectory score is added as one more
-            sequence-level reward function (placed last: extend `reward_weights` accordingly).
+        process_advantage (`str` or `Callable`, *optional*, defaults to `"rewardsql"`):
+            How step scores become per-token advantages: a rule registered with
+            [`~trl_processsql.grpo.register_process_advantage`] (by name), `"package.module:function"`, or the
+            callable itself. Built in: `"rewardsql"`: tokens of step k get `A * s_k` if the outcome advantage
+            `A > 0`, else `A * (1 - s_k)` (the paper's rule; completions with `A = 0` are not scored at all).
+            `"additive"`: `A + process_coef * (s_k - mean) / std`, step scores normalised over the prompt's group.
+            `"min_form"`: as `"additive"` with `s_k` replaced by `min(s_k, ..., s_K)` (PURE's min-form credit).
+            `"none"`: no per-token advantage; the PRM's trajectory score is added as one more sequence-level
+            reward function (placed last: extend `reward_weights` accordingly).
         step_weighting (`str`, *optional*, defaults to `"none"`):
             Weights on the step term, normalised to mean 1 per completion: `"prm_entropy"` (`1 - H(s_k)/ln 2`,
             confident verdicts weigh more) or `"policy_entropy"` (mean policy entropy over the step's tokens, one
             extra forward pass; steps where the policy hesitated weigh more).
         process_coef (`float`, *optional*, defaults to `1.0`):
-            Scale of the step term in `"additive"`.
+            Scale of the step term in `"additive"` and `"min_form"` (passed to every rule).
         prm_aggregation (`str`, *optional*, defaults to `"min"`):
             Trajectory score of the PRM reward in `"none"` (`min`, `mean`, `prod`, `last`, `entropy`).
         prm_batch_size (`int`, *optional*, defaults to `16`):
@@ -46,12 +50,13 @@ class PRMGRPOConfig(GRPOConfig):
 
     prm_model_name_or_path: str | None = field(default=None, metadata={"help": "Path or Hub id of the PRM."})
     process_advantage: str = field(
-        default="rewardsql", metadata={"help": "How step scores shape advantages.", "choices": list(PROCESS_ADVANTAGES)}
+        default="rewardsql",
+        metadata={"help": "How step scores shape advantages: a registered rule (rewardsql, additive, min_form, none) or 'package.module:function'."},
     )
     step_weighting: str = field(
         default="none", metadata={"help": "Weights of the step term.", "choices": list(STEP_WEIGHTINGS)}
     )
-    process_coef: float = field(default=1.0, metadata={"help": "Scale of the step term in 'additive'."})
+    process_coef: float = field(default=1.0, metadata={"help": "Scale of the step term (additive, min_form)."})
     prm_aggregation: str = field(
         default="min", metadata={"help": "PRM trajectory score in 'none'.", "choices": list(AGGREGATIONS)}
     )
@@ -61,10 +66,20 @@ class PRMGRPOConfig(GRPOConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        get_process_advantage(self.process_advantage)  # an unknown name fails here, not at the first step
         for name, allowed in (
-            ("process_advantage", PROCESS_ADVANTAGES),
             ("step_weighting", STEP_WEIGHTINGS),
             ("prm_aggregation", tuple(AGGREGATIONS)),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+
+    def to_dict(self):
+        # A rule passed as a callable is written as the name it can be found by again.
+        d = super().to_dict()
+        d["process_advantage"] = process_advantage_name(self.process_advantage)
+        return d
+
+    def __getstate__(self):
+        # Checkpoints pickle the config: a rule defined inside a function would not pickle, its name does.
+        return {**self.__dict__, "process_advantage": process_advantage_name(self.process_advantage)}

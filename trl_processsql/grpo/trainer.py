@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+from contextlib import ExitStack
 
 import torch
 from accelerate.utils import gather, gather_object
@@ -13,7 +14,7 @@ from ..hub import ModelCardMixin
 from ..prm.model import ProcessRewardModel
 from ..rewards import REWARD_FUNCS, execution_accuracy_reward, get_reward_executor
 from ..sql import ExecutionLimits, SQLExecutor
-from .advantages import process_advantages, step_token_spans, step_weights
+from .advantages import PROCESS_ADVANTAGES, get_process_advantage, process_advantages, step_token_spans, step_weights
 from .config import PRMGRPOConfig
 from .placement import place_prm, whole_model_loading
 from .prm_reward import PRMReward
@@ -42,10 +43,13 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
     """[`~trl.GRPOTrainer`] whose advantages follow the process reward model's verdict on each step.
 
     Every completion is read as a chain of CTEs, each step's view is executed, and the PRM scores
-    each step (a step whose view fails scores 0). With `process_advantage="rewardsql"` or
-    `"additive"` the completion's outcome advantage becomes a per-token advantage over each step's
-    tokens (see [`PRMGRPOConfig`]); with `"none"` the PRM's trajectory score is one more reward.
-    Everything else (loss types, PEFT, vLLM, several processes) is GRPO's.
+    each step (a step whose view fails scores 0). A process-advantage rule (`process_advantage`,
+    see [`~trl_processsql.grpo.register_process_advantage`]) turns the completion's outcome
+    advantage and its step scores into a per-token advantage; with `"none"` the PRM's trajectory
+    score is one more reward instead. A rule registered `outcome_gated` (such as `"rewardsql"`)
+    leaves completions whose outcome advantage is 0 unscored. Within a generation batch each
+    distinct query runs once, shared by the reward functions and the step views. Everything else
+    (loss types, PEFT, vLLM, several processes) is GRPO's.
 
     Args:
         model: as for [`~trl.GRPOTrainer`].
@@ -56,6 +60,8 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
             `args.prm_model_name_or_path`.
         executor ([`~trl_processsql.sql.SQLExecutor`], *optional*): runs the step views; defaults to the
             one the reward functions share.
+        process_advantage (`str` or `Callable`, *optional*): the process-advantage rule, overriding
+            `args.process_advantage`.
 
     Other arguments are [`~trl.GRPOTrainer`]'s.
     """
@@ -77,11 +83,16 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
         processing_class=None,
         prm: ProcessRewardModel | str | None = None,
         executor: SQLExecutor | None = None,
+        process_advantage=None,
         **kwargs,
     ):
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
             args = PRMGRPOConfig(f"{str(name).rstrip('/').split('/')[-1]}-PRM-GRPO")
+        if process_advantage is not None:
+            args.process_advantage = process_advantage
+        self.process_advantage = get_process_advantage(args.process_advantage)
+        prm_as_reward = self.process_advantage is PROCESS_ADVANTAGES["none"]
         prm = prm if prm is not None else args.prm_model_name_or_path
         if prm is None:
             raise ValueError("PRMGRPOTrainer needs a process reward model: pass prm= or set prm_model_name_or_path")
@@ -90,7 +101,7 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
                 prm = ProcessRewardModel.from_pretrained(
                     prm, aggregation=args.prm_aggregation, batch_size=args.prm_batch_size, max_length=args.prm_max_length
                 )
-        if args.process_advantage == "none" and args.step_weighting == "policy_entropy":
+        if prm_as_reward and args.step_weighting == "policy_entropy":
             raise ValueError("step_weighting='policy_entropy' needs per-token advantages: use rewardsql or additive")
         self.prm = prm
         self.executor = executor or get_reward_executor()
@@ -101,32 +112,53 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
             reward_funcs = [execution_accuracy_reward]
         reward_funcs = [REWARD_FUNCS.get(f, f) if isinstance(f, str) else f for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])]
         self.prm_reward = PRMReward(prm, self.executor, args.prm_aggregation, args.step_weighting)
-        if args.process_advantage == "none":
+        if prm_as_reward:
             reward_funcs.append(self.prm_reward)
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
         self.prm.model = place_prm(self.prm.model, self.accelerator.device, args)
 
     def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
-        if self.args.process_advantage == "none":
-            return output
+        with ExitStack() as stack:
+            for executor in {id(e): e for e in (get_reward_executor(), self.executor)}.values():
+                stack.enter_context(executor.shared_results())
+            output = super()._generate_and_score_completions(inputs)
+            if self.process_advantage is not PROCESS_ADVANTAGES["none"]:
+                self._apply_process_advantages(inputs, output)
+        return output
+
+    def _apply_process_advantages(self, inputs, output) -> None:
+        """Score the steps of the completions the rule needs and replace GRPO's advantages by the rule's."""
         mode = "train" if self.model.training else "eval"
-        completion_ids, mask = output["completion_ids"], output["completion_mask"]
-        texts, token_ends = self._decode_with_offsets(completion_ids, mask)
-        prompts = [x["prompt"] for x in inputs]
-        coctes, views, scores = self.prm_reward.step_scores(prompts, texts, [x["db_path"] for x in inputs])
-        spans = [step_token_spans(ends, [s.end for s in c.steps]) if c.steps else [] for c, ends in zip(coctes, token_ends)]
-        entropies = self._policy_entropies(output) if self.args.step_weighting == "policy_entropy" else None
+        advantages, mask = output["advantages"], output["completion_mask"]
+        rows = list(range(len(inputs)))
+        if getattr(self.process_advantage, "outcome_gated", False):
+            rows = (advantages != 0).nonzero().flatten().tolist()  # the others get 0 whatever the PRM says
+        texts, token_ends = self._decode_with_offsets(output["completion_ids"][rows], mask[rows])
+        coctes, views, scored = self.prm_reward.step_scores(
+            [inputs[i]["prompt"] for i in rows], texts, [inputs[i]["db_path"] for i in rows]
+        )
+        spans, scores = [[] for _ in inputs], [[] for _ in inputs]
+        for i, cocte, ends, row in zip(rows, coctes, token_ends, scored):
+            spans[i] = step_token_spans(ends, [step.end for step in cocte.steps]) if cocte.steps else []
+            scores[i] = row
+        entropies = self._policy_entropies(output) if self.args.step_weighting == "policy_entropy" and rows else None
         weights = [
             step_weights(self.args.step_weighting, row, None if entropies is None else entropies[i].tolist(), spans[i])
             for i, row in enumerate(scores)
         ]
-        group_stats = self._group_stats(scores, mode) if self.args.process_advantage == "additive" else None
+        group_ids, group_step_scores = self._groups(scores, mode)
         output["advantages"] = process_advantages(
-            output["advantages"], mask, spans, scores, weights, self.args.process_advantage, group_stats, self.args.process_coef
+            self.process_advantage,
+            mask,
+            advantages=advantages,
+            step_spans=spans,
+            step_scores=scores,
+            step_weights=weights,
+            group_ids=group_ids.to(advantages.device),
+            group_step_scores=group_step_scores,
+            process_coef=self.args.process_coef,
         )
-        self._log_process_metrics(mode, views, scores)
-        return output
+        self._log_process_metrics(mode, views, scored)
 
     def _decode_with_offsets(self, completion_ids: torch.Tensor, mask: torch.Tensor) -> tuple[list[str], list[list[int]]]:
         """Each completion decoded as GRPO decodes it, and where each of its tokens ends in that text."""
@@ -147,21 +179,17 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
         )
         return entropies.float().cpu()
 
-    def _group_stats(self, scores: list[list[float]], mode: str) -> list[tuple[float, float]]:
-        """Mean and std of all step scores in each local completion's group, groups spanning processes."""
+    def _groups(self, scores: list[list[float]], mode: str) -> tuple[torch.Tensor, list[list[list[float]]]]:
+        """Each local completion's group number and the step scores of its whole group, groups spanning processes."""
         size = self.num_generations if mode == "train" else self.num_generations_eval
         everyone = gather_object([scores])  # one list per process, in process order
         flat = [row for process_rows in everyone for row in process_rows]
         offset = self.accelerator.process_index * len(scores)
-        stats = []
-        for i in range(len(scores)):
-            group = (offset + i) // size
-            values = torch.tensor([s for row in flat[group * size : (group + 1) * size] for s in row] or [0.0])
-            stats.append((values.mean().item(), values.std(unbiased=False).item() if values.numel() > 1 else 0.0))
-        return stats
+        group_ids = torch.tensor([(offset + i) // size for i in range(len(scores))], dtype=torch.long)
+        return group_ids, [flat[g * size : (g + 1) * size] for g in group_ids.tolist()]
 
     def _log_process_metrics(self, mode: str, views, scores) -> None:
-        """Step statistics summed over processes before averaging."""
+        """Statistics of the scored completions' steps, summed over processes before averaging."""
         device = self.accelerator.device
         steps = sum(len(row) for row in scores)
         local = torch.tensor(
@@ -179,3 +207,4 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
         metrics["process/step_score_mean"].append(score_sum / step_count if step_count else 0.0)
         metrics["process/steps_per_completion"].append(step_count / completions if completions else 0.0)
         metrics["process/failed_step_share"].append(failed / step_count if step_count else 0.0)
+        metrics["process/scored_completions"].append(completions)

@@ -11,7 +11,10 @@ queries). On top of the sandbox it adds what only a separate process can give:
   running comes back as ``"error"`` and the batch still completes;
 - a **memory cap** per worker (address-space limit and SQLite's heap limit);
 - a **cache** of results keyed by (database, SQL) for queries marked ``cache=True`` (gold queries,
-  which GRPO runs again every epoch); identical queries within one batch run once.
+  which GRPO runs again every epoch); identical queries within one batch run once;
+- **shared results** (:meth:`SQLExecutor.shared_results`): within one block every result is
+  kept, so that a query run again there (GRPO runs a completion's final query for its outcome
+  reward and again as its last step's view) costs nothing, a timeout included.
 
 Workers are fresh interpreters that import only ``trl_processsql.sql`` (never a fork of a parent
 holding CUDA contexts and threads, never a re-run of the parent's ``__main__``), and they ignore
@@ -32,9 +35,10 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict, deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .sandbox import ExecutionLimits, ExecutionResult, SQLiteSandbox
 
@@ -146,6 +150,7 @@ class SQLExecutor:
         self.memory_limit = memory_limit_mb * 2**20 if memory_limit_mb else None
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], ExecutionResult] = OrderedDict()
+        self._shared: dict[tuple[str, str], ExecutionResult] | None = None
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
 
@@ -204,6 +209,31 @@ class SQLExecutor:
         except Exception:
             pass
 
+    @contextmanager
+    def shared_results(self) -> Iterator["SQLExecutor"]:
+        """Within this block each distinct (database, SQL) runs at most once; later batches reuse its result.
+
+        Every result is kept, timeouts and dead workers included (unlike the cache): one generation
+        batch of GRPO asks for the same query twice, and a slow query should cost one deadline.
+        Blocks nest; the results are dropped when the outermost one ends.
+
+        >>> import sqlite3, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "toy.sqlite")
+        >>> sqlite3.connect(path).close()
+        >>> with SQLExecutor(num_workers=1) as executor, executor.shared_results():
+        ...     first, again = executor.execute(path, "SELECT 1"), executor.execute(path, "SELECT 1")
+        >>> first is again
+        True
+        """
+        outermost = self._shared is None
+        if outermost:
+            self._shared = {}
+        try:
+            yield self
+        finally:
+            if outermost:
+                self._shared = None
+
     # -- execution -------------------------------------------------------------------------
 
     def execute(self, db_path: str | os.PathLike, sql: str, *, cache: bool = False) -> ExecutionResult:
@@ -234,6 +264,9 @@ class SQLExecutor:
             if key[1] is not_text:
                 found[key] = not_text
         with self._lock:
+            shared = self._shared
+            if shared is not None:
+                found.update((key, shared[key]) for key in keys if key in shared)
             if cache:
                 for key in keys:
                     if key in self._cache:
@@ -242,6 +275,8 @@ class SQLExecutor:
             todo = sorted({key for key in keys if key not in found})
             results, transient = self._run(todo, progress)
             found.update(zip(todo, results))
+            if shared is not None:
+                shared.update(zip(todo, results))
             if cache:
                 # A timeout or a dead worker may not happen again: only lasting answers are cached.
                 for k, key in enumerate(todo):
