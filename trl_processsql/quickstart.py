@@ -23,8 +23,12 @@ model (see ``benchmarks/bench_method.py`` for the measured method at CPU scale, 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -82,15 +86,39 @@ def _weights_changed(before: dict, model) -> bool:
     return any(not torch.equal(before[name], param.detach()) for name, param in model.named_parameters())
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Progress bars and figures only: library warnings, log lines and load bars off, and back on after."""
+    import datasets
+    import transformers
+
+    logger = logging.getLogger("trl_processsql")
+    verbosity, level, bars = transformers.logging.get_verbosity(), logger.level, transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+        datasets.enable_progress_bars()
+        logger.setLevel(level)
+
+
 def run_quickstart(settings: QuickstartSettings | None = None) -> dict:
     """Run the seven stages; returns (and writes to ``report.json``) the figures of each and a ``summary``."""
-    import logging
-    import os
-    import warnings
-
     os.environ.setdefault("DS_ACCELERATOR", "cpu")  # a CPU run: DeepSpeed, if installed, need not probe and warn
+    with _quiet():
+        return _run(settings or QuickstartSettings())
 
-    import datasets
+
+def _run(settings: QuickstartSettings) -> dict:
     import numpy as np
     import transformers
     from datasets import Dataset
@@ -106,14 +134,7 @@ def run_quickstart(settings: QuickstartSettings | None = None) -> dict:
     from .sql import SQLExecutor
     from .tiny import build_tokenizer
 
-    settings = settings or QuickstartSettings()
     began = time.perf_counter()
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()  # weight loading and saving bars
-    datasets.disable_progress_bars()
-    logging.getLogger("trl_processsql").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     questions_file, db_dir = sample_paths()
