@@ -46,7 +46,8 @@ _EXPORTS = {
         "executable_steps_reward", "execution_accuracy_reward", "get_reward_executor", "set_reward_executor"
     ),
     "grpo": (
-        "PRMGRPOConfig", "PRMGRPOTrainer", "PRMReward", "PROCESS_ADVANTAGES", "STEP_WEIGHTINGS", "process_advantages",
+        "PRMGRPOConfig", "PRMGRPOTrainer", "PRMReward", "PROCESS_ADVANTAGES", "STEP_WEIGHTINGS", "get_process_advantage",
+        "register_process_advantage", "process_advantages",
         "step_token_spans", "step_weights"
     ),
     "callbacks": ("HISTORY_FILE", "SQLExecutionCallback", "greedy_completions", "score_completions"),
