@@ -19,12 +19,14 @@ import json
 import time
 
 import numpy as np
-from _common import add_spider_dir_argument, require_spider, train_small_prm
+from _common import add_spider_dir_argument, require_spider
 
+from trl_processsql.cpu_scale import train_small_prm
 from trl_processsql.data import load_questions
 from trl_processsql.labeling import gold_chains, label_statistics, mutation_rows
 from trl_processsql.prm.trainer import _auroc
 from trl_processsql.sql import SQLExecutor
+from trl_processsql.tiny import build_tokenizer
 
 
 def _train_questions(spider_dir, limit: int, seed: int) -> list[dict]:
@@ -63,13 +65,16 @@ def main() -> None:
         stats = label_statistics(rows)
         print(f"{name}: {stats['trajectories']} trajectories, {stats['steps']} steps, {stats['positive_step_share']:.1%} positive steps")
 
+    tokenizer = build_tokenizer([r["question"] for r in train_rows] + [c for r in train_rows for c in r["completions"]], vocab_size=2048)
     prm, training = train_small_prm(
         train_rows,
+        tokenizer,
         epochs=args.epochs,
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
         max_prompt_length=args.max_prompt_length,
         seed=args.seed,
+        progress=False,
     )
     scores = prm.score_steps([r["prompt"] for r in dev_rows], [r["completions"] for r in dev_rows])
     scored = []  # (PRM score, label, 0/1 "no view failed up to this step")
