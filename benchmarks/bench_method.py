@@ -11,13 +11,16 @@ stage and every figure below is measured on them, all on the same questions.
    rollouts, plus planted mutants of gold chains; the PRM starts from the policy's weights (as
    ``bench_selection.py`` trains it, where its judgement of unseen errors is measured).
 3. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
-4. GRPO from the SFT policy, twice with the same steps, data, seeds and start: PRM-GRPO
-   (``process_advantage="rewardsql"``) and outcome-only GRPO (TRL's ``GRPOTrainer`` with the
-   execution reward alone); greedy EX of each.
+4. GRPO prompts: the SFT policy's pass rate on ``--grpo-questions`` training questions (8 samples
+   each); GRPO trains on those it answers sometimes but not always (``within_reach``), since a
+   group whose completions all fail has no advantage to learn from.
+5. GRPO from the SFT policy with the same steps, prompts, seeds and start: PRM-GRPO with the
+   paper's rule (``process_advantage="rewardsql"``) and with min-form credit (``"min_form"``), and
+   outcome-only GRPO (TRL's ``GRPOTrainer`` with the execution reward alone); greedy EX of each.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # about 50 minutes on 2 cores, 15 of them SFT
+    python benchmarks/bench_method.py            # about 45 minutes on 2 cores, 22 more the first time (SFT)
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
 
@@ -41,6 +44,15 @@ SAMPLE_MAX_NEW_TOKENS = 160
 TEMPERATURE = 0.7
 """Sampling temperature of labels, candidates and GRPO. A small policy's distribution is flat: at 1.0
 (the paper's, for 7B models) 89% of its samples fail to run, at 0.7 79%, with the same pass@8."""
+
+
+GRPO_RUNS = {
+    "PRM-GRPO (rewardsql)": {"process_advantage": "rewardsql"},
+    "PRM-GRPO (min_form, process_coef 0.3)": {"process_advantage": "min_form", "process_coef": 0.3},
+    "outcome-only GRPO": None,
+}
+"""The GRPO runs compared, by their table name: the paper's rule, PURE's min-form credit added to the outcome
+advantage, and TRL's ``GRPOTrainer`` with the execution reward alone (``None``)."""
 
 
 def spider_train(spider_dir: Path) -> list[dict]:
@@ -92,12 +104,13 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=1200, help="SFT steps of 16 examples")
     parser.add_argument("--prm-questions", type=int, default=800, help="training questions the policy samples on for PRM labels")
     parser.add_argument("--n", type=int, default=8, help="samples per test question for vote, best-of-N and beam")
-    parser.add_argument("--grpo-steps", type=int, default=100, help="steps of each GRPO run (8 completions of 2 prompts per step)")
+    parser.add_argument("--grpo-questions", type=int, default=1000, help="training questions whose pass rate picks the GRPO prompts")
+    parser.add_argument("--grpo-steps", type=int, default=300, help="steps of each GRPO run (8 completions of 2 prompts per step)")
     parser.add_argument("--grpo-learning-rate", type=float, default=2e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
-        args.test_questions, args.sft_steps, args.prm_questions, args.n, args.grpo_steps = 40, 60, 60, 4, 4
+        args.test_questions, args.sft_steps, args.prm_questions, args.n, args.grpo_questions, args.grpo_steps = 40, 60, 60, 4, 60, 4
     spider_dir = require_spider(args.spider_dir)
     run_method(args, spider_dir)
 
@@ -111,7 +124,7 @@ def run_method(args, spider_dir: Path) -> None:
 
     from trl_processsql.cpu_scale import cpu_training_args, quiet_progress, train_small_prm, with_both_prompt_styles
     from trl_processsql.data import database_path
-    from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
+    from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer, pass_rates, within_reach
     from trl_processsql.inference import TransformersSampler, predict, score_candidates
     from trl_processsql.inference.selection import best_of_n, majority_vote, prm_vote
     from trl_processsql.labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows, policy_rows
@@ -192,22 +205,34 @@ def run_method(args, spider_dir: Path) -> None:
         ]
         selection_seconds = time.perf_counter() - start
 
+        # -- GRPO prompts: the training questions the policy answers sometimes ----------------------
+        start = time.perf_counter()
+        candidates = random.Random(args.seed + 1).sample(train, min(args.grpo_questions, len(train)))
+        torch.manual_seed(args.seed)
+        rates = pass_rates(candidates, db_dir, sampler, executor, n=8, prompt_style="compact", progress=True)
+        reachable = within_reach(candidates, rates)
+        print(f"GRPO prompts: {len(reachable)} of {len(candidates)} training questions answered sometimes but not always in 8 samples "
+              f"(never: {sum(r == 0 for r in rates)}, always: {sum(r == 1 for r in rates)}; mean pass rate {np.mean(rates):.1%}); "
+              f"{(time.perf_counter() - start) / 60:.1f} min")
+        if not reachable:
+            print("GRPO prompts: none within the policy's reach, so GRPO runs on all of them (expect no signal)")
+
         # -- GRPO: with the PRM's step credit, and on the outcome alone ---------------------------
         grpo_rows = Dataset.from_list([
             {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
              "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
-            for q in train
+            for q in reachable or candidates
         ]).shuffle(seed=args.seed)
         common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=8,
                       max_completion_length=SAMPLE_MAX_NEW_TOKENS, temperature=TEMPERATURE, beta=0.0, learning_rate=args.grpo_learning_rate,
                       logging_steps=1, seed=args.seed)
         grpo_results = {}
-        for name in ("PRM-GRPO (rewardsql)", "outcome-only GRPO"):
+        for name, rule in GRPO_RUNS.items():
             start = time.perf_counter()
             model = transformers.AutoModelForCausalLM.from_pretrained(policy_dir)
-            out = work_dir / ("grpo-prm" if name.startswith("PRM") else "grpo-outcome")
-            if name.startswith("PRM"):
-                trainer = PRMGRPOTrainer(model=model, args=PRMGRPOConfig(**cpu_training_args(out, **common)), train_dataset=grpo_rows,
+            out = work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}"
+            if rule:
+                trainer = PRMGRPOTrainer(model=model, args=PRMGRPOConfig(**cpu_training_args(out, **rule, **common)), train_dataset=grpo_rows,
                                          processing_class=tokenizer, prm=prm, executor=executor)
             else:
                 trainer = GRPOTrainer(model=model, reward_funcs=[execution_accuracy_reward], args=GRPOConfig(**cpu_training_args(out, **common)),
@@ -215,7 +240,8 @@ def run_method(args, spider_dir: Path) -> None:
             quiet_progress(trainer, name, keys=("reward",))
             trainer.train()
             rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
-            grpo_results[name] = (greedy_ex(trainer.model), float(np.mean(rewards)), time.perf_counter() - start)
+            quarter = max(1, len(rewards) // 4)
+            grpo_results[name] = (greedy_ex(trainer.model), (np.mean(rewards[:quarter]), np.mean(rewards[-quarter:])), time.perf_counter() - start)
 
     # -- the tables ------------------------------------------------------------------------------
     n = len(test)
@@ -225,12 +251,14 @@ def run_method(args, spider_dir: Path) -> None:
         low, high = paired_interval(found, sft_greedy, rng)
         delta = "" if name == "greedy" else f"{(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
         print(f"{name:<48}{found.mean():>7.1%}   {delta}")
-    print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each, same data, seeds and start; greedy EX on the same {n} questions")
-    print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'mean reward':>12}{'minutes':>9}")
+    print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(grpo_rows)} training prompts, seeds and start; "
+          f"greedy EX on the same {n} questions")
+    print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'reward, first -> last quarter':>30}{'minutes':>9}")
     print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}")
-    for name, (found, reward, seconds) in grpo_results.items():
+    for name, (found, (first, last), seconds) in grpo_results.items():
         low, high = paired_interval(found, sft_greedy, rng)
-        print(f"{name:<48}{found.mean():>7.1%}   {(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]{'':<6}{reward:>12.3f}{seconds / 60:>9.1f}")
+        print(f"{name:<48}{found.mean():>7.1%}   {(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]{'':<6}"
+              f"{f'{first:.3f} -> {last:.3f}':>30}{seconds / 60:>9.1f}")
     prm_run, outcome_run = grpo_results["PRM-GRPO (rewardsql)"][0], grpo_results["outcome-only GRPO"][0]
     low, high = paired_interval(prm_run, outcome_run, rng)
     best = dict(table)[f"PRM best-of-{args.n} (min)"]

@@ -47,8 +47,8 @@ _EXPORTS = {
     ),
     "grpo": (
         "PRMGRPOConfig", "PRMGRPOTrainer", "PRMReward", "PROCESS_ADVANTAGES", "STEP_WEIGHTINGS", "get_process_advantage",
-        "register_process_advantage", "process_advantages",
-        "step_token_spans", "step_weights"
+        "register_process_advantage", "pass_rates", "process_advantages",
+        "step_token_spans", "step_weights", "within_reach"
     ),
     "callbacks": ("HISTORY_FILE", "SQLExecutionCallback", "greedy_completions", "score_completions"),
     "inference": (

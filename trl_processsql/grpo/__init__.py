@@ -10,6 +10,7 @@ from .advantages import (
     step_weights,
 )
 from .config import PRMGRPOConfig
+from .pass_rates import pass_rates, within_reach
 from .prm_reward import PRMReward
 from .trainer import PRMGRPOTrainer
 
@@ -20,8 +21,10 @@ __all__ = [
     "PRMGRPOTrainer",
     "PRMReward",
     "get_process_advantage",
+    "pass_rates",
     "process_advantages",
     "register_process_advantage",
     "step_token_spans",
     "step_weights",
+    "within_reach",
 ]

@@ -1,0 +1,65 @@
+"""Prompts within the policy's reach: GRPO learns only from groups whose completions disagree.
+
+GRPO's advantage is a completion's reward minus its group's mean, so a prompt the policy always
+fails (or always solves) gives each of its completions an advantage of 0 and its step teaches
+nothing. A policy that answers few questions spends most steps that way: the small CPU policy of
+``benchmarks/bench_method.py`` is right in 7% of its samples on its own training questions, and
+training on every question moved neither its training reward nor its held-out accuracy in 300
+steps. Sampling the policy ``n`` times per question before training and keeping the questions it
+answers sometimes but not always makes every group carry signal (its training reward then rose
+from 0.3 to 0.6 in the same steps).
+
+The same samples say what the policy can do: keep them if they should serve as PRM data too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from ..inference.predict import predict
+from ..sweep import judge_pools
+
+__all__ = ["pass_rates", "within_reach"]
+
+
+def pass_rates(
+    questions: Sequence[dict],
+    db_dir: str | os.PathLike,
+    sampler,
+    executor,
+    *,
+    n: int = 8,
+    mode: str = "spider",
+    prompt_style: str | None = None,
+    progress: bool = False,
+) -> list[float | None]:
+    """The share of ``n`` sampled answers per question whose result matches the gold's.
+
+    ``questions`` are dicts from :func:`~trl_processsql.data.load_questions` (with ``gold_sql``);
+    ``sampler`` samples with the temperature GRPO will use. A question whose database file is
+    missing gets ``None``. Answers are judged by execution with ``mode``'s comparator, as in the
+    evaluator; a failing gold query makes every answer wrong.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    positioned = [{**q, "index": i} for i, q in enumerate(questions)]
+    records = list(predict(positioned, db_dir, sampler, executor, strategy="vote", n=n, mode=mode, prompt_style=prompt_style, progress=progress))
+    pools, _, _ = judge_pools(records, positioned, db_dir, executor, mode=mode)
+    rates: list[float | None] = [None] * len(questions)
+    for record, pool in zip(records, pools):
+        rates[record["index"]] = sum(pool.correct) / len(pool.correct)
+    return rates
+
+
+def within_reach(questions: Sequence[dict], rates: Sequence[float | None], *, low: float = 0.0, high: float = 1.0) -> list[dict]:
+    """The questions whose pass rate lies strictly between ``low`` and ``high`` (``None`` rates are dropped).
+
+    >>> within_reach([{"q": "a"}, {"q": "b"}, {"q": "c"}, {"q": "d"}], [0.0, 0.25, 1.0, None])
+    [{'q': 'b'}]
+    """
+    if len(questions) != len(rates):
+        raise ValueError(f"{len(questions)} questions but {len(rates)} pass rates")
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"need 0 <= low < high <= 1, got low={low}, high={high}")
+    return [q for q, rate in zip(questions, rates) if rate is not None and low < rate < high]
