@@ -26,6 +26,7 @@ def test_quickstart_runs_every_stage_and_writes_its_report(tmp_path, capsys):
     assert isinstance(summary["grpo_weights_changed"], bool)
     assert 0.0 <= summary["prm_step_auroc"] <= 1.0 and summary["seconds"] > 0
     assert report["labels"]["by_source"]["policy"] > 0  # the PRM learns from the policy's own samples
+    assert sum(report["grpo_prompts"].values()) == 293  # every training question: within reach, never or always answered
     for name in ("sft-data", "policy-sft", "prm-data", "prm", "policy-prm-grpo", "predictions.jsonl"):
         assert (tmp_path / "qs" / name).exists(), name
     assert "summary" in out and "PRM best-of-2" in out

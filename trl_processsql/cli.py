@@ -222,7 +222,7 @@ def _run_analyze(args) -> int:
 def _add_quickstart(subparsers):
     parser = subparsers.add_parser(
         "quickstart",
-        help="the whole method end to end on the bundled sample, on CPU, in under two minutes",
+        help="the whole method end to end on the bundled sample, on CPU, in about two minutes",
         description="On the bundled Spider sample, on the CPU, with nothing downloaded: build CoCTE SFT data, train a "
         "small policy from scratch, label steps from the policy's own samples (execution and Monte Carlo rollouts) "
         "and planted mutants, train a PRM started from the policy, run a few PRM-GRPO steps, then compare greedy, "

@@ -1,4 +1,4 @@
-"""The whole method end to end on the bundled sample, on a CPU, in under two minutes, with no download.
+"""The whole method end to end on the bundled sample, on a CPU, in about two minutes, with no download.
 
 Seven stages, each printing what it made and its figure:
 
@@ -11,7 +11,8 @@ Seven stages, each printing what it made and its figure:
    Monte Carlo rollouts, plus gold chains and planted mutants;
 4. PRM: a token-classification PRM started from the policy's weights, trained with
    :class:`ProcessRewardTrainer`; its step AUROC on the held-out questions' labelled steps;
-5. PRM-GRPO: a few steps of :class:`PRMGRPOTrainer` from the SFT policy, rewards per step;
+5. PRM-GRPO: a few steps of :class:`PRMGRPOTrainer` from the SFT policy, on the training questions
+   it answers in some of 8 samples but not all (:func:`~trl_processsql.grpo.within_reach`), rewards per step;
 6. inference on the held-out questions: greedy, majority vote and PRM best-of-N of the SFT policy,
    and greedy of the PRM-GRPO policy, all on the same questions;
 7. a summary table: each stage, what it made, its figure and the baseline it is compared with.
@@ -37,7 +38,7 @@ __all__ = ["QuickstartSettings", "run_quickstart"]
 
 @dataclass
 class QuickstartSettings:
-    """Sizes of the quickstart run (defaults: 93 seconds on two quiet CPU cores).
+    """Sizes of the quickstart run (defaults: 121 seconds on two quiet CPU cores).
 
     ``test_questions`` are held out of every training stage; the policy has ``hidden_size`` and
     ``num_layers`` and trains for ``sft_steps``; ``samples`` policy samples per training question,
@@ -125,7 +126,7 @@ def _run(settings: QuickstartSettings) -> dict:
 
     from .cpu_scale import SmallModelSettings, cpu_training_args, quiet_progress, split_by_question, train_small_policy, train_small_prm
     from .data import database_path, load_questions, sample_paths
-    from .grpo import PRMGRPOConfig, PRMGRPOTrainer
+    from .grpo import PRMGRPOConfig, PRMGRPOTrainer, pass_rates, within_reach
     from .inference import TransformersSampler, predict, write_predictions
     from .labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows, policy_rows, stepwise_dataset
     from .prm.trainer import _auroc
@@ -192,10 +193,17 @@ def _run(settings: QuickstartSettings) -> dict:
         _done(start, out / "prm")
 
         start = _stage(5, "PRM-GRPO: execution reward, PRM step scores decide the credit")
+        sampler = TransformersSampler(policy, tokenizer, temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, batch_size=64)
+        rates = pass_rates(train_questions, db_dir, sampler, executor, n=8, prompt_style="compact")
+        reachable = within_reach(train_questions, rates)
+        report["grpo_prompts"] = {"within_reach": len(reachable), "never": sum(r == 0 for r in rates), "always": sum(r == 1 for r in rates)}
+        print(f"      prompts: the {len(reachable)} training questions the policy answers in some of 8 samples but not all "
+              f"({report['grpo_prompts']['never']} never, {report['grpo_prompts']['always']} always)"
+              + ("" if reachable else "; with none of those, GRPO runs on every training question"))
         grpo_rows = [
             {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
              "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
-            for q in train_questions
+            for q in reachable or train_questions
         ]
         before = {name: p.detach().clone() for name, p in policy.named_parameters()}
         grpo = PRMGRPOTrainer(
