@@ -8,15 +8,18 @@ stage and every figure below is measured on them, all on the same questions.
    chains of CTEs (compact prompt: database name and question). Cached in ``--work-dir`` by
    its settings, so a second run (or ``bench_selection.py``) reuses it.
 2. PRM: the policy's own samples on training questions, labelled by execution and Monte Carlo
-   rollouts, plus planted mutants of gold chains; the PRM starts from the policy's weights (as
-   ``bench_selection.py`` trains it, where its judgement of unseen errors is measured).
+   rollouts (2 per question), and by their answer alone (8 per question on ``--own-questions``
+   more, those that run), plus planted mutants of gold chains; the PRM starts from the policy's
+   weights (as ``bench_selection.py`` trains it, where its judgement of unseen errors is measured).
 3. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
 4. GRPO prompts: the SFT policy's pass rate on ``--grpo-questions`` training questions (8 samples
    each); GRPO trains on those it answers sometimes but not always (``within_reach``), since a
    group whose completions all fail has no advantage to learn from.
 5. GRPO from the SFT policy with the same steps, prompts, seeds and start: PRM-GRPO with the
    paper's rule (``process_advantage="rewardsql"``) and with min-form credit (``"min_form"``), and
-   outcome-only GRPO (TRL's ``GRPOTrainer`` with the execution reward alone); greedy EX of each.
+   outcome-only GRPO (TRL's ``GRPOTrainer`` with the execution reward alone); each run is repeated
+   with ``--grpo-seeds`` seeds (a run's greedy EX moves by a point or two with its seed alone), and
+   its greedy EX is the mean over them, question by question.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
@@ -87,8 +90,31 @@ def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: 
     return policy_dir, model, tokenizer, time.perf_counter() - start
 
 
+def prm_questions(train: list[dict], args) -> tuple[list[dict], list[dict]]:
+    """The training questions the PRM's labels come from, disjoint: ``--prm-questions`` (gold chains, mutants,
+    policy samples with rollouts) and ``--own-questions`` (policy samples labelled by their answer)."""
+    wanted = min(args.prm_questions + args.own_questions, len(train))
+    picked = random.Random(args.seed).sample(train, wanted)
+    return picked[: args.prm_questions], picked[args.prm_questions :]
+
+
+def own_sample_rows(chains, own_chains, labeler) -> list[dict]:
+    """The policy's own rows of the PRM recipe at this scale.
+
+    Two samples per question of ``chains``, labelled by execution and Monte Carlo rollouts; eight
+    per question of ``own_chains``, labelled by execution and the answer, kept where the answer
+    runs: a small policy's samples are mostly wrong in ways no planted mutation imitates, and
+    those that run are what best-of-N must choose among.
+    """
+    from trl_processsql.labeling import policy_rows
+
+    return policy_rows(chains, labeler, samples_per_question=2) + policy_rows(
+        own_chains, labeler, samples_per_question=8, rollouts=False, running_only=True
+    )
+
+
 def paired_interval(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, draws: int = 2000) -> tuple[float, float]:
-    """95% paired bootstrap interval of mean(a) - mean(b), both 0/1 per question."""
+    """95% paired bootstrap interval of mean(a) - mean(b), one value in [0, 1] per question (0/1, or a mean over seeds)."""
     n = len(a)
     picks = rng.integers(0, n, size=(draws, n))
     diffs = a[picks].mean(axis=1) - b[picks].mean(axis=1)
@@ -102,15 +128,18 @@ def main() -> None:
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached (default: %(default)s)")
     parser.add_argument("--test-questions", type=int, default=300, help="held-out questions every figure is measured on")
     parser.add_argument("--sft-steps", type=int, default=1200, help="SFT steps of 16 examples")
-    parser.add_argument("--prm-questions", type=int, default=800, help="training questions the policy samples on for PRM labels")
+    parser.add_argument("--prm-questions", type=int, default=800, help="training questions with mutants and rollout-labelled samples for the PRM")
+    parser.add_argument("--own-questions", type=int, default=1000, help="more training questions with 8 answer-labelled samples for the PRM")
     parser.add_argument("--n", type=int, default=8, help="samples per test question for vote, best-of-N and beam")
     parser.add_argument("--grpo-questions", type=int, default=1000, help="training questions whose pass rate picks the GRPO prompts")
     parser.add_argument("--grpo-steps", type=int, default=300, help="steps of each GRPO run (8 completions of 2 prompts per step)")
     parser.add_argument("--grpo-learning-rate", type=float, default=2e-4)
+    parser.add_argument("--grpo-seeds", type=int, default=3, help="seeds each GRPO run is repeated with (its EX is their mean)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
-        args.test_questions, args.sft_steps, args.prm_questions, args.n, args.grpo_questions, args.grpo_steps = 40, 60, 60, 4, 60, 4
+        args.test_questions, args.sft_steps, args.prm_questions, args.own_questions, args.n = 40, 60, 60, 60, 4
+        args.grpo_questions, args.grpo_steps, args.grpo_seeds = 60, 4, 2
     spider_dir = require_spider(args.spider_dir)
     run_method(args, spider_dir)
 
@@ -127,7 +156,7 @@ def run_method(args, spider_dir: Path) -> None:
     from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer, pass_rates, within_reach
     from trl_processsql.inference import TransformersSampler, predict, score_candidates
     from trl_processsql.inference.selection import best_of_n, majority_vote, prm_vote
-    from trl_processsql.labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows, policy_rows
+    from trl_processsql.labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows
     from trl_processsql.prompts import build_prompt, prompt_messages
     from trl_processsql.rewards import execution_accuracy_reward, set_reward_executor
     from trl_processsql.sql import SQLExecutor, results_match
@@ -165,11 +194,12 @@ def run_method(args, spider_dir: Path) -> None:
 
         # -- PRM: the policy's own samples (execution + rollouts) and planted mutants --------------
         start = time.perf_counter()
-        prm_questions = random.Random(args.seed).sample(train, min(args.prm_questions, len(train)))
-        chains, _ = gold_chains(prm_questions, db_dir, executor, prompt_style="compact")
+        labelled, answered = prm_questions(train, args)
+        chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
+        own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
                                  max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
-        rows = mutation_rows(chains, executor, seed=args.seed) + policy_rows(chains, labeler, samples_per_question=2)
+        rows = mutation_rows(chains, executor, seed=args.seed) + own_sample_rows(chains, own_chains, labeler)
         rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
         stats = label_statistics(rows)
         prm, prm_seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=2.0, seed=args.seed)
@@ -225,23 +255,28 @@ def run_method(args, spider_dir: Path) -> None:
         ]).shuffle(seed=args.seed)
         common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=8,
                       max_completion_length=SAMPLE_MAX_NEW_TOKENS, temperature=TEMPERATURE, beta=0.0, learning_rate=args.grpo_learning_rate,
-                      logging_steps=1, seed=args.seed)
+                      logging_steps=1)
         grpo_results = {}
         for name, rule in GRPO_RUNS.items():
-            start = time.perf_counter()
-            model = transformers.AutoModelForCausalLM.from_pretrained(policy_dir)
-            out = work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}"
-            if rule:
-                trainer = PRMGRPOTrainer(model=model, args=PRMGRPOConfig(**cpu_training_args(out, **rule, **common)), train_dataset=grpo_rows,
-                                         processing_class=tokenizer, prm=prm, executor=executor)
-            else:
-                trainer = GRPOTrainer(model=model, reward_funcs=[execution_accuracy_reward], args=GRPOConfig(**cpu_training_args(out, **common)),
-                                      train_dataset=grpo_rows, processing_class=tokenizer)
-            quiet_progress(trainer, name, keys=("reward",))
-            trainer.train()
-            rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
-            quarter = max(1, len(rewards) // 4)
-            grpo_results[name] = (greedy_ex(trainer.model), (np.mean(rewards[:quarter]), np.mean(rewards[-quarter:])), time.perf_counter() - start)
+            start, found, first, last = time.perf_counter(), [], [], []
+            for seed in range(args.seed, args.seed + args.grpo_seeds):
+                model = transformers.AutoModelForCausalLM.from_pretrained(policy_dir)
+                out = work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}"
+                config = cpu_training_args(out, **(rule or {}), **common, seed=seed)
+                if rule:
+                    trainer = PRMGRPOTrainer(model=model, args=PRMGRPOConfig(**config), train_dataset=grpo_rows,
+                                             processing_class=tokenizer, prm=prm, executor=executor)
+                else:
+                    trainer = GRPOTrainer(model=model, reward_funcs=[execution_accuracy_reward], args=GRPOConfig(**config),
+                                          train_dataset=grpo_rows, processing_class=tokenizer)
+                quiet_progress(trainer, f"{name}, seed {seed}", keys=("reward",))
+                trainer.train()
+                rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
+                quarter = max(1, len(rewards) // 4)
+                found.append(greedy_ex(trainer.model))
+                first.append(np.mean(rewards[:quarter]))
+                last.append(np.mean(rewards[-quarter:]))
+            grpo_results[name] = (np.mean(found, axis=0), [f.mean() for f in found], (np.mean(first), np.mean(last)), time.perf_counter() - start)
 
     # -- the tables ------------------------------------------------------------------------------
     n = len(test)
@@ -251,14 +286,15 @@ def run_method(args, spider_dir: Path) -> None:
         low, high = paired_interval(found, sft_greedy, rng)
         delta = "" if name == "greedy" else f"{(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
         print(f"{name:<48}{found.mean():>7.1%}   {delta}")
-    print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(grpo_rows)} training prompts, seeds and start; "
-          f"greedy EX on the same {n} questions")
-    print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'reward, first -> last quarter':>30}{'minutes':>9}")
+    print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(grpo_rows)} training prompts and start, "
+          f"{args.grpo_seeds} seeds ({', '.join(str(args.seed + k) for k in range(args.grpo_seeds))}) each; greedy EX on the same {n} questions, "
+          f"the mean over seeds")
+    print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'EX of each seed':<22}{'reward, first -> last quarter':>30}{'minutes':>9}")
     print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}")
-    for name, (found, (first, last), seconds) in grpo_results.items():
+    for name, (found, each, (first, last), seconds) in grpo_results.items():
         low, high = paired_interval(found, sft_greedy, rng)
         print(f"{name:<48}{found.mean():>7.1%}   {(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]{'':<6}"
-              f"{f'{first:.3f} -> {last:.3f}':>30}{seconds / 60:>9.1f}")
+              f"{' '.join(f'{e:.1%}' for e in each):<22}{f'{first:.3f} -> {last:.3f}':>30}{seconds / 60:>9.1f}")
     prm_run, outcome_run = grpo_results["PRM-GRPO (rewardsql)"][0], grpo_results["outcome-only GRPO"][0]
     low, high = paired_interval(prm_run, outcome_run, rng)
     best = dict(table)[f"PRM best-of-{args.n} (min)"]

@@ -3,7 +3,8 @@
 The PRM is trained the way the project recommends at CPU scale (:mod:`trl_processsql.cpu_scale`):
 it starts from the SFT policy of ``bench_method.py`` (trained on Spider train, cached), and learns
 from the policy's own samples on Spider train questions, labelled by execution and Monte Carlo
-rollouts, mixed with gold chains and planted mutants of every kind; half of its rows show the
+rollouts (2 per question) or by their answer (8 per question on ``--own-questions`` more, those
+that run), mixed with gold chains and planted mutants of every kind; half of its rows show the
 full prompt (schema and question), half the compact one, so it judges either. ``--save-prm DIR``
 writes it; ``ProcessRewardModel.from_pretrained(DIR)`` then scores exactly as here.
 
@@ -14,14 +15,17 @@ fixed seed; a pick is right when its result matches the gold's. Pools:
    every selection strategy against random choice, random among those that run, and majority vote.
 2. Left-out kinds: two more PRMs, each trained with half of the mutation kinds left out, judge
    Spider dev pools of the kinds they never saw (gold + mutants of one kind).
-3. The policy's own samples (8 per question) on held-out Spider train questions, where some are
-   right and some wrong and run: its real mistakes.
+3. The policy's own samples (8 per question), where some are right and some wrong and run: its
+   real mistakes, on the held-out Spider train questions and on ``--check-questions`` training
+   questions the PRM's labels never came from (the policy trained on them, the PRM did not).
 
 Baselines: random choice, random among the candidates that run (execution filtering alone),
 majority vote. The headline is the PRM against random-among-running on each left-out kind,
-and on the policy's own errors.
+and on the policy's own errors. Beside each left-out kind: how often the PRM scores a wrong
+candidate above the gold, split by whether the wrong result has more rows than the gold's, as
+many, or fewer (a PRM that judges by the size of a result fails one way round).
 
-    python benchmarks/bench_selection.py [--save-prm DIR] [--prm-questions 1000] [--epochs 2]
+    python benchmarks/bench_selection.py [--save-prm DIR] [--prm-questions 800] [--epochs 2]
 """
 
 from __future__ import annotations
@@ -34,12 +38,12 @@ from pathlib import Path
 
 import numpy as np
 from _common import WORK_DIR, add_spider_dir_argument, require_spider
-from bench_method import SAMPLE_MAX_NEW_TOKENS, TEMPERATURE, small_policy, spider_train
+from bench_method import SAMPLE_MAX_NEW_TOKENS, TEMPERATURE, own_sample_rows, prm_questions, small_policy, spider_train
 
 from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_prm, with_both_prompt_styles
 from trl_processsql.data import database_path, load_questions
-from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates
-from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows, policy_rows
+from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates, trajectory_score
+from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows
 from trl_processsql.prm import AGGREGATIONS
 from trl_processsql.sql import SQLExecutor, results_match
 
@@ -127,6 +131,21 @@ def picked(pools: list[Pool], found: list[list], pick) -> float:
     return sum(pool.right[pick(cands)] for pool, cands in zip(pools, found)) / len(pools)
 
 
+def prefers_wrong(pools: list[Pool], found: list[list]) -> dict[str, tuple[int, float]]:
+    """Pairs of a pool's gold and a wrong candidate that runs: how many, and the share where the PRM (min)
+    scores the wrong one higher (ties count half), by the wrong result's size against the gold's."""
+    shares: dict[str, list[float]] = {"more rows": [], "as many": [], "fewer": []}
+    for pool, cands in zip(pools, found):
+        gold = cands[pool.kinds.index("gold")]
+        for right, cand in zip(pool.right, cands):
+            if right or not cand.ok or not gold.ok:
+                continue
+            size = "more rows" if len(cand.rows) > len(gold.rows) else "as many" if len(cand.rows) == len(gold.rows) else "fewer"
+            wrong_score, gold_score = trajectory_score(cand), trajectory_score(gold)
+            shares[size].append(1.0 if wrong_score > gold_score else 0.5 if wrong_score == gold_score else 0.0)
+    return {size: (len(v), float(np.mean(v)) if v else float("nan")) for size, v in shares.items()}
+
+
 def train_prm(chains, labeler_rows: list[dict], executor, tokenizer, policy_dir, kinds, args, db_dir, output_dir=None):
     rows = mutation_rows(chains, executor, kinds=kinds, seed=args.seed) + labeler_rows
     rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
@@ -141,7 +160,9 @@ def main() -> None:
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where bench_method.py caches its SFT policy")
     parser.add_argument("--test-questions", type=int, default=300, help="Spider train questions held out (as in bench_method.py)")
     parser.add_argument("--sft-steps", type=int, default=1200, help="SFT steps of the policy (as in bench_method.py)")
-    parser.add_argument("--prm-questions", type=int, default=800, help="Spider train questions the PRM's labels come from")
+    parser.add_argument("--prm-questions", type=int, default=800, help="Spider train questions with mutants and rollout-labelled samples (as in bench_method.py)")
+    parser.add_argument("--own-questions", type=int, default=1000, help="more with 8 answer-labelled samples each (as in bench_method.py)")
+    parser.add_argument("--check-questions", type=int, default=600, help="other training questions whose policy samples test the PRM")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--mutants", type=int, default=3, help="wrong candidates per dev pool, at most")
     parser.add_argument("--skip-folds", action="store_true", help="do not train the two left-out-kind PRMs")
@@ -165,8 +186,10 @@ def main() -> None:
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
                                  max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
         start = time.perf_counter()
-        chains, _ = gold_chains(random.Random(args.seed).sample(train, args.prm_questions), db_dir, executor, prompt_style="compact")
-        own_rows = policy_rows(chains, labeler, samples_per_question=2)
+        labelled, answered = prm_questions(train, args)
+        chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
+        own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
+        own_rows = own_sample_rows(chains, own_chains, labeler)
         labelling = time.perf_counter() - start
 
         prm, training, n_rows = train_prm(chains, own_rows, executor, tokenizer, policy_dir, MUTATIONS, args, db_dir, args.save_prm)
@@ -177,6 +200,12 @@ def main() -> None:
         test_chains, _ = gold_chains(test, db_dir, executor, prompt_style="compact")
         own = policy_pools(test_chains, labeler, executor, 8, args.seed)
         own_found = score(own, prm, executor)
+        used = {q["index"] for q in labelled + answered}
+        unused = [q for q in train if q["index"] not in used]
+        check_chains, _ = gold_chains(random.Random(args.seed + 3).sample(unused, min(args.check_questions, len(unused))), db_dir, executor,
+                                      prompt_style="compact")
+        check = policy_pools(check_chains, labeler, executor, 8, args.seed)
+        check_found = score(check, prm, executor)
 
         folds = []
         if not args.skip_folds:
@@ -192,7 +221,8 @@ def main() -> None:
     ran = sum(c.ok for cands in found for c in cands)
     agreeing = sum(any(len(g) > 1 for g in result_groups(cands)) for cands in found)
     print(f"\nPRM: from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {n_rows} trajectories "
-          f"(policy samples on {args.prm_questions} Spider train questions with rollouts, gold chains, mutants of every kind); "
+          f"(policy samples on {len(chains)} Spider train questions with rollouts and on {len(own_chains)} more by their answer, "
+          f"gold chains, mutants of every kind); "
           f"labelling {labelling / 60:.1f} min, training {training / 60:.1f} min")
     print(f"1. Spider dev (unseen databases): {len(pools)} pools, {sum(sizes) / len(sizes):.2f} candidates each "
           f"(gold + up to {args.mutants} planted mutants), {ran / sum(sizes):.1%} run, {agreeing / len(pools):.1%} with wrong candidates that agree")
@@ -208,16 +238,18 @@ def main() -> None:
 
     # -- 2-4. errors the PRM never saw ------------------------------------------------------------
     print("\nErrors the PRM was not trained on: PRM best-of-N (min) against a random pick among the candidates that run")
-    print(f"   {'pools':<58}{'n':>5}{'PRM':>8}{'random':>8}")
+    print(f"   {'pools':<44}{'n':>5}{'PRM':>8}{'random':>8}   PRM prefers a wrong candidate with more rows / as many / fewer")
     headline = []
 
-    def line(name: str, pools_: list[Pool], found_: list[list]) -> None:
+    def line(name: str, pools_: list[Pool], found_: list[list], sizes: bool = True) -> tuple[float, float] | None:
         if not pools_:
-            print(f"   {name:<58}{0:>5}")
-            return
+            print(f"   {name:<44}{0:>5}")
+            return None
         prm_value, baseline = picked(pools_, found_, best_of_n), random_running(pools_, found_)
         headline.append((name, prm_value, baseline))
-        print(f"   {name:<58}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}")
+        shares = " / ".join(f"{share:.0%} of {n}" if n else "-" for n, share in prefers_wrong(pools_, found_).values())
+        print(f"   {name:<44}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}" + (f"   {shares}" if sizes else ""))
+        return prm_value, baseline
 
     def of_kind(pools_: list[Pool], found_: list[list], kind: str) -> tuple[list[Pool], list[list]]:
         """Each pool that has candidates of ``kind``, restricted to them and the gold."""
@@ -230,13 +262,20 @@ def main() -> None:
         return sub, sub_found
 
     for left_out, fold_pools, fold_found in folds:
+        print(f"   2. a PRM trained without {', '.join(left_out)}; Spider dev pools of each:")
         for kind in left_out:
-            line(f"2. left-out kind '{kind}' (Spider dev, PRM without {'/'.join(left_out)})", *of_kind(fold_pools, fold_found, kind))
-    line("3. the policy's own samples (held-out Spider train questions)", own, own_found)
+            line(f"   left-out kind '{kind}'", *of_kind(fold_pools, fold_found, kind))
+    print("   3. the policy's own samples, 8 per question, where some run and are right and some run and are wrong:")
+    own_lines = [
+        line("   held-out Spider train questions", own, own_found, sizes=False),
+        line(f"   {len(check_chains)} training questions the PRM never saw", check, check_found, sizes=False),
+    ]
+    where = ("held-out questions", "training questions the PRM never saw")
+    own_words = " and ".join(f"{r[0]:.1%} against {r[1]:.1%} ({w})" for r, w in zip(own_lines, where) if r) or "no pools"
 
     wins = sum(v > b for _, v, b in headline)
     print(f"\nThe PRM picks the right answer more often than a random pick among running candidates in {wins} of {len(headline)} "
-          f"held-out error sets; on the policy's own errors {headline[-1][1]:.1%} against {headline[-1][2]:.1%}; "
+          f"held-out error sets; on the policy's own errors {own_words}; "
           f"on planted mutants on unseen databases best-of-N (min) {table[3][1]:.1%} against {table[1][1]:.1%} "
           f"({(time.perf_counter() - began) / 60:.0f} minutes in all)" if headline else "")
     if args.save_prm:

@@ -297,6 +297,16 @@ def test_policy_rows_sample_label_and_drop_samples_without_sql(toy_db, executor)
     assert executed[0]["labels"] == [1.0, 1.0, 1.0, 0.0]
 
 
+def test_policy_rows_running_only_drops_samples_whose_answer_fails(toy_db, executor):
+    chain = _chain(toy_db, RIGHT)
+    failing = WRONG_FINAL.replace("SELECT name FROM names", "SELECT nickname FROM names")
+    fake = FakePolicy(hits=[0, 0, 0], samples=[WRONG_FINAL, failing])
+    every = policy_rows([chain], _labeler(executor, fake), samples_per_question=2, rollouts=False)
+    running = policy_rows([chain], _labeler(executor, fake), samples_per_question=2, rollouts=False, running_only=True)
+    assert [r["sql"] for r in every] == [WRONG_FINAL, failing] and every[1]["labels"][-1] == 0.0
+    assert [r["sql"] for r in running] == [WRONG_FINAL]
+
+
 def test_label_steps_combines_sources_and_checks_them(toy_db, executor):
     questions = [{"index": 0, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": GOLD_SQL}]
     labeler = _labeler(executor, FakePolicy(hits=[3, 1, 0], samples=[WRONG_FINAL]))

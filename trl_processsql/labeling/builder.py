@@ -192,16 +192,24 @@ def mutation_rows(
     return rows
 
 
-def policy_rows(chains: Sequence[GoldChain], labeler, *, samples_per_question: int = 1, rollouts: bool = True) -> list[dict]:
+def policy_rows(
+    chains: Sequence[GoldChain], labeler, *, samples_per_question: int = 1, rollouts: bool = True, running_only: bool = False
+) -> list[dict]:
     """Rows for trajectories the labeler's policy writes for each question, labelled by execution and rollouts.
 
     ``labeler`` is a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`; with
     ``rollouts=False`` only the execution checks label the steps (the last step: whether the
-    answer matches the gold's).
+    answer matches the gold's). With ``running_only`` the samples whose answer fails to run are
+    left out: scoring floors a failing candidate without asking the PRM, so what the PRM must learn
+    from the policy's own samples is which of those that run are wrong.
     """
     trajectories = labeler.sample(chains, samples_per_question)
     labelled = labeler.label(trajectories, rollouts=rollouts)
-    return [_row(t.chain, t.cocte, found.views, found.labels, "policy") for t, found in zip(trajectories, labelled)]
+    return [
+        _row(t.chain, t.cocte, found.views, found.labels, "policy")
+        for t, found in zip(trajectories, labelled)
+        if not running_only or found.views[-1].result.ok
+    ]
 
 
 def shard_bounds(num_questions: int, num_shards: int = 1, shard_index: int = 0, round_size: int = ROUND_SIZE) -> range:
