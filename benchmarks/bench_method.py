@@ -23,7 +23,7 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # about 25 minutes on 2 cores, 22 more the first time (SFT)
+    python benchmarks/bench_method.py            # about 76 minutes on 2 cores shared with another run, 22 more the first time (SFT)
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
 
