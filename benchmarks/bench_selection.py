@@ -26,6 +26,7 @@ candidate above the gold, split by whether the wrong result has more rows than t
 many, or fewer (a PRM that judges by the size of a result fails one way round).
 
     python benchmarks/bench_selection.py [--save-prm DIR] [--prm-questions 800] [--epochs 2]
+    python benchmarks/bench_selection.py --prm DIR     # judge with a saved PRM: parts 1 and 3 only
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, trai
 from trl_processsql.data import database_path, load_questions
 from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates, trajectory_score
 from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows
-from trl_processsql.prm import AGGREGATIONS
+from trl_processsql.prm import AGGREGATIONS, ProcessRewardModel
 from trl_processsql.sql import SQLExecutor, results_match
 
 FOLDS = (
@@ -166,6 +167,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--mutants", type=int, default=3, help="wrong candidates per dev pool, at most")
     parser.add_argument("--skip-folds", action="store_true", help="do not train the two left-out-kind PRMs")
+    parser.add_argument("--prm", metavar="DIR", help="judge with this saved PRM (e.g. an earlier --save-prm) instead of training one; "
+                        "implies --skip-folds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     spider_dir = require_spider(args.spider_dir)
@@ -185,14 +188,19 @@ def main() -> None:
         policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, SmallModelSettings(max_steps=args.sft_steps, seed=args.seed), executor)
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
                                  max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
-        start = time.perf_counter()
         labelled, answered = prm_questions(train, args)
-        chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
-        own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
-        own_rows = own_sample_rows(chains, own_chains, labeler)
-        labelling = time.perf_counter() - start
-
-        prm, training, n_rows = train_prm(chains, own_rows, executor, tokenizer, policy_dir, MUTATIONS, args, db_dir, args.save_prm)
+        if args.prm:
+            prm, trained = ProcessRewardModel.from_pretrained(args.prm), f"loaded from {args.prm}"
+        else:
+            start = time.perf_counter()
+            chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
+            own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
+            own_rows = own_sample_rows(chains, own_chains, labeler)
+            labelling = time.perf_counter() - start
+            prm, training, n_rows = train_prm(chains, own_rows, executor, tokenizer, policy_dir, MUTATIONS, args, db_dir, args.save_prm)
+            trained = (f"from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {n_rows} trajectories "
+                       f"(policy samples on {len(chains)} Spider train questions with rollouts and on {len(own_chains)} more by their "
+                       f"answer, gold chains, mutants of every kind); labelling {labelling / 60:.1f} min, training {training / 60:.1f} min")
         dev_chains, _ = gold_chains(dev, db_dir, executor)
         dev_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, seed=args.seed + 1)
         pools = mutant_pools(dev_rows, db_dir, args.seed)
@@ -208,7 +216,7 @@ def main() -> None:
         check_found = score(check, prm, executor)
 
         folds = []
-        if not args.skip_folds:
+        if not (args.skip_folds or args.prm):
             for kept in FOLDS:
                 left_out = tuple(k for k in MUTATIONS if k not in kept)
                 fold_prm, _, _ = train_prm(chains, own_rows, executor, tokenizer, policy_dir, kept, args, db_dir)
@@ -220,10 +228,7 @@ def main() -> None:
     sizes = [len(p.sqls) for p in pools]
     ran = sum(c.ok for cands in found for c in cands)
     agreeing = sum(any(len(g) > 1 for g in result_groups(cands)) for cands in found)
-    print(f"\nPRM: from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {n_rows} trajectories "
-          f"(policy samples on {len(chains)} Spider train questions with rollouts and on {len(own_chains)} more by their answer, "
-          f"gold chains, mutants of every kind); "
-          f"labelling {labelling / 60:.1f} min, training {training / 60:.1f} min")
+    print(f"\nPRM: {trained}")
     print(f"1. Spider dev (unseen databases): {len(pools)} pools, {sum(sizes) / len(sizes):.2f} candidates each "
           f"(gold + up to {args.mutants} planted mutants), {ran / sum(sizes):.1%} run, {agreeing / len(pools):.1%} with wrong candidates that agree")
     table = [
@@ -247,8 +252,8 @@ def main() -> None:
             return None
         prm_value, baseline = picked(pools_, found_, best_of_n), random_running(pools_, found_)
         headline.append((name, prm_value, baseline))
-        shares = " / ".join(f"{share:.0%} of {n}" if n else "-" for n, share in prefers_wrong(pools_, found_).values())
-        print(f"   {name:<44}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}" + (f"   {shares}" if sizes else ""))
+        shares = " / ".join(f"{share:.0%} of {n}" if n else "-" for n, share in prefers_wrong(pools_, found_).values()) if sizes else ""
+        print(f"   {name:<44}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}   {shares}")
         return prm_value, baseline
 
     def of_kind(pools_: list[Pool], found_: list[list], kind: str) -> tuple[list[Pool], list[list]]:

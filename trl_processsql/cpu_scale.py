@@ -246,7 +246,7 @@ def train_small_prm(
         if output_dir is not None:
             trainer.save_model(output_dir)
             tokenizer.save_pretrained(output_dir)
-    prm = ProcessRewardModel(trainer.model, tokenizer, max_length=max_length, max_prompt_length=max_prompt_length, batch_size=32)
+    prm = ProcessRewardModel(trainer.model, tokenizer, max_length=max_length, max_prompt_length=max_prompt_length)
     return prm, seconds
 
 
