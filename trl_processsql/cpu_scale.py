@@ -10,8 +10,9 @@ each database's tables from its answers.
 
 The PRM starts from the SFT policy's weights (:func:`train_small_prm` with ``init_from``): the
 policy has already tied questions to SQL, which a PRM trained from scratch on a few thousand
-labelled chains does not learn, and it then judges steps by what the question asks rather than by
-surface cues of the planted errors (such as the size of a result).
+labelled chains does not learn. It still picks up surface cues of its training errors, such as
+the size of a result: ``benchmarks/bench_selection.py`` measures how often it prefers a wrong
+result for being larger.
 """
 
 from __future__ import annotations
