@@ -283,7 +283,7 @@ def main() -> None:
           f"held-out error sets; on the policy's own errors {own_words}; "
           f"on planted mutants on unseen databases best-of-N (min) {table[3][1]:.1%} against {table[1][1]:.1%} "
           f"({(time.perf_counter() - began) / 60:.0f} minutes in all)" if headline else "")
-    if args.save_prm:
+    if args.save_prm and not args.prm:
         print(f"PRM saved to {args.save_prm}: ProcessRewardModel.from_pretrained({args.save_prm!r}) scores as above")
 
 
