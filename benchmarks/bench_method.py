@@ -98,18 +98,19 @@ def prm_questions(train: list[dict], args) -> tuple[list[dict], list[dict]]:
     return picked[: args.prm_questions], picked[args.prm_questions :]
 
 
-def own_sample_rows(chains, own_chains, labeler) -> list[dict]:
+def own_sample_rows(chains, own_chains, labeler, seed: int = 0) -> list[dict]:
     """The policy's own rows of the PRM recipe at this scale.
 
     Two samples per question of ``chains``, labelled by execution and Monte Carlo rollouts; eight
     per question of ``own_chains``, labelled by execution and the answer, kept where the answer
-    runs: a small policy's samples are mostly wrong in ways no planted mutation imitates, and
-    those that run are what best-of-N must choose among.
+    runs, with as many wrong answers larger than the gold's as not: a small policy's samples are
+    mostly wrong in ways no planted mutation imitates, those that run are what best-of-N must
+    choose among, and most of its wrong ones are too small, which teaches a PRM that big looks right.
     """
     from trl_processsql.labeling import policy_rows
 
     return policy_rows(chains, labeler, samples_per_question=2) + policy_rows(
-        own_chains, labeler, samples_per_question=8, rollouts=False, running_only=True
+        own_chains, labeler, samples_per_question=8, rollouts=False, running_only=True, balance_sizes=True, seed=seed
     )
 
 
@@ -199,7 +200,7 @@ def run_method(args, spider_dir: Path) -> None:
         own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
                                  max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
-        rows = mutation_rows(chains, executor, seed=args.seed) + own_sample_rows(chains, own_chains, labeler)
+        rows = mutation_rows(chains, executor, seed=args.seed) + own_sample_rows(chains, own_chains, labeler, args.seed)
         rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
         stats = label_statistics(rows)
         prm, prm_seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=2.0, seed=args.seed)

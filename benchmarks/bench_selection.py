@@ -195,7 +195,7 @@ def main() -> None:
             start = time.perf_counter()
             chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
             own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
-            own_rows = own_sample_rows(chains, own_chains, labeler)
+            own_rows = own_sample_rows(chains, own_chains, labeler, args.seed)
             labelling = time.perf_counter() - start
             prm, training, n_rows = train_prm(chains, own_rows, executor, tokenizer, policy_dir, MUTATIONS, args, db_dir, args.save_prm)
             trained = (f"from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {n_rows} trajectories "

@@ -307,6 +307,20 @@ def test_policy_rows_running_only_drops_samples_whose_answer_fails(toy_db, execu
     assert [r["sql"] for r in running] == [WRONG_FINAL]
 
 
+def test_policy_rows_balance_sizes_keeps_as_many_wrong_answers_larger_than_the_gold_as_not(toy_db, executor):
+    chain = _chain(toy_db, RIGHT)  # the gold answer has 2 rows; WRONG_FINAL has 3
+    smaller = [WRONG_FINAL.replace("FROM names", f"FROM names WHERE name = '{name}'") for name in ("Ann", "Bo")]
+    failing = WRONG_FINAL.replace("SELECT name FROM names", "SELECT nickname FROM names")
+    fake = FakePolicy(hits=[0, 0, 0], samples=[RIGHT, WRONG_FINAL, *smaller, failing])
+    for seed in range(4):
+        rows = policy_rows([chain], _labeler(executor, fake), samples_per_question=5, rollouts=False, balance_sizes=True, seed=seed)
+        kept = [r["sql"] for r in rows]
+        assert kept[:2] == [RIGHT, WRONG_FINAL] and kept[-1] == failing  # the right answer and what fails stay
+        assert len(kept) == 4 and kept[2] in smaller  # one of the two smaller wrong answers, to match the one larger
+    every = policy_rows([chain], _labeler(executor, fake), samples_per_question=5, rollouts=False)
+    assert len(every) == 5
+
+
 def test_label_steps_combines_sources_and_checks_them(toy_db, executor):
     questions = [{"index": 0, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": GOLD_SQL}]
     labeler = _labeler(executor, FakePolicy(hits=[3, 1, 0], samples=[WRONG_FINAL]))
@@ -316,6 +330,17 @@ def test_label_steps_combines_sources_and_checks_them(toy_db, executor):
         label_steps(questions, toy_db.parent.parent, executor, sources=("typo",))
     with pytest.raises(ValueError, match="pass a RolloutLabeler"):
         label_steps(questions, toy_db.parent.parent, executor, sources=("execution",))
+
+
+def test_label_steps_passes_the_sample_filters_to_policy_rows(toy_db, executor):
+    questions = [{"index": 0, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": GOLD_SQL}]
+    smaller = [WRONG_FINAL.replace("FROM names", f"FROM names WHERE name = '{name}'") for name in ("Ann", "Bo")]
+    failing = WRONG_FINAL.replace("SELECT name FROM names", "SELECT nickname FROM names")
+    samples = [WRONG_FINAL, *smaller, failing]
+    for filters, kept in (({}, 4), ({"running_only": True}, 3), ({"running_only": True, "balance_sizes": True}, 2)):
+        labeler = _labeler(executor, FakePolicy(hits=[0, 0, 0], samples=samples))
+        rows, _ = label_steps(questions, toy_db.parent.parent, executor, sources=("execution",), labeler=labeler, samples_per_question=4, **filters)
+        assert len(rows) == kept
 
 
 @pytest.fixture(scope="module")
@@ -403,6 +428,7 @@ def test_label_steps_with_a_policy_reports_samples_and_rollouts(tmp_path, capsys
         (["--sample", "--sources", "mutations,typo"], "unknown source in --sources 'mutations,typo'"),
         (["--sample", "--sources", "rollouts"], "sample chains from a policy: add --policy MODEL"),
         (["--sample", "--policy", "m"], "--policy is used by the execution and rollouts sources"),
+        (["--sample", "--balance-sizes"], "--balance-sizes filter the policy's samples: add execution or rollouts"),
         (["--sample", "--sources", "execution", "--policy", "no/such/model"], "cannot load the policy from no/such/model"),
         (["--sample", "--num-rollouts", "0"], "--num-rollouts must be at least 1"),
         (["--sample", "--limit", "0"], "--limit must be at least 1"),

@@ -193,7 +193,14 @@ def mutation_rows(
 
 
 def policy_rows(
-    chains: Sequence[GoldChain], labeler, *, samples_per_question: int = 1, rollouts: bool = True, running_only: bool = False
+    chains: Sequence[GoldChain],
+    labeler,
+    *,
+    samples_per_question: int = 1,
+    rollouts: bool = True,
+    running_only: bool = False,
+    balance_sizes: bool = False,
+    seed: int = 0,
 ) -> list[dict]:
     """Rows for trajectories the labeler's policy writes for each question, labelled by execution and rollouts.
 
@@ -201,14 +208,29 @@ def policy_rows(
     ``rollouts=False`` only the execution checks label the steps (the last step: whether the
     answer matches the gold's). With ``running_only`` the samples whose answer fails to run are
     left out: scoring floors a failing candidate without asking the PRM, so what the PRM must learn
-    from the policy's own samples is which of those that run are wrong.
+    from the policy's own samples is which of those that run are wrong. With ``balance_sizes`` the
+    wrong answers that run keep as many results larger than the gold's as not larger (a random
+    subset, seeded by ``seed``, of the more common side): a small policy's wrong answers are mostly
+    too small, and a PRM trained on them learns that a big result looks right.
     """
     trajectories = labeler.sample(chains, samples_per_question)
     labelled = labeler.label(trajectories, rollouts=rollouts)
+    runs = [found.views[-1].result.ok for found in labelled]
+    keep = [run or not running_only for run in runs]
+    if balance_sizes:
+        golds = labeler.executor.execute_many([(t.chain.db_path, t.chain.question["gold_sql"]) for t in trajectories], cache=True)
+        sides: dict[bool, list[int]] = {True: [], False: []}
+        for i, (found, gold) in enumerate(zip(labelled, golds)):
+            if runs[i] and found.labels[-1] < 0.5:
+                sides[len(found.views[-1].result.rows) > len(gold.rows)].append(i)
+        common = max(sides.values(), key=len)
+        excess = len(common) - min(len(side) for side in sides.values())
+        for i in random.Random(seed).sample(common, excess):
+            keep[i] = False
     return [
         _row(t.chain, t.cocte, found.views, found.labels, "policy")
-        for t, found in zip(trajectories, labelled)
-        if not running_only or found.views[-1].result.ok
+        for t, found, kept in zip(trajectories, labelled, keep)
+        if kept
     ]
 
 
@@ -239,6 +261,8 @@ def label_steps(
     labeler=None,
     samples_per_question: int = 1,
     mutants_per_question: int = 1,
+    running_only: bool = False,
+    balance_sizes: bool = False,
     seed: int = 0,
     progress: bool = False,
     round_size: int = ROUND_SIZE,
@@ -249,7 +273,8 @@ def label_steps(
 
     Every source starts from the questions whose gold SQL converts to a verified CoCTE
     (:func:`gold_chains`): a gold that does not run would make every rollout a miss. The policy
-    sources need ``labeler`` (a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`).
+    sources need ``labeler`` (a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`);
+    ``running_only`` and ``balance_sizes`` filter their samples (:func:`policy_rows`).
     Questions go in rounds of ``round_size``, so that progress shows on large files; each round
     reseeds the labeler from ``seed`` and its first question, so its rows depend on nothing outside
     it. With ``num_shards``, only shard ``shard_index`` of the rounds is labelled
@@ -278,9 +303,17 @@ def label_steps(
                 skipped["no mutant changes the answer"] += len(chains) - sum(row["source"] == "gold" for row in found)
                 rows.extend(found)
             if policy:
-                labeler.reseed(_round_seed(seed, start))
-                rollouts = "rollouts" in sources
-                rows.extend(policy_rows(chains, labeler, samples_per_question=samples_per_question, rollouts=rollouts))
+                round_seed = _round_seed(seed, start)
+                labeler.reseed(round_seed)
+                rows += policy_rows(
+                    chains,
+                    labeler,
+                    samples_per_question=samples_per_question,
+                    rollouts="rollouts" in sources,
+                    running_only=running_only,
+                    balance_sizes=balance_sizes,
+                    seed=round_seed,
+                )
             bar.update(len(chunk))
     return rows, skipped
 
