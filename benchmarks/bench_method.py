@@ -283,8 +283,9 @@ def run_method(args, spider_dir: Path) -> None:
     n = len(test)
     print(f"\nSelection on {n} held-out questions, {args.n} samples each at temperature {TEMPERATURE} ({selection_seconds / 60:.1f} min)")
     print(f"{'strategy':<48}{'EX':>7}   {'vs greedy, 95% CI (paired bootstrap)':<38}")
+    intervals = {}
     for name, found in table:
-        low, high = paired_interval(found, sft_greedy, rng)
+        low, high = intervals[name] = paired_interval(found, sft_greedy, rng)
         delta = "" if name == "greedy" else f"{(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
         print(f"{name:<48}{found.mean():>7.1%}   {delta}")
     print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(grpo_rows)} training prompts and start, "
@@ -299,7 +300,7 @@ def run_method(args, spider_dir: Path) -> None:
     prm_run, outcome_run = grpo_results["PRM-GRPO (rewardsql)"][0], grpo_results["outcome-only GRPO"][0]
     low, high = paired_interval(prm_run, outcome_run, rng)
     best = dict(table)[f"PRM best-of-{args.n} (min)"]
-    low_b, high_b = paired_interval(best, sft_greedy, rng)
+    low_b, high_b = intervals[f"PRM best-of-{args.n} (min)"]  # as in the table
     print(
         f"\nOn {n} held-out Spider train questions: PRM best-of-{args.n} {best.mean():.1%} against greedy {sft_greedy.mean():.1%} "
         f"({(best.mean() - sft_greedy.mean()) * 100:+.1f} points, 95% CI [{low_b * 100:+.1f}, {high_b * 100:+.1f}]) and vote@{args.n} "
