@@ -10,9 +10,10 @@ each database's tables from its answers.
 
 The PRM starts from the SFT policy's weights (:func:`train_small_prm` with ``init_from``): the
 policy has already tied questions to SQL, which a PRM trained from scratch on a few thousand
-labelled chains does not learn. It still picks up surface cues of its training errors, such as
-the size of a result: ``benchmarks/bench_selection.py`` measures how often it prefers a wrong
-result for being larger.
+labelled chains does not learn. It picks up surface cues of its training errors, such as the
+size of a result, so its wrong rows (mutants and the policy's own answers alike) keep results
+larger and smaller than the gold's in balance; ``benchmarks/bench_selection.py`` measures how
+often it still prefers a wrong result for being larger.
 """
 
 from __future__ import annotations
