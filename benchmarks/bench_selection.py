@@ -91,7 +91,11 @@ def mutant_pools(rows: list[dict], db_dir: Path, seed: int) -> list[Pool]:
 
 
 def policy_pools(chains, labeler, executor, n: int, seed: int) -> list[Pool]:
-    """The policy's ``n`` samples per question, where at least one runs and is right and one runs and is wrong."""
+    """The policy's ``n`` samples per question, where at least one runs and is right and one runs and is wrong.
+
+    Sampled from ``seed`` alone, so that a saved PRM (``--prm``) judges the very pools of the run that trained it.
+    """
+    labeler.reseed(seed)
     texts = labeler.generate([c.prompt for c in chains], [""] * len(chains), n, "policy samples")
     golds = executor.execute_many([(c.db_path, c.question["gold_sql"]) for c in chains], cache=True)
     from trl_processsql.cocte import parse_cocte
@@ -213,7 +217,7 @@ def main() -> None:
         unused = [q for q in train if q["index"] not in used]
         check_chains, _ = gold_chains(random.Random(args.seed + 3).sample(unused, min(args.check_questions, len(unused))), db_dir, executor,
                                       prompt_style="compact")
-        check = policy_pools(check_chains, labeler, executor, 8, args.seed)
+        check = policy_pools(check_chains, labeler, executor, 8, args.seed + 1)
         check_found = score(check, prm, executor)
 
         folds = []
