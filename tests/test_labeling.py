@@ -49,6 +49,8 @@ names AS (SELECT name FROM performances)
 
 SELECT name FROM names"""  # Ann twice: a wrong answer under Spider's multiset comparison
 RIGHT = WRONG_FINAL.replace("SELECT name FROM names", "SELECT DISTINCT name FROM names")
+SMALLER = [WRONG_FINAL.replace("FROM names", f"FROM names WHERE name = '{name}'") for name in ("Ann", "Bo")]  # 1 row each
+FAILING = WRONG_FINAL.replace("SELECT name FROM names", "SELECT nickname FROM names")
 ANSWER = "SELECT name FROM singer WHERE country = 'France' AND id IN (SELECT singer_id FROM concert)"
 
 
@@ -309,14 +311,15 @@ def test_policy_rows_running_only_drops_samples_whose_answer_fails(toy_db, execu
 
 def test_policy_rows_balance_sizes_keeps_as_many_wrong_answers_larger_than_the_gold_as_not(toy_db, executor):
     chain = _chain(toy_db, RIGHT)  # the gold answer has 2 rows; WRONG_FINAL has 3
-    smaller = [WRONG_FINAL.replace("FROM names", f"FROM names WHERE name = '{name}'") for name in ("Ann", "Bo")]
-    failing = WRONG_FINAL.replace("SELECT name FROM names", "SELECT nickname FROM names")
-    fake = FakePolicy(hits=[0, 0, 0], samples=[RIGHT, WRONG_FINAL, *smaller, failing])
-    for seed in range(4):
+    fake = FakePolicy(hits=[0, 0, 0], samples=[RIGHT, WRONG_FINAL, *SMALLER, FAILING])
+    picked = set()
+    for seed in range(8):
         rows = policy_rows([chain], _labeler(executor, fake), samples_per_question=5, rollouts=False, balance_sizes=True, seed=seed)
         kept = [r["sql"] for r in rows]
-        assert kept[:2] == [RIGHT, WRONG_FINAL] and kept[-1] == failing  # the right answer and what fails stay
-        assert len(kept) == 4 and kept[2] in smaller  # one of the two smaller wrong answers, to match the one larger
+        assert kept[:2] == [RIGHT, WRONG_FINAL] and kept[-1] == FAILING  # the right answer and what fails stay
+        assert len(kept) == 4 and kept[2] in SMALLER  # one of the two smaller wrong answers, to match the one larger
+        picked.add(kept[2])
+    assert picked == set(SMALLER)  # the seed decides which
     every = policy_rows([chain], _labeler(executor, fake), samples_per_question=5, rollouts=False)
     assert len(every) == 5
 
@@ -334,9 +337,7 @@ def test_label_steps_combines_sources_and_checks_them(toy_db, executor):
 
 def test_label_steps_passes_the_sample_filters_to_policy_rows(toy_db, executor):
     questions = [{"index": 0, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": GOLD_SQL}]
-    smaller = [WRONG_FINAL.replace("FROM names", f"FROM names WHERE name = '{name}'") for name in ("Ann", "Bo")]
-    failing = WRONG_FINAL.replace("SELECT name FROM names", "SELECT nickname FROM names")
-    samples = [WRONG_FINAL, *smaller, failing]
+    samples = [WRONG_FINAL, *SMALLER, FAILING]
     for filters, kept in (({}, 4), ({"running_only": True}, 3), ({"running_only": True, "balance_sizes": True}, 2)):
         labeler = _labeler(executor, FakePolicy(hits=[0, 0, 0], samples=samples))
         rows, _ = label_steps(questions, toy_db.parent.parent, executor, sources=("execution",), labeler=labeler, samples_per_question=4, **filters)
