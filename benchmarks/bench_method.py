@@ -23,7 +23,7 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # about 76 minutes on 2 cores shared with another run, 22 more the first time (SFT)
+    python benchmarks/bench_method.py            # about 93 minutes on 2 cores shared with another run, 44 more the first time (SFT)
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
 
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run of a few minutes")
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached (default: %(default)s)")
     parser.add_argument("--test-questions", type=int, default=300, help="held-out questions every figure is measured on")
-    parser.add_argument("--sft-steps", type=int, default=1200, help="SFT steps of 16 examples")
+    parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of 16 examples")
     parser.add_argument("--prm-questions", type=int, default=800, help="training questions with mutants and rollout-labelled samples for the PRM")
     parser.add_argument("--own-questions", type=int, default=1000, help="more training questions with 8 answer-labelled samples for the PRM")
     parser.add_argument("--n", type=int, default=8, help="samples per test question for vote, best-of-N and beam")

@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--save-prm", metavar="DIR", help="write the PRM trained on every mutation kind here")
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where bench_method.py caches its SFT policy")
     parser.add_argument("--test-questions", type=int, default=300, help="Spider train questions held out (as in bench_method.py)")
-    parser.add_argument("--sft-steps", type=int, default=1200, help="SFT steps of the policy (as in bench_method.py)")
+    parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of the policy (as in bench_method.py)")
     parser.add_argument("--prm-questions", type=int, default=800, help="Spider train questions with mutants and rollout-labelled samples (as in bench_method.py)")
     parser.add_argument("--own-questions", type=int, default=1000, help="more with 8 answer-labelled samples each (as in bench_method.py)")
     parser.add_argument("--check-questions", type=int, default=600, help="other training questions whose policy samples test the PRM")
