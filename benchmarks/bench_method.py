@@ -10,20 +10,23 @@ stage and every figure below is measured on them, all on the same questions.
 2. PRM: the policy's own samples on training questions, labelled by execution and Monte Carlo
    rollouts (2 per question), and by their answer alone (8 per question on ``--own-questions``
    more, those that run), plus planted mutants of gold chains; the PRM starts from the policy's
-   weights (as ``bench_selection.py`` trains it, where its judgement of unseen errors is measured).
+   weights (as ``bench_selection.py`` trains it, where its judgement of unseen errors is measured,
+   with one pass over the labels instead of two to keep the run within the hour). It is saved in
+   ``--work-dir``/prm.
 3. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
 4. GRPO prompts: the SFT policy's pass rate on ``--grpo-questions`` training questions (8 samples
    each); GRPO trains on those it answers sometimes but not always (``within_reach``), since a
    group whose completions all fail has no advantage to learn from.
 5. GRPO from the SFT policy with the same steps, prompts, seeds and start: PRM-GRPO with the
-   paper's rule (``process_advantage="rewardsql"``) and with min-form credit (``"min_form"``), and
-   outcome-only GRPO (TRL's ``GRPOTrainer`` with the execution reward alone); each run is repeated
-   with ``--grpo-seeds`` seeds (a run's greedy EX moves by a point or two with its seed alone), and
-   its greedy EX is the mean over them, question by question.
+   paper's rule (``process_advantage="rewardsql"``) against outcome-only GRPO (TRL's
+   ``GRPOTrainer`` with the execution reward alone), and with ``--min-form`` PRM-GRPO with min-form
+   credit too; each run is repeated with ``--grpo-seeds`` seeds (a run's greedy EX moves by a point
+   or two with its seed alone), and its greedy EX is the mean over them, question by question.
+   The runs train ``--workers`` at a time, each in a process of its own.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # about 93 minutes on 2 cores shared with another run, 44 more the first time (SFT)
+    python benchmarks/bench_method.py            # about 53 minutes on 2 cores: 26 for the SFT policy (cached), 27 for the rest
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
 
@@ -32,9 +35,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -51,11 +56,13 @@ TEMPERATURE = 0.7
 
 GRPO_RUNS = {
     "PRM-GRPO (rewardsql)": {"process_advantage": "rewardsql"},
-    "PRM-GRPO (min_form, process_coef 0.3)": {"process_advantage": "min_form", "process_coef": 0.3},
     "outcome-only GRPO": None,
 }
-"""The GRPO runs compared, by their table name: the paper's rule, PURE's min-form credit added to the outcome
-advantage, and TRL's ``GRPOTrainer`` with the execution reward alone (``None``)."""
+"""The GRPO runs compared, by their table name: the paper's rule, and TRL's ``GRPOTrainer`` with the execution
+reward alone (``None``)."""
+
+MIN_FORM_RUN = {"PRM-GRPO (min_form, process_coef 0.3)": {"process_advantage": "min_form", "process_coef": 0.3}}
+"""With ``--min-form``, a third run: PURE's min-form credit added to the outcome advantage."""
 
 
 def spider_train(spider_dir: Path) -> list[dict]:
@@ -114,6 +121,46 @@ def own_sample_rows(chains, own_chains, labeler, seed: int = 0) -> list[dict]:
     )
 
 
+def grpo_run(job: dict) -> dict:
+    """One GRPO run from the SFT policy, in a process of its own with one thread: GRPO's steps are mostly token
+    by token generation, which a second thread barely speeds up and a second process doubles.
+
+    Returns the trained policy's greedy answers to ``job["test_prompts"]`` and the mean reward of every step.
+    """
+    import torch
+    import transformers
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from trl_processsql.cpu_scale import cpu_training_args, quiet_progress
+    from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
+    from trl_processsql.inference import TransformersSampler
+    from trl_processsql.prm import ProcessRewardModel
+    from trl_processsql.rewards import execution_accuracy_reward, set_reward_executor
+    from trl_processsql.sql import SQLExecutor
+
+    torch.set_num_threads(1)
+    transformers.logging.set_verbosity_error()
+    rule, rows = job["rule"], Dataset.from_list(job["rows"])
+    model = transformers.AutoModelForCausalLM.from_pretrained(job["policy_dir"])
+    tokenizer = transformers.AutoTokenizer.from_pretrained(job["policy_dir"])
+    config = cpu_training_args(job["output_dir"], **(rule or {}), **job["config"], seed=job["seed"])
+    with SQLExecutor() as executor:
+        set_reward_executor(executor)
+        if rule:
+            prm = ProcessRewardModel.from_pretrained(job["prm_dir"])
+            trainer = PRMGRPOTrainer(model=model, args=PRMGRPOConfig(**config), train_dataset=rows, processing_class=tokenizer,
+                                     prm=prm, executor=executor)
+        else:
+            trainer = GRPOTrainer(model=model, reward_funcs=[execution_accuracy_reward], args=GRPOConfig(**config),
+                                  train_dataset=rows, processing_class=tokenizer)
+        quiet_progress(trainer, f"{job['name']}, seed {job['seed']}", keys=("reward",))
+        trainer.train()
+    sampler = TransformersSampler(trainer.model, tokenizer, temperature=0, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=64)
+    answers = [row[0] for row in sampler.sample([[{"role": "user", "content": p}] for p in job["test_prompts"]], 1)]
+    return {"answers": answers, "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e]}
+
+
 def paired_interval(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, draws: int = 2000) -> tuple[float, float]:
     """95% paired bootstrap interval of mean(a) - mean(b), one value in [0, 1] per question (0/1, or a mean over seeds)."""
     n = len(a)
@@ -129,13 +176,17 @@ def main() -> None:
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached (default: %(default)s)")
     parser.add_argument("--test-questions", type=int, default=300, help="held-out questions every figure is measured on")
     parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of 16 examples")
-    parser.add_argument("--prm-questions", type=int, default=800, help="training questions with mutants and rollout-labelled samples for the PRM")
-    parser.add_argument("--own-questions", type=int, default=1000, help="more training questions with 8 answer-labelled samples for the PRM")
+    parser.add_argument("--prm-questions", type=int, default=600, help="training questions with mutants and rollout-labelled samples for the PRM")
+    parser.add_argument("--own-questions", type=int, default=600, help="more training questions with 8 answer-labelled samples for the PRM")
+    parser.add_argument("--prm-epochs", type=float, default=1.0,
+                        help="passes over the PRM's labels (bench_selection.py trains two; one keeps this run within the hour)")
     parser.add_argument("--n", type=int, default=8, help="samples per test question for vote, best-of-N and beam")
     parser.add_argument("--grpo-questions", type=int, default=1000, help="training questions whose pass rate picks the GRPO prompts")
-    parser.add_argument("--grpo-steps", type=int, default=300, help="steps of each GRPO run (8 completions of 2 prompts per step)")
+    parser.add_argument("--grpo-steps", type=int, default=200, help="steps of each GRPO run (8 completions of 2 prompts per step)")
     parser.add_argument("--grpo-learning-rate", type=float, default=2e-4)
-    parser.add_argument("--grpo-seeds", type=int, default=3, help="seeds each GRPO run is repeated with (its EX is their mean)")
+    parser.add_argument("--grpo-seeds", type=int, default=2, help="seeds each GRPO run is repeated with (its EX is their mean)")
+    parser.add_argument("--min-form", action="store_true", help="also run PRM-GRPO with min-form credit (PURE's), a third run per seed")
+    parser.add_argument("--workers", type=int, default=2, help="GRPO runs trained at a time, each in a process with one thread")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
@@ -150,16 +201,14 @@ def run_method(args, spider_dir: Path) -> None:
     import torch
     import transformers
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
 
-    from trl_processsql.cpu_scale import cpu_training_args, quiet_progress, train_small_prm, with_both_prompt_styles
+    from trl_processsql.cpu_scale import train_small_prm, with_both_prompt_styles
     from trl_processsql.data import database_path
-    from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer, pass_rates, within_reach
+    from trl_processsql.grpo import pass_rates, within_reach
     from trl_processsql.inference import TransformersSampler, predict, score_candidates
     from trl_processsql.inference.selection import best_of_n, majority_vote, prm_vote
     from trl_processsql.labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows
     from trl_processsql.prompts import build_prompt, prompt_messages
-    from trl_processsql.rewards import execution_accuracy_reward, set_reward_executor
     from trl_processsql.sql import SQLExecutor, results_match
 
     transformers.logging.set_verbosity_error()
@@ -176,7 +225,6 @@ def run_method(args, spider_dir: Path) -> None:
           f"{len(train)} for training, {len(test)} held out (split by question: every test database is seen in training)")
 
     with SQLExecutor() as executor:
-        set_reward_executor(executor)
         policy_dir, policy, tokenizer, sft_seconds = small_policy(spider_dir, work_dir, train, settings, executor)
         print(f"policy: {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M parameters, {settings.max_steps} SFT steps"
               + (f", {sft_seconds / 60:.1f} min" if sft_seconds else ""))
@@ -200,10 +248,12 @@ def run_method(args, spider_dir: Path) -> None:
         own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
                                  max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
+        labeler.reseed(args.seed)  # the same labels whether the policy was just trained or loaded
         rows = mutation_rows(chains, executor, seed=args.seed) + own_sample_rows(chains, own_chains, labeler, args.seed)
         rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
         stats = label_statistics(rows)
-        prm, prm_seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=2.0, seed=args.seed)
+        prm_dir = work_dir / "prm"
+        prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, output_dir=prm_dir, epochs=args.prm_epochs, seed=args.seed)
         print(f"PRM: {stats['trajectories']} trajectories ({', '.join(f'{k} {v}' for k, v in stats['by_source'].items())}), "
               f"{stats['positive_step_share']:.0%} of steps positive, {labeler.counts['rollouts']} rollouts; "
               f"labels and training {(time.perf_counter() - start) / 60:.1f} min")
@@ -248,7 +298,7 @@ def run_method(args, spider_dir: Path) -> None:
         if not reachable:
             print("GRPO prompts: none within the policy's reach, so GRPO runs on all of them (expect no signal)")
 
-        # -- GRPO: with the PRM's step credit, and on the outcome alone ---------------------------
+        # -- GRPO: with the PRM's step credit, and on the outcome alone, ``--workers`` runs at a time ----
         grpo_rows = Dataset.from_list([
             {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
              "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
@@ -257,27 +307,29 @@ def run_method(args, spider_dir: Path) -> None:
         common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=8,
                       max_completion_length=SAMPLE_MAX_NEW_TOKENS, temperature=TEMPERATURE, beta=0.0, learning_rate=args.grpo_learning_rate,
                       logging_steps=1)
+        runs = {**GRPO_RUNS, **(MIN_FORM_RUN if args.min_form else {})}
+        seeds = range(args.seed, args.seed + args.grpo_seeds)
+        jobs = [
+            {"name": name, "rule": rule, "seed": seed, "rows": grpo_rows.to_list(), "config": common, "policy_dir": str(policy_dir),
+             "prm_dir": str(prm_dir), "output_dir": str(work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}-{seed}"),
+             "test_prompts": prompts}
+            for name, rule in runs.items() for seed in seeds
+        ]
+        start = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(grpo_run, jobs))
+        grpo_seconds = time.perf_counter() - start
         grpo_results = {}
-        for name, rule in GRPO_RUNS.items():
-            start, found, first, last = time.perf_counter(), [], [], []
-            for seed in range(args.seed, args.seed + args.grpo_seeds):
-                model = transformers.AutoModelForCausalLM.from_pretrained(policy_dir)
-                out = work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}"
-                config = cpu_training_args(out, **(rule or {}), **common, seed=seed)
-                if rule:
-                    trainer = PRMGRPOTrainer(model=model, args=PRMGRPOConfig(**config), train_dataset=grpo_rows,
-                                             processing_class=tokenizer, prm=prm, executor=executor)
-                else:
-                    trainer = GRPOTrainer(model=model, reward_funcs=[execution_accuracy_reward], args=GRPOConfig(**config),
-                                          train_dataset=grpo_rows, processing_class=tokenizer)
-                quiet_progress(trainer, f"{name}, seed {seed}", keys=("reward",))
-                trainer.train()
-                rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
-                quarter = max(1, len(rewards) // 4)
-                found.append(greedy_ex(trainer.model))
-                first.append(np.mean(rewards[:quarter]))
-                last.append(np.mean(rewards[-quarter:]))
-            grpo_results[name] = (np.mean(found, axis=0), [f.mean() for f in found], (np.mean(first), np.mean(last)), time.perf_counter() - start)
+        for name in runs:
+            found, first, last = [], [], []
+            for job, result in zip(jobs, done):
+                if job["name"] == name:
+                    answers = score_candidates(prompts, result["answers"], paths, executor)
+                    found.append(np.array([right(c, i) for i, c in enumerate(answers)], dtype=float))
+                    quarter = max(1, len(result["rewards"]) // 4)
+                    first.append(np.mean(result["rewards"][:quarter]))
+                    last.append(np.mean(result["rewards"][-quarter:]))
+            grpo_results[name] = (np.mean(found, axis=0), [f.mean() for f in found], (np.mean(first), np.mean(last)))
 
     # -- the tables ------------------------------------------------------------------------------
     n = len(test)
@@ -290,13 +342,13 @@ def run_method(args, spider_dir: Path) -> None:
         print(f"{name:<48}{found.mean():>7.1%}   {delta}")
     print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(grpo_rows)} training prompts and start, "
           f"{args.grpo_seeds} seeds ({', '.join(str(args.seed + k) for k in range(args.grpo_seeds))}) each; greedy EX on the same {n} questions, "
-          f"the mean over seeds")
-    print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'EX of each seed':<22}{'reward, first -> last quarter':>30}{'minutes':>9}")
+          f"the mean over seeds ({len(jobs)} runs, {args.workers} at a time: {grpo_seconds / 60:.1f} min)")
+    print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'EX of each seed':<22}{'reward, first -> last quarter':>30}")
     print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}")
-    for name, (found, each, (first, last), seconds) in grpo_results.items():
+    for name, (found, each, (first, last)) in grpo_results.items():
         low, high = paired_interval(found, sft_greedy, rng)
         print(f"{name:<48}{found.mean():>7.1%}   {(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]{'':<6}"
-              f"{' '.join(f'{e:.1%}' for e in each):<22}{f'{first:.3f} -> {last:.3f}':>30}{seconds / 60:>9.1f}")
+              f"{' '.join(f'{e:.1%}' for e in each):<22}{f'{first:.3f} -> {last:.3f}':>30}")
     prm_run, outcome_run = grpo_results["PRM-GRPO (rewardsql)"][0], grpo_results["outcome-only GRPO"][0]
     low, high = paired_interval(prm_run, outcome_run, rng)
     best = dict(table)[f"PRM best-of-{args.n} (min)"]

@@ -44,8 +44,9 @@ class SmallModelSettings:
 
     The defaults train a 3.4M-parameter policy (hidden 256, 4 layers, a 4,096-token BPE
     vocabulary) for 2,400 steps of 16 prompt-completion pairs (about six passes over Spider train):
-    44 minutes on one core of a busy 2-core machine. Greedy EX on the 300 held-out questions of
-    ``benchmarks/bench_method.py``: 15.0%, against 8.7% with half the steps (``--sft-steps 1200``).
+    26 minutes on 2 cores (44 on one core of a busy machine). Greedy EX on the 300 held-out questions
+    of ``benchmarks/bench_method.py``: 15.3% (15.0% when trained on one thread), against 8.7% with
+    half the steps (``--sft-steps 1200``).
     """
 
     hidden_size: int = 256

@@ -1,0 +1,34 @@
+"""The whole-method benchmark's smoke mode: every stage runs, the GRPO runs train in worker processes, the PRM is saved."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # about three minutes on 2 cores
+def test_the_quick_run_prints_both_tables_and_saves_its_prm(spider_dir, tmp_path):
+    from trl_processsql.prm import ProcessRewardModel
+
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_method.py"), "--quick", "--spider-dir", str(spider_dir),
+         "--work-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for strategy in ("greedy", "vote@4", "PRM best-of-4 (min)", "PRM vote@4 (min)", "step beam", "pass@4"):
+        assert re.search(rf"^{re.escape(strategy)}.*\d+\.\d%", out, re.M), strategy
+    assert "4 runs, 2 at a time" in out
+    for run in ("PRM-GRPO (rewardsql)", "outcome-only GRPO"):
+        row = re.search(rf"^{re.escape(run)}\s+\d+\.\d%.*?((?:\d+\.\d% ){{2}})", out, re.M)
+        assert row, run  # one EX per seed
+    assert "min_form" not in out  # a third run only with --min-form
+    prm = ProcessRewardModel.from_pretrained(tmp_path / "prm")
+    assert prm.max_length == 512
