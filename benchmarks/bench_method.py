@@ -26,7 +26,7 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # about 53 minutes on 2 cores: 26 for the SFT policy (cached), 27 for the rest
+    python benchmarks/bench_method.py            # about 54 minutes on 2 cores: 26 for the SFT policy (cached), 28 for the rest
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
 
@@ -123,7 +123,7 @@ def own_sample_rows(chains, own_chains, labeler, seed: int = 0) -> list[dict]:
 
 def grpo_run(job: dict) -> dict:
     """One GRPO run from the SFT policy, in a process of its own with one thread: GRPO's steps are mostly token
-    by token generation, which a second thread barely speeds up and a second process doubles.
+    by token generation, which a second thread barely speeds up and a second process nearly doubles.
 
     Returns the trained policy's greedy answers to ``job["test_prompts"]`` and the mean reward of every step.
     """
@@ -173,7 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spider_dir_argument(parser)
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run of a few minutes")
-    parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached (default: %(default)s)")
+    parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached and the PRM saved (default: %(default)s)")
     parser.add_argument("--test-questions", type=int, default=300, help="held-out questions every figure is measured on")
     parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of 16 examples")
     parser.add_argument("--prm-questions", type=int, default=600, help="training questions with mutants and rollout-labelled samples for the PRM")
