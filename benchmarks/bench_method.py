@@ -308,9 +308,9 @@ def run_method(args, spider_dir: Path) -> None:
                       max_completion_length=SAMPLE_MAX_NEW_TOKENS, temperature=TEMPERATURE, beta=0.0, learning_rate=args.grpo_learning_rate,
                       logging_steps=1)
         runs = {**GRPO_RUNS, **(MIN_FORM_RUN if args.min_form else {})}
-        seeds = range(args.seed, args.seed + args.grpo_seeds)
+        seeds, prompt_rows = range(args.seed, args.seed + args.grpo_seeds), grpo_rows.to_list()
         jobs = [
-            {"name": name, "rule": rule, "seed": seed, "rows": grpo_rows.to_list(), "config": common, "policy_dir": str(policy_dir),
+            {"name": name, "rule": rule, "seed": seed, "rows": prompt_rows, "config": common, "policy_dir": str(policy_dir),
              "prm_dir": str(prm_dir), "output_dir": str(work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}-{seed}"),
              "test_prompts": prompts}
             for name, rule in runs.items() for seed in seeds
