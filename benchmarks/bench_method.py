@@ -9,10 +9,10 @@ stage and every figure below is measured on them, all on the same questions.
    its settings, so a second run (or ``bench_selection.py``) reuses it.
 2. PRM: the policy's own samples on training questions, labelled by execution and Monte Carlo
    rollouts (2 per question), and by their answer alone (8 per question on ``--own-questions``
-   more, those that run), plus planted mutants of gold chains; the PRM starts from the policy's
-   weights (as ``bench_selection.py`` trains it, where its judgement of unseen errors is measured,
-   with one pass over the labels instead of two to keep the run within the hour). It is saved in
-   ``--work-dir``/prm.
+   more, those that run, where some are right and some wrong), plus planted mutants of gold
+   chains; the PRM starts from the policy's weights (as ``bench_selection.py`` trains it, where its
+   judgement of unseen errors is measured, with one pass over the labels instead of two to keep
+   the run within the hour). It is saved in ``--work-dir``/prm.
 3. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
 4. GRPO prompts: the SFT policy's pass rate on ``--grpo-questions`` training questions (8 samples
    each); GRPO trains on those it answers sometimes but not always (``within_reach``), since a
@@ -26,7 +26,7 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # about 54 minutes on 2 cores: 26 for the SFT policy (cached), 28 for the rest
+    python benchmarks/bench_method.py            # about 51 minutes on 2 cores: 26 for the SFT policy (cached), 25 for the rest
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
 
@@ -110,14 +110,16 @@ def own_sample_rows(chains, own_chains, labeler, seed: int = 0) -> list[dict]:
 
     Two samples per question of ``chains``, labelled by execution and Monte Carlo rollouts; eight
     per question of ``own_chains``, labelled by execution and the answer, kept where the answer
-    runs, with as many wrong answers larger than the gold's as not: a small policy's samples are
-    mostly wrong in ways no planted mutation imitates, those that run are what best-of-N must
-    choose among, and most of its wrong ones are too small, which teaches a PRM that big looks right.
+    runs, with as many wrong answers larger than the gold's as not, and only for the questions
+    where a right answer and a wrong one remain: a small policy's samples are mostly wrong in ways
+    no planted mutation imitates, those that run are what best-of-N must choose among, most of its
+    wrong ones are too small (which teaches a PRM that big looks right), and the wrong answers to a
+    question it never answers teach what a hard question looks like rather than what is wrong.
     """
     from trl_processsql.labeling import policy_rows
 
     return policy_rows(chains, labeler, samples_per_question=2) + policy_rows(
-        own_chains, labeler, samples_per_question=8, rollouts=False, running_only=True, balance_sizes=True, seed=seed
+        own_chains, labeler, samples_per_question=8, rollouts=False, running_only=True, balance_sizes=True, mixed_only=True, seed=seed
     )
 
 

@@ -4,10 +4,10 @@ The PRM is trained the way the project recommends at CPU scale (:mod:`trl_proces
 it starts from the SFT policy of ``bench_method.py`` (trained on Spider train, cached), and learns
 from the policy's own samples on Spider train questions, labelled by execution and Monte Carlo
 rollouts (2 per question) or by their answer (8 per question on ``--own-questions`` more, those
-that run, with as many wrong answers larger than the gold's as not), mixed with gold chains and
-planted mutants of every kind; half of its rows show the full prompt (schema and question), half
-the compact one, so it judges either. ``--save-prm DIR`` writes it;
-``ProcessRewardModel.from_pretrained(DIR)`` then scores exactly as here.
+that run, with as many wrong answers larger than the gold's as not, where a right one and a wrong
+one remain), mixed with gold chains and planted mutants of every kind; half of its rows show the
+full prompt (schema and question), half the compact one, so it judges either. ``--save-prm DIR``
+writes it; ``ProcessRewardModel.from_pretrained(DIR)`` then scores exactly as here.
 
 Every pool is a question's verified gold chain of CTEs and wrong candidates, shuffled with a
 fixed seed; a pick is right when its result matches the gold's. Pools:

@@ -324,6 +324,17 @@ def test_policy_rows_balance_sizes_keeps_as_many_wrong_answers_larger_than_the_g
     assert len(every) == 5
 
 
+def test_policy_rows_mixed_only_keeps_the_questions_with_a_right_and_a_wrong_sample(toy_db, executor):
+    chains = [_chain(toy_db, RIGHT) for _ in range(3)]
+    samples = [[RIGHT, WRONG_FINAL, FAILING], [RIGHT, RIGHT, FAILING], [WRONG_FINAL, *SMALLER]]  # per question
+    labeler = _labeler(executor, lambda prompts, starts, num, desc="": samples[: len(prompts)])
+    rows = policy_rows(chains, labeler, samples_per_question=3, rollouts=False, mixed_only=True)
+    assert [r["sql"] for r in rows] == [RIGHT, WRONG_FINAL, FAILING, RIGHT, RIGHT, FAILING]  # a failing answer is a wrong one
+    rows = policy_rows(chains, labeler, samples_per_question=3, rollouts=False, running_only=True, mixed_only=True)
+    assert [r["sql"] for r in rows] == [RIGHT, WRONG_FINAL]
+    assert len(policy_rows(chains, labeler, samples_per_question=3, rollouts=False)) == 9
+
+
 def test_label_steps_combines_sources_and_checks_them(toy_db, executor):
     questions = [{"index": 0, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": GOLD_SQL}]
     labeler = _labeler(executor, FakePolicy(hits=[3, 1, 0], samples=[WRONG_FINAL]))
@@ -429,7 +440,8 @@ def test_label_steps_with_a_policy_reports_samples_and_rollouts(tmp_path, capsys
         (["--sample", "--sources", "mutations,typo"], "unknown source in --sources 'mutations,typo'"),
         (["--sample", "--sources", "rollouts"], "sample chains from a policy: add --policy MODEL"),
         (["--sample", "--policy", "m"], "--policy is used by the execution and rollouts sources"),
-        (["--sample", "--balance-sizes"], "--balance-sizes filter the policy's samples: add execution or rollouts"),
+        (["--sample", "--balance-sizes"], "--mixed-only filter the policy's samples: add execution or rollouts"),
+        (["--sample", "--mixed-only"], "--mixed-only filter the policy's samples: add execution or rollouts"),
         (["--sample", "--sources", "execution", "--policy", "no/such/model"], "cannot load the policy from no/such/model"),
         (["--sample", "--num-rollouts", "0"], "--num-rollouts must be at least 1"),
         (["--sample", "--limit", "0"], "--limit must be at least 1"),

@@ -408,6 +408,12 @@ def _add_label_steps(subparsers):
         help="keep as many wrong answers larger than the gold's result as not (a seeded subset of the more common "
         "side): a policy's wrong answers are mostly too small, which teaches a PRM that a big result looks right",
     )
+    policy.add_argument(
+        "--mixed-only",
+        action="store_true",
+        help="after the other filters, keep only the questions whose samples hold both a right answer and a wrong one: "
+        "the choice best-of-N makes (with several --samples-per-question)",
+    )
     policy.add_argument("--num-rollouts", type=int, default=8, help="continuations sampled per step prefix (default: %(default)s)")
     policy.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)")
     policy.add_argument("--max-new-tokens", type=int, default=256, help="longest sample in tokens (default: %(default)s)")
@@ -458,6 +464,7 @@ def _label_steps_command(args) -> str:
         words += ["--temperature", str(args.temperature), "--max-new-tokens", str(args.max_new_tokens), "--mode", args.mode]
         words += ["--backend", args.backend, "--batch-size", str(args.batch_size)]
         words += ["--running-only"] * args.running_only + ["--balance-sizes"] * args.balance_sizes
+        words += ["--mixed-only"] * args.mixed_only
     if "rollouts" in args.sources:
         words += ["--num-rollouts", str(args.num_rollouts)]
         words += ["--hard-labels"] * args.hard_labels + ["--no-binary-search"] * args.no_binary_search
@@ -473,7 +480,7 @@ def _label_steps_command(args) -> str:
 _RUN_SETTINGS = (
     "questions", "db_dir", "sample", "limit", "sources", "mutants_per_question", "seed", "mode", "policy",
     "samples_per_question", "num_rollouts", "temperature", "max_new_tokens", "hard_labels", "no_binary_search",
-    "backend", "batch_size", "round_size", "running_only", "balance_sizes",
+    "backend", "batch_size", "round_size", "running_only", "balance_sizes", "mixed_only",
 )  # what every shard of one label-steps run must share
 
 
@@ -496,8 +503,8 @@ def _run_label_steps(args) -> int:
         return _fail("the execution and rollouts sources sample chains from a policy: add --policy MODEL")
     if args.policy and not uses_policy:
         return _fail("--policy is used by the execution and rollouts sources: add one to --sources")
-    if (args.running_only or args.balance_sizes) and not uses_policy:
-        return _fail("--running-only and --balance-sizes filter the policy's samples: add execution or rollouts to --sources")
+    if (args.running_only or args.balance_sizes or args.mixed_only) and not uses_policy:
+        return _fail("--running-only, --balance-sizes and --mixed-only filter the policy's samples: add execution or rollouts to --sources")
     checked = _dataset_output(args)
     if isinstance(checked, str):
         return _fail(checked)
@@ -568,6 +575,7 @@ def _run_label_steps(args) -> int:
             mutants_per_question=args.mutants_per_question,
             running_only=args.running_only,
             balance_sizes=args.balance_sizes,
+            mixed_only=args.mixed_only,
             seed=args.seed,
             progress=True,
             round_size=args.round_size,

@@ -200,6 +200,7 @@ def policy_rows(
     rollouts: bool = True,
     running_only: bool = False,
     balance_sizes: bool = False,
+    mixed_only: bool = False,
     seed: int = 0,
 ) -> list[dict]:
     """Rows for trajectories the labeler's policy writes for each question, labelled by execution and rollouts.
@@ -211,7 +212,11 @@ def policy_rows(
     from the policy's own samples is which of those that run are wrong. With ``balance_sizes`` the
     wrong answers that run keep as many results larger than the gold's as not larger (a random
     subset, seeded by ``seed``, of the more common side): a small policy's wrong answers are mostly
-    too small, and a PRM trained on them learns that a big result looks right.
+    too small, and a PRM trained on them learns that a big result looks right. With ``mixed_only``
+    (after the other filters) only the questions whose kept samples hold both a right answer and a
+    wrong one stay: best-of-N chooses among one question's samples, and a wrong sample beside a
+    right one teaches that choice, while the samples of a question the policy never answers teach
+    what hard questions and their wrong answers look like, which a PRM then mistakes for errors.
     """
     trajectories = labeler.sample(chains, samples_per_question)
     labelled = labeler.label(trajectories, rollouts=rollouts)
@@ -227,6 +232,12 @@ def policy_rows(
         excess = len(common) - min(len(side) for side in sides.values())
         for i in random.Random(seed).sample(common, excess):
             keep[i] = False
+    if mixed_only:
+        answers: dict[int, set[bool]] = {}
+        for t, found, kept in zip(trajectories, labelled, keep):
+            if kept:
+                answers.setdefault(id(t.chain), set()).add(found.labels[-1] >= 0.5)
+        keep = [kept and len(answers[id(t.chain)]) == 2 for t, kept in zip(trajectories, keep)]
     return [
         _row(t.chain, t.cocte, found.views, found.labels, "policy")
         for t, found, kept in zip(trajectories, labelled, keep)
@@ -263,6 +274,7 @@ def label_steps(
     mutants_per_question: int = 1,
     running_only: bool = False,
     balance_sizes: bool = False,
+    mixed_only: bool = False,
     seed: int = 0,
     progress: bool = False,
     round_size: int = ROUND_SIZE,
@@ -274,7 +286,7 @@ def label_steps(
     Every source starts from the questions whose gold SQL converts to a verified CoCTE
     (:func:`gold_chains`): a gold that does not run would make every rollout a miss. The policy
     sources need ``labeler`` (a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`);
-    ``running_only`` and ``balance_sizes`` filter their samples (:func:`policy_rows`).
+    ``running_only``, ``balance_sizes`` and ``mixed_only`` filter their samples (:func:`policy_rows`).
     Questions go in rounds of ``round_size``, so that progress shows on large files; each round
     reseeds the labeler from ``seed`` and its first question, so its rows depend on nothing outside
     it. With ``num_shards``, only shard ``shard_index`` of the rounds is labelled
@@ -312,6 +324,7 @@ def label_steps(
                     rollouts="rollouts" in sources,
                     running_only=running_only,
                     balance_sizes=balance_sizes,
+                    mixed_only=mixed_only,
                     seed=round_seed,
                 )
             bar.update(len(chunk))
