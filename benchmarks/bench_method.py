@@ -10,9 +10,10 @@ stage and every figure below is measured on them, all on the same questions.
 2. PRM: the policy's own samples on training questions, labelled by execution and Monte Carlo
    rollouts (2 per question), and by their answer alone (8 per question on ``--own-questions``
    more, those that run, where some are right and some wrong), plus planted mutants of gold
-   chains; the PRM starts from the policy's weights (as ``bench_selection.py`` trains it, where its
-   judgement of unseen errors is measured, with one pass over the labels instead of two to keep
-   the run within the hour). It is saved in ``--work-dir``/prm.
+   chains and, labelled right, mutants whose answer stays the gold's; the PRM starts from the
+   policy's weights (as ``bench_selection.py`` trains it, where its judgement of unseen errors is
+   measured, with one pass over the labels instead of two to keep the run within the hour). It
+   is saved in ``--work-dir``/prm.
 3. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
 4. GRPO prompts: the SFT policy's pass rate on ``--grpo-questions`` training questions (8 samples
    each); GRPO trains on those it answers sometimes but not always (``within_reach``), since a
@@ -251,7 +252,7 @@ def run_method(args, spider_dir: Path) -> None:
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
                                  max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
         labeler.reseed(args.seed)  # the same labels whether the policy was just trained or loaded
-        rows = mutation_rows(chains, executor, seed=args.seed) + own_sample_rows(chains, own_chains, labeler, args.seed)
+        rows = mutation_rows(chains, executor, seed=args.seed, equivalents=True) + own_sample_rows(chains, own_chains, labeler, args.seed)
         rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
         stats = label_statistics(rows)
         prm_dir = work_dir / "prm"

@@ -5,9 +5,11 @@ it starts from the SFT policy of ``bench_method.py`` (trained on Spider train, c
 from the policy's own samples on Spider train questions, labelled by execution and Monte Carlo
 rollouts (2 per question) or by their answer (8 per question on ``--own-questions`` more, those
 that run, with as many wrong answers larger than the gold's as not, where a right one and a wrong
-one remain), mixed with gold chains and planted mutants of every kind; half of its rows show the
-full prompt (schema and question), half the compact one, so it judges either. ``--save-prm DIR``
-writes it; ``ProcessRewardModel.from_pretrained(DIR)`` then scores exactly as here.
+one remain), mixed with gold chains, planted mutants of every kind, and mutants whose answer
+stays the gold's, labelled right (the fold PRMs below plant only their own kinds, either way);
+half of its rows show the full prompt (schema and question), half the compact one, so it judges
+either. ``--save-prm DIR`` writes it; ``ProcessRewardModel.from_pretrained(DIR)`` then scores
+exactly as here.
 
 Every pool is a question's verified gold chain of CTEs and wrong candidates, shuffled with a
 fixed seed; a pick is right when its result matches the gold's. Pools:
@@ -153,7 +155,7 @@ def prefers_wrong(pools: list[Pool], found: list[list]) -> dict[str, tuple[int, 
 
 
 def train_prm(chains, labeler_rows: list[dict], executor, tokenizer, policy_dir, kinds, args, db_dir, output_dir=None):
-    rows = mutation_rows(chains, executor, kinds=kinds, seed=args.seed) + labeler_rows
+    rows = mutation_rows(chains, executor, kinds=kinds, seed=args.seed, equivalents=True) + labeler_rows
     rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
     prm, seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, output_dir=output_dir, seed=args.seed)
     return prm, seconds, len(rows)

@@ -133,6 +133,29 @@ def test_only_mutants_whose_answer_differs_are_kept(toy_db, executor, monkeypatc
     assert rows[1]["labels"] == [1.0] * (step - 1) + [0.0] * (5 - step)
 
 
+def test_equivalents_keep_one_mutant_with_the_gold_answer_labelled_right(toy_db, executor, monkeypatch):
+    chain = _chain(toy_db, RIGHT)
+    same = parse_cocte(RIGHT.replace("SELECT DISTINCT name FROM names", "SELECT DISTINCT name FROM names ORDER BY name"))
+    also_same = parse_cocte(RIGHT.replace("SELECT DISTINCT name FROM names", "SELECT DISTINCT name FROM names ORDER BY name DESC"))
+    wrong = parse_cocte(RIGHT.replace("country = 'France'", "country = 'Netherlands'"))
+    offered = iter([same, wrong, also_same, None])
+    monkeypatch.setattr("trl_processsql.labeling.builder.mutate_step", lambda *args: next(offered))
+    rows = mutation_rows([chain], executor, attempts=4, equivalents=True)
+    assert [row["source"] for row in rows] == ["gold", "mutation", "equivalent"]
+    assert rows[2]["sql"] == same.render() and rows[2]["labels"] == [1.0] * 4
+
+
+def test_an_answer_right_under_one_comparison_mode_only_is_no_equivalent(toy_db, executor, monkeypatch):
+    ordered = "SELECT name FROM singer ORDER BY name"  # the gold orders its rows: Spider's comparison keeps the order
+    chain = _chain(toy_db, ordered, gold_sql=ordered)
+    reversed_order = parse_cocte(ordered + " DESC")
+    wrong = parse_cocte("SELECT name FROM singer WHERE country = 'France' ORDER BY name")
+    offered = iter([reversed_order, wrong])
+    monkeypatch.setattr("trl_processsql.labeling.builder.mutate_step", lambda *args: next(offered))
+    rows = mutation_rows([chain], executor, attempts=2, equivalents=True)
+    assert [row["source"] for row in rows] == ["gold", "mutation"]
+
+
 @pytest.fixture(scope="module")
 def sample_chains(executor):
     questions = load_questions(QUESTIONS_FILE)[::5]
@@ -186,6 +209,24 @@ def test_kept_mutants_are_balanced_between_larger_and_smaller_results(sample_cha
     balanced = larger_share(mutation_rows(sample_chains, executor, seed=3))
     plain = larger_share(mutation_rows(sample_chains, executor, seed=3, balance_sizes=False))
     assert plain < 0.15 and balanced > 0.3  # most mutations shrink a result; balancing seeks out the ones that grow it
+
+
+def test_equivalents_answer_as_the_gold_does_one_per_question_of_several_kinds(sample_chains, executor):
+    rows = mutation_rows(sample_chains, executor, seed=3, equivalents=True)
+    assert [row for row in rows if row["source"] != "equivalent"] == mutation_rows(sample_chains, executor, seed=3)
+    pairs = []
+    for row in rows:
+        if row["source"] == "gold":
+            gold, count = row, 0
+        elif row["source"] == "equivalent":
+            count += 1
+            assert count == 1 and set(row["labels"]) == {1.0} and row["sql"] != gold["sql"]
+            pairs.append((row, gold))
+    assert len(pairs) > 20 and len({row["mutation"].split("@")[0] for row, _ in pairs}) >= 4
+    queries = [(DB_DIR / r["db_id"] / f"{r['db_id']}.sqlite", r["sql"]) for pair in pairs for r in pair]
+    results = executor.execute_many(queries)
+    for mine, gold in zip(results[::2], results[1::2]):
+        assert mine.ok and results_match(mine.rows, gold.rows, "bird") and results_match(mine.rows, gold.rows, "spider")
 
 
 def test_mutation_rows_plant_only_the_kinds_asked_for(sample_chains, executor):
@@ -421,6 +462,17 @@ def test_label_steps_on_the_sample_prints_statistics_and_saves_a_split_dataset(t
     assert len(row["completions"]) == len(row["labels"]) and "\n-- " in row["completions"][0]
 
 
+def test_label_steps_equivalents_add_right_mutants_to_the_same_gold_and_mutant_rows(tmp_path, capsys):
+    args = ["label-steps", "--sample", "--limit", "60", "--sources", "mutations"]
+    assert main([*args, "--output", str(tmp_path / "plain")]) == 0
+    assert main([*args, "--equivalents", "--output", str(tmp_path / "equivalents")]) == 0
+    plain, more = ([row for split in load_from_disk(tmp_path / name).values() for row in split] for name in ("plain", "equivalents"))
+    assert [row for row in more if row["source"] != "equivalent"] == plain
+    right = [row for row in more if row["source"] == "equivalent"]
+    assert right and all(set(row["labels"]) == {1.0} and row["mutation"] for row in right)
+    assert f"equivalent {len(right)}" in capsys.readouterr().out
+
+
 def test_label_steps_with_a_policy_reports_samples_and_rollouts(tmp_path, capsys):
     from trl_processsql.tiny import save_tiny_checkpoint
 
@@ -442,6 +494,7 @@ def test_label_steps_with_a_policy_reports_samples_and_rollouts(tmp_path, capsys
         (["--sample", "--policy", "m"], "--policy is used by the execution and rollouts sources"),
         (["--sample", "--balance-sizes"], "--mixed-only filter the policy's samples: add execution or rollouts"),
         (["--sample", "--mixed-only"], "--mixed-only filter the policy's samples: add execution or rollouts"),
+        (["--sample", "--sources", "execution", "--policy", "m", "--equivalents"], "--equivalents keeps mutants whose answer is right: add mutations"),
         (["--sample", "--sources", "execution", "--policy", "no/such/model"], "cannot load the policy from no/such/model"),
         (["--sample", "--num-rollouts", "0"], "--num-rollouts must be at least 1"),
         (["--sample", "--limit", "0"], "--limit must be at least 1"),

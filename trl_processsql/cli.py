@@ -390,6 +390,12 @@ def _add_label_steps(subparsers):
         "--sources", default="mutations", help="comma-separated: mutations, execution, rollouts (default: %(default)s)"
     )
     labels.add_argument("--mutants-per-question", type=int, default=1, help="mutants kept per gold chain (default: %(default)s)")
+    labels.add_argument(
+        "--equivalents",
+        action="store_true",
+        help="with the mutations source, also keep one mutant per gold chain whose answer equals the gold's, labelled right: "
+        "execution, not the edit, decides what is wrong",
+    )
     labels.add_argument("--seed", type=int, default=0, help="seed of the mutations and of the sampling (default: %(default)s)")
     labels.add_argument(
         "--mode", choices=("spider", "bird"), default="spider", help="how results are compared with gold (default: %(default)s)"
@@ -458,7 +464,7 @@ def _label_steps_command(args) -> str:
         words += ["--limit", str(args.limit)]
     words += ["--sources", args.sources, "--seed", str(args.seed)]
     if "mutations" in args.sources:
-        words += ["--mutants-per-question", str(args.mutants_per_question)]
+        words += ["--mutants-per-question", str(args.mutants_per_question)] + ["--equivalents"] * args.equivalents
     if args.policy:
         words += ["--policy", args.policy, "--samples-per-question", str(args.samples_per_question)]
         words += ["--temperature", str(args.temperature), "--max-new-tokens", str(args.max_new_tokens), "--mode", args.mode]
@@ -480,7 +486,7 @@ def _label_steps_command(args) -> str:
 _RUN_SETTINGS = (
     "questions", "db_dir", "sample", "limit", "sources", "mutants_per_question", "seed", "mode", "policy",
     "samples_per_question", "num_rollouts", "temperature", "max_new_tokens", "hard_labels", "no_binary_search",
-    "backend", "batch_size", "round_size", "running_only", "balance_sizes", "mixed_only",
+    "backend", "batch_size", "round_size", "running_only", "balance_sizes", "mixed_only", "equivalents",
 )  # what every shard of one label-steps run must share
 
 
@@ -505,6 +511,8 @@ def _run_label_steps(args) -> int:
         return _fail("--policy is used by the execution and rollouts sources: add one to --sources")
     if (args.running_only or args.balance_sizes or args.mixed_only) and not uses_policy:
         return _fail("--running-only, --balance-sizes and --mixed-only filter the policy's samples: add execution or rollouts to --sources")
+    if args.equivalents and "mutations" not in sources:
+        return _fail("--equivalents keeps mutants whose answer is right: add mutations to --sources")
     checked = _dataset_output(args)
     if isinstance(checked, str):
         return _fail(checked)
@@ -573,6 +581,7 @@ def _run_label_steps(args) -> int:
             labeler=labeler,
             samples_per_question=args.samples_per_question,
             mutants_per_question=args.mutants_per_question,
+            equivalents=args.equivalents,
             running_only=args.running_only,
             balance_sizes=args.balance_sizes,
             mixed_only=args.mixed_only,

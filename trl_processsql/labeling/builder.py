@@ -123,6 +123,12 @@ def _row(chain: GoldChain, cocte: CoCTE, views, labels: list[float], source: str
     }
 
 
+def answer_matches(rows, gold_rows, gold_sql: str) -> bool:
+    """Whether ``rows`` match the gold's under every comparison mode (Spider's and BIRD's): surely right."""
+    order = gold_orders_rows(gold_sql)
+    return all(match(rows, gold_rows, order) for match in COMPARISON_MODES.values())
+
+
 def answer_differs(rows, gold_rows, gold_sql: str) -> bool:
     """Whether ``rows`` differ from the gold's under every comparison mode (Spider's and BIRD's): surely wrong."""
     order = gold_orders_rows(gold_sql)
@@ -137,6 +143,7 @@ def mutation_rows(
     attempts: int = 16,
     kinds: Sequence[str] = MUTATIONS,
     balance_sizes: bool = True,
+    equivalents: bool = False,
     seed: int = 0,
 ) -> list[dict]:
     """Gold rows and mutant rows, one gold per question that has at least one mutant (balanced at 1).
@@ -146,7 +153,11 @@ def mutation_rows(
     change the answer, those whose result is larger than the gold's when the kept mutants so far
     are mostly smaller, and the other way round: many mutations (changed literals, added filters)
     shrink a result, and a PRM trained on them learns that a big result looks right instead of
-    what the question asks.
+    what the question asks. With ``equivalents`` each such question also keeps one mutant whose
+    answer equals the gold's under every comparison mode, of the kind kept least so far, labelled
+    right (source ``equivalent``): execution, not the edit, decides what is wrong, and a PRM that
+    meets an edit only where it breaks the answer learns to distrust the edit itself (an added
+    filter, a changed operator) instead of reading what the step returns.
     """
     unknown = sorted(set(kinds) - set(MUTATIONS))
     if unknown or not kinds:
@@ -166,13 +177,17 @@ def mutation_rows(
     gold_views = execute_steps_many([(c.cocte, c.db_path) for c in chains], executor)
     mutant_views = execute_steps_many([(m, chains[i].db_path) for i, _, m in candidates], executor)
     wrong: dict[int, list[tuple[str, CoCTE, list]]] = {}
+    same: dict[int, list[tuple[str, CoCTE, list]]] = {}
     for (i, mutation, mutant), views in zip(candidates, mutant_views):
         chain, gold, final = chains[i], gold_views[i][-1].result, views[-1].result
         if final.ok and not answer_differs(final.rows, gold.rows, chain.question["gold_sql"]):
+            if gold.ok and answer_matches(final.rows, gold.rows, chain.question["gold_sql"]):
+                same.setdefault(i, []).append((mutation, mutant, views))
             continue  # same answer: not an error, whatever the text says
         wrong.setdefault(i, []).append((mutation, mutant, views))
     kept: dict[int, list[dict]] = {}
     larger = Counter()  # kept mutants whose result is larger than the gold's (True) or not (False)
+    used = Counter()  # kinds of the equivalents kept
     for i, found in sorted(wrong.items()):
         gold_size = len(gold_views[i][-1].result.rows)
         for _ in range(min(mutants_per_question, len(found))):
@@ -185,6 +200,10 @@ def mutation_rows(
             planted = [1.0] * k + [0.0] * (len(views) - k)
             labels = [min(a, b) for a, b in zip(planted, execution_labels(views))]
             kept.setdefault(i, []).append(_row(chains[i], mutant, views, labels, "mutation", mutation))
+        if equivalents and i in same:  # of the kind kept least so far: some edits (DISTINCT) rarely change an answer
+            mutation, mutant, views = min(same[i], key=lambda option: used[option[0].split("@")[0]])
+            used[mutation.split("@")[0]] += 1
+            kept[i].append(_row(chains[i], mutant, views, execution_labels(views, True), "equivalent", mutation))
     rows = []
     for i in sorted(kept):
         rows.append(_row(chains[i], chains[i].cocte, gold_views[i], execution_labels(gold_views[i], True), "gold"))
@@ -272,6 +291,7 @@ def label_steps(
     labeler=None,
     samples_per_question: int = 1,
     mutants_per_question: int = 1,
+    equivalents: bool = False,
     running_only: bool = False,
     balance_sizes: bool = False,
     mixed_only: bool = False,
@@ -286,6 +306,7 @@ def label_steps(
     Every source starts from the questions whose gold SQL converts to a verified CoCTE
     (:func:`gold_chains`): a gold that does not run would make every rollout a miss. The policy
     sources need ``labeler`` (a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`);
+    ``equivalents`` adds right mutants to the mutations source (:func:`mutation_rows`);
     ``running_only``, ``balance_sizes`` and ``mixed_only`` filter their samples (:func:`policy_rows`).
     Questions go in rounds of ``round_size``, so that progress shows on large files; each round
     reseeds the labeler from ``seed`` and its first question, so its rows depend on nothing outside
@@ -311,7 +332,7 @@ def label_steps(
             chains, chunk_skipped = gold_chains(chunk, db_dir, executor)
             skipped.update(chunk_skipped)
             if "mutations" in sources:
-                found = mutation_rows(chains, executor, mutants_per_question=mutants_per_question, seed=seed)
+                found = mutation_rows(chains, executor, mutants_per_question=mutants_per_question, equivalents=equivalents, seed=seed)
                 skipped["no mutant changes the answer"] += len(chains) - sum(row["source"] == "gold" for row in found)
                 rows.extend(found)
             if policy:
