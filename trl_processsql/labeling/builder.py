@@ -64,7 +64,7 @@ STEPWISE_COLUMN_DOCS = {
     "question": "the question in English",
     "sql": "the whole chain of CTEs as one query (the steps joined by blank lines)",
     "source": "`gold` (the verified gold chain), `mutation` (the gold chain with one step changed so that the answer "
-    "is wrong) or `policy` (a chain sampled from a policy)",
+    "is wrong), `equivalent` (one step changed, the answer still the gold's) or `policy` (a chain sampled from a policy)",
     "mutation": "for mutants, the kind of change and the step it changed (`comparison@2`); empty otherwise",
 }
 """What each column of a stepwise-supervision dataset holds, for its dataset card."""
@@ -366,7 +366,7 @@ def label_statistics(rows: Iterable[dict]) -> dict:
         "positive_step_share": sum(label >= 0.5 for label in labels) / len(labels) if labels else 0.0,
         "mean_label": sum(labels) / len(labels) if labels else 0.0,
         "by_source": dict(Counter(row["source"] for row in rows)),
-        "by_mutation": dict(Counter(row["mutation"].split("@")[0] for row in rows if row["mutation"])),
+        "by_mutation": dict(Counter(row["mutation"].split("@")[0] for row in rows if row["source"] == "mutation")),
         "first_error": dict(sorted(first_error.items())),
     }
 
