@@ -27,7 +27,7 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # about 51 minutes on 2 cores: 26 for the SFT policy (cached), 25 for the rest
+    python benchmarks/bench_method.py            # about 50 minutes on 2 cores: 26 for the SFT policy (cached), 24 for the rest
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
 
