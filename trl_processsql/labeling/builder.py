@@ -123,16 +123,11 @@ def _row(chain: GoldChain, cocte: CoCTE, views, labels: list[float], source: str
     }
 
 
-def answer_matches(rows, gold_rows, gold_sql: str) -> bool:
-    """Whether ``rows`` match the gold's under every comparison mode (Spider's and BIRD's): surely right."""
+def answer_matches(rows, gold_rows, gold_sql: str) -> list[bool]:
+    """Whether ``rows`` match the gold's, under each comparison mode (Spider's and BIRD's): all, surely right; none,
+    surely wrong."""
     order = gold_orders_rows(gold_sql)
-    return all(match(rows, gold_rows, order) for match in COMPARISON_MODES.values())
-
-
-def answer_differs(rows, gold_rows, gold_sql: str) -> bool:
-    """Whether ``rows`` differ from the gold's under every comparison mode (Spider's and BIRD's): surely wrong."""
-    order = gold_orders_rows(gold_sql)
-    return not any(match(rows, gold_rows, order) for match in COMPARISON_MODES.values())
+    return [match(rows, gold_rows, order) for match in COMPARISON_MODES.values()]
 
 
 def mutation_rows(
@@ -180,8 +175,9 @@ def mutation_rows(
     same: dict[int, list[tuple[str, CoCTE, list]]] = {}
     for (i, mutation, mutant), views in zip(candidates, mutant_views):
         chain, gold, final = chains[i], gold_views[i][-1].result, views[-1].result
-        if final.ok and not answer_differs(final.rows, gold.rows, chain.question["gold_sql"]):
-            if gold.ok and answer_matches(final.rows, gold.rows, chain.question["gold_sql"]):
+        matches = answer_matches(final.rows, gold.rows, chain.question["gold_sql"]) if final.ok else [False]
+        if any(matches):
+            if gold.ok and all(matches):
                 same.setdefault(i, []).append((mutation, mutant, views))
             continue  # same answer: not an error, whatever the text says
         wrong.setdefault(i, []).append((mutation, mutant, views))
