@@ -52,10 +52,12 @@ from trl_processsql.prm import AGGREGATIONS, ProcessRewardModel
 from trl_processsql.sql import SQLExecutor, results_match
 
 FOLDS = (
-    ("column", "literal", "join_key", "add_filter", "connector", "order"),
-    ("comparison", "aggregate", "drop_filter", "table", "distinct", "limit"),
+    ("column", "literal", "join_key", "add_filter", "connector", "order", "projection", "group_by", "sort_key", "join_type"),
+    ("comparison", "aggregate", "drop_filter", "table", "distinct", "limit", "negation", "count", "set_operation"),
 )
-"""Mutation kinds in two halves: a PRM trained on one half judges pools of the other."""
+"""Mutation kinds in two halves: a PRM trained on one half judges pools of the other. Kinds alike
+(a flipped sort direction and a wrong sort key, ``=`` for ``!=`` and ``NOT IN`` for ``IN``) share a
+half, so that what a fold PRM never saw is not a near copy of what it saw."""
 
 
 @dataclass
@@ -224,8 +226,7 @@ def main() -> None:
 
         folds = []
         if not (args.skip_folds or args.prm):
-            for kept in FOLDS:
-                left_out = tuple(k for k in MUTATIONS if k not in kept)
+            for kept, left_out in zip(FOLDS, FOLDS[::-1]):
                 fold_prm, _, _ = train_prm(chains, own_rows, executor, tokenizer, policy_dir, kept, args, db_dir)
                 fold_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, kinds=left_out, seed=args.seed + 2)
                 fold_pools = mutant_pools(fold_rows, db_dir, args.seed)

@@ -3,6 +3,7 @@
 import random
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 from datasets import DatasetDict, load_from_disk
@@ -41,6 +42,16 @@ performed AS (
 )
 
 SELECT name, MAX(year) AS last_year FROM performed GROUP BY name ORDER BY last_year DESC LIMIT 5"""
+NEGATED_CHAIN = """WITH young AS (
+  SELECT id FROM singer WHERE age < 40 AND NOT name LIKE '%o%'
+),
+
+both_years AS (
+  SELECT singer_id FROM concert WHERE year = 2014 INTERSECT SELECT singer_id FROM concert WHERE year = 2015
+)
+
+SELECT s.country, COUNT(DISTINCT c.year) AS n FROM singer AS s LEFT JOIN concert AS c ON c.singer_id = s.id
+WHERE s.id IN (SELECT id FROM young) OR s.id IN (SELECT singer_id FROM both_years) GROUP BY s.country ORDER BY n DESC, s.country"""
 WRONG_FINAL = """WITH french AS (SELECT id, name FROM singer WHERE country = 'France'),
 
 performances AS (SELECT f.name FROM french AS f JOIN concert AS c ON c.singer_id = f.id),
@@ -101,18 +112,47 @@ def _labeler(executor, fake, **kwargs):
 
 @pytest.mark.parametrize("kind", MUTATIONS)
 def test_each_mutation_applies_to_a_toy_chain_and_changes_only_its_step(kind, toy_db):
-    cocte = parse_cocte(RICH_CHAIN)
     schema = read_schema(toy_db)
     found = [
-        (k, mutant)
+        (cocte, k, mutant)
+        for cocte in (parse_cocte(RICH_CHAIN), parse_cocte(NEGATED_CHAIN))
         for seed in range(10)
         for k in range(len(cocte.steps))
         if (mutant := mutate_step(cocte, k, kind, schema, random.Random(seed))) is not None
     ]
     assert found, f"{kind} never applied"
-    for k, mutant in found:
+    for cocte, k, mutant in found:
         assert len(mutant.steps) == len(cocte.steps) and mutant.steps[k].text != cocte.steps[k].text
         assert [s.text for j, s in enumerate(mutant.steps) if j != k] == [s.text for j, s in enumerate(cocte.steps) if j != k]
+
+
+@pytest.mark.parametrize(
+    ("kind", "step", "planted"),
+    [
+        ("negation", 0, "AND name LIKE '%o%'"),
+        ("negation", 2, "NOT s.id IN (SELECT id FROM young)"),
+        ("count", 2, "COUNT(c.year)"),
+        ("set_operation", 1, "EXCEPT"),
+        ("set_operation", 1, "UNION"),
+        ("join_type", 2, "FROM singer AS s JOIN concert AS c"),
+        ("group_by", 2, "GROUP BY s.name"),
+        ("sort_key", 2, "ORDER BY n DESC, s.age"),
+        ("projection", 2, "SELECT s.country, COUNT(DISTINCT c.year) AS n, "),
+    ],
+)
+def test_mutations_plant_the_error_they_name(kind, step, planted, toy_db):
+    cocte, schema = parse_cocte(NEGATED_CHAIN), read_schema(toy_db)
+    texts = {m.steps[step].text for seed in range(20) if (m := mutate_step(cocte, step, kind, schema, random.Random(seed)))}
+    assert any(planted in text for text in texts), texts
+
+
+def test_a_mutated_chain_still_runs_where_sqlite_allows_the_edit(toy_db, sandbox):
+    cocte, schema = parse_cocte(NEGATED_CHAIN), read_schema(toy_db)
+    for kind in ("negation", "count", "set_operation", "join_type", "group_by", "sort_key"):
+        for seed in range(5):
+            for k in range(len(cocte.steps)):
+                if (mutant := mutate_step(cocte, k, kind, schema, random.Random(seed))) is not None:
+                    assert sandbox.execute(toy_db, mutant.render()).ok, (kind, mutant.render())
 
 
 def test_unknown_mutation_is_refused(toy_db):
@@ -143,6 +183,17 @@ def test_equivalents_keep_one_mutant_with_the_gold_answer_labelled_right(toy_db,
     rows = mutation_rows([chain], executor, attempts=4, equivalents=True)
     assert [row["source"] for row in rows] == ["gold", "mutation", "equivalent"]
     assert rows[2]["sql"] == same.render() and rows[2]["labels"] == [1.0] * 4
+
+
+def test_the_kind_kept_least_so_far_goes_first(toy_db, executor):
+    def chain(index):
+        question = {"index": index, "db_id": "toy", "question": "Oldest singers?", "gold_sql": RICH_CHAIN}
+        return GoldChain(question, toy_db, parse_cocte(RICH_CHAIN))
+
+    kinds = ("column", "literal", "table")
+    rows = mutation_rows([chain(i) for i in range(12)], executor, kinds=kinds, balance_sizes=False)
+    kept = Counter(row["mutation"].split("@")[0] for row in rows if row["source"] == "mutation")
+    assert sum(kept.values()) == 12 and set(kept) == set(kinds) and max(kept.values()) - min(kept.values()) <= 1
 
 
 def test_an_answer_right_under_one_comparison_mode_only_is_no_equivalent(toy_db, executor, monkeypatch):
@@ -475,6 +526,15 @@ def test_label_steps_equivalents_add_right_mutants_to_the_same_gold_and_mutant_r
     assert f"equivalent {len(right)}" in capsys.readouterr().out
 
 
+def test_label_steps_plants_only_the_mutation_kinds_asked_for(tmp_path, capsys):
+    args = ["label-steps", "--sample", "--limit", "60", "--mutation-kinds", "order, limit,count", "--output", str(tmp_path / "labels")]
+    assert main(args) == 0
+    rows = [row for split in load_from_disk(tmp_path / "labels").values() for row in split]
+    kinds = {row["mutation"].split("@")[0] for row in rows if row["source"] == "mutation"}
+    assert kinds == {"order", "limit", "count"}
+    assert "--mutation-kinds 'order, limit,count'" in (tmp_path / "labels" / "README.md").read_text()
+
+
 def test_label_steps_with_a_policy_reports_samples_and_rollouts(tmp_path, capsys):
     from trl_processsql.tiny import save_tiny_checkpoint
 
@@ -496,7 +556,10 @@ def test_label_steps_with_a_policy_reports_samples_and_rollouts(tmp_path, capsys
         (["--sample", "--policy", "m"], "--policy is used by the execution and rollouts sources"),
         (["--sample", "--balance-sizes"], "--mixed-only filter the policy's samples: add execution or rollouts"),
         (["--sample", "--mixed-only"], "--mixed-only filter the policy's samples: add execution or rollouts"),
-        (["--sample", "--sources", "execution", "--policy", "m", "--equivalents"], "--equivalents keeps mutants whose answer is right: add mutations"),
+        (["--sample", "--sources", "execution", "--policy", "m", "--equivalents"], "--mutation-kinds shape the mutations source: add mutations"),
+        (["--sample", "--sources", "execution", "--policy", "m", "--mutation-kinds", "order"], "shape the mutations source: add mutations"),
+        (["--sample", "--mutation-kinds", "order,typo"], "unknown kind in --mutation-kinds 'order,typo': choose from column, "),
+        (["--sample", "--mutation-kinds", ","], "unknown kind in --mutation-kinds ','"),
         (["--sample", "--sources", "execution", "--policy", "no/such/model"], "cannot load the policy from no/such/model"),
         (["--sample", "--num-rollouts", "0"], "--num-rollouts must be at least 1"),
         (["--sample", "--limit", "0"], "--limit must be at least 1"),

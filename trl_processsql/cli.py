@@ -391,6 +391,12 @@ def _add_label_steps(subparsers):
     )
     labels.add_argument("--mutants-per-question", type=int, default=1, help="mutants kept per gold chain (default: %(default)s)")
     labels.add_argument(
+        "--mutation-kinds",
+        metavar="KINDS",
+        help="comma-separated kinds of error the mutations source plants (default: every kind; a wrong name lists "
+        "them): plant some and test a PRM on the others to see how it judges errors it never saw",
+    )
+    labels.add_argument(
         "--equivalents",
         action="store_true",
         help="with the mutations source, also keep one mutant per gold chain whose answer equals the gold's, labelled right: "
@@ -465,6 +471,7 @@ def _label_steps_command(args) -> str:
     words += ["--sources", args.sources, "--seed", str(args.seed)]
     if "mutations" in args.sources:
         words += ["--mutants-per-question", str(args.mutants_per_question)] + ["--equivalents"] * args.equivalents
+        words += ["--mutation-kinds", args.mutation_kinds] * bool(args.mutation_kinds)
     if args.policy:
         words += ["--policy", args.policy, "--samples-per-question", str(args.samples_per_question)]
         words += ["--temperature", str(args.temperature), "--max-new-tokens", str(args.max_new_tokens), "--mode", args.mode]
@@ -487,6 +494,7 @@ _RUN_SETTINGS = (
     "questions", "db_dir", "sample", "limit", "sources", "mutants_per_question", "seed", "mode", "policy",
     "samples_per_question", "num_rollouts", "temperature", "max_new_tokens", "hard_labels", "no_binary_search",
     "backend", "batch_size", "round_size", "running_only", "balance_sizes", "mixed_only", "equivalents",
+    "mutation_kinds",
 )  # what every shard of one label-steps run must share
 
 
@@ -495,7 +503,7 @@ def _run_label_steps(args) -> int:
     from pathlib import Path
 
     from .data import QuestionFileError, load_questions
-    from .labeling import SOURCES
+    from .labeling import MUTATIONS, SOURCES
 
     source = _data_source(args)
     if isinstance(source, str):
@@ -511,8 +519,13 @@ def _run_label_steps(args) -> int:
         return _fail("--policy is used by the execution and rollouts sources: add one to --sources")
     if (args.running_only or args.balance_sizes or args.mixed_only) and not uses_policy:
         return _fail("--running-only, --balance-sizes and --mixed-only filter the policy's samples: add execution or rollouts to --sources")
-    if args.equivalents and "mutations" not in sources:
-        return _fail("--equivalents keeps mutants whose answer is right: add mutations to --sources")
+    if (args.equivalents or args.mutation_kinds) and "mutations" not in sources:
+        return _fail("--equivalents and --mutation-kinds shape the mutations source: add mutations to --sources")
+    kinds = MUTATIONS
+    if args.mutation_kinds:
+        kinds = tuple(name.strip() for name in args.mutation_kinds.split(",") if name.strip())
+        if not kinds or not set(kinds) <= set(MUTATIONS):
+            return _fail(f"unknown kind in --mutation-kinds {args.mutation_kinds!r}: choose from {', '.join(MUTATIONS)}")
     checked = _dataset_output(args)
     if isinstance(checked, str):
         return _fail(checked)
@@ -581,6 +594,7 @@ def _run_label_steps(args) -> int:
             labeler=labeler,
             samples_per_question=args.samples_per_question,
             mutants_per_question=args.mutants_per_question,
+            mutation_kinds=kinds,
             equivalents=args.equivalents,
             running_only=args.running_only,
             balance_sizes=args.balance_sizes,

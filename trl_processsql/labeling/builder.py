@@ -130,6 +130,11 @@ def answer_matches(rows, gold_rows, gold_sql: str) -> list[bool]:
     return [match(rows, gold_rows, order) for match in COMPARISON_MODES.values()]
 
 
+def _kind(mutation: str) -> str:
+    """``"column"`` of ``"column@2"``: the kind of a mutation as rows record it."""
+    return mutation.split("@", 1)[0]
+
+
 def mutation_rows(
     chains: Sequence[GoldChain],
     executor: SQLExecutor,
@@ -148,7 +153,9 @@ def mutation_rows(
     change the answer, those whose result is larger than the gold's when the kept mutants so far
     are mostly smaller, and the other way round: many mutations (changed literals, added filters)
     shrink a result, and a PRM trained on them learns that a big result looks right instead of
-    what the question asks. With ``equivalents`` each such question also keeps one mutant whose
+    what the question asks. Among those, the kind kept least so far goes first, so that kinds which
+    fit few queries (a swapped ``INTERSECT``) are not drowned by those that fit most (a changed
+    column). With ``equivalents`` each such question also keeps one mutant whose
     answer equals the gold's under every comparison mode, of the kind kept least so far, labelled
     right (source ``equivalent``): execution, not the edit, decides what is wrong, and a PRM that
     meets an edit only where it breaks the answer learns to distrust the edit itself (an added
@@ -183,22 +190,24 @@ def mutation_rows(
         wrong.setdefault(i, []).append((mutation, mutant, views))
     kept: dict[int, list[dict]] = {}
     larger = Counter()  # kept mutants whose result is larger than the gold's (True) or not (False)
+    planted = Counter()  # kinds of the wrong mutants kept
     used = Counter()  # kinds of the equivalents kept
     for i, found in sorted(wrong.items()):
         gold_size = len(gold_views[i][-1].result.rows)
         for _ in range(min(mutants_per_question, len(found))):
             grows = [views[-1].result.ok and len(views[-1].result.rows) > gold_size for _, _, views in found]
             wanted = larger[False] > larger[True]
-            pick = grows.index(wanted) if balance_sizes and wanted in grows else 0
+            options = [j for j, g in enumerate(grows) if g == wanted] if balance_sizes else []
+            pick = min(options or range(len(found)), key=lambda j: planted[_kind(found[j][0])])
             mutation, mutant, views = found.pop(pick)
             larger[grows[pick]] += 1
+            planted[_kind(mutation)] += 1
             k = int(mutation.rsplit("@", 1)[1]) - 1
-            planted = [1.0] * k + [0.0] * (len(views) - k)
-            labels = [min(a, b) for a, b in zip(planted, execution_labels(views))]
+            labels = [min(a, b) for a, b in zip([1.0] * k + [0.0] * (len(views) - k), execution_labels(views))]
             kept.setdefault(i, []).append(_row(chains[i], mutant, views, labels, "mutation", mutation))
         if equivalents and i in same:  # of the kind kept least so far: some edits (DISTINCT) rarely change an answer
-            mutation, mutant, views = min(same[i], key=lambda option: used[option[0].split("@")[0]])
-            used[mutation.split("@")[0]] += 1
+            mutation, mutant, views = min(same[i], key=lambda option: used[_kind(option[0])])
+            used[_kind(mutation)] += 1
             kept[i].append(_row(chains[i], mutant, views, execution_labels(views, True), "equivalent", mutation))
     rows = []
     for i in sorted(kept):
@@ -287,6 +296,7 @@ def label_steps(
     labeler=None,
     samples_per_question: int = 1,
     mutants_per_question: int = 1,
+    mutation_kinds: Sequence[str] = MUTATIONS,
     equivalents: bool = False,
     running_only: bool = False,
     balance_sizes: bool = False,
@@ -302,7 +312,8 @@ def label_steps(
     Every source starts from the questions whose gold SQL converts to a verified CoCTE
     (:func:`gold_chains`): a gold that does not run would make every rollout a miss. The policy
     sources need ``labeler`` (a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`);
-    ``equivalents`` adds right mutants to the mutations source (:func:`mutation_rows`);
+    ``mutation_kinds`` are the errors the mutations source plants and ``equivalents`` adds right
+    mutants to it (:func:`mutation_rows`);
     ``running_only``, ``balance_sizes`` and ``mixed_only`` filter their samples (:func:`policy_rows`).
     Questions go in rounds of ``round_size``, so that progress shows on large files; each round
     reseeds the labeler from ``seed`` and its first question, so its rows depend on nothing outside
@@ -328,7 +339,14 @@ def label_steps(
             chains, chunk_skipped = gold_chains(chunk, db_dir, executor)
             skipped.update(chunk_skipped)
             if "mutations" in sources:
-                found = mutation_rows(chains, executor, mutants_per_question=mutants_per_question, equivalents=equivalents, seed=seed)
+                found = mutation_rows(
+                    chains,
+                    executor,
+                    mutants_per_question=mutants_per_question,
+                    kinds=mutation_kinds,
+                    equivalents=equivalents,
+                    seed=seed,
+                )
                 skipped["no mutant changes the answer"] += len(chains) - sum(row["source"] == "gold" for row in found)
                 rows.extend(found)
             if policy:

@@ -22,13 +22,16 @@ __all__ = ["MUTATIONS", "mutate_step"]
 
 MUTATIONS = (
     "column", "comparison", "literal", "aggregate", "join_key", "drop_filter", "add_filter", "table",
-    "connector", "distinct", "order", "limit",
+    "connector", "distinct", "order", "limit", "negation", "count", "group_by", "sort_key", "projection",
+    "join_type", "set_operation",
 )
 """The kinds of error :func:`mutate_step` can plant, one per call."""
 
 _CTE_BODY = re.compile(r"^(.*?\bAS\s*(?:NOT\s+)?(?:MATERIALIZED\s*)?\()(.*)(\)\s*,?\s*)$", re.IGNORECASE | re.DOTALL)
 _WRONG_COMPARISON = {exp.EQ: exp.NEQ, exp.NEQ: exp.EQ, exp.GT: exp.LT, exp.LT: exp.GT, exp.GTE: exp.LTE, exp.LTE: exp.GTE}
 _WRONG_AGGREGATE = {exp.Max: exp.Min, exp.Min: exp.Max, exp.Avg: exp.Sum, exp.Sum: exp.Avg}
+_NEGATABLE = (exp.In, exp.Like, exp.Exists, exp.Between, exp.Is)
+_SET_OPERATIONS = (exp.Union, exp.Intersect, exp.Except)
 
 
 def _split_step(text: str, is_cte: bool) -> tuple[str, str, str] | None:
@@ -66,6 +69,14 @@ class _Mutator:
             return False
         column.set("this", exp.to_identifier(self.rng.choice(choices)))
         return True
+
+    def _column_in_scope(self) -> exp.Column | None:
+        """A column of a table the query reads, qualified where it reads several."""
+        tables = [(alias, table) for alias, table in sorted(self.aliases.items()) if self.columns[table]]
+        if not tables:
+            return None
+        alias, table = self.rng.choice(tables)
+        return exp.column(self.rng.choice(self.columns[table]), table=alias if len(self.aliases) > 1 else None)
 
     def column(self) -> bool:
         columns = [c for c in self.tree.find_all(exp.Column) if not c.find_ancestor(exp.Join)]
@@ -168,6 +179,82 @@ class _Mutator:
         node.pop()
         return True
 
+    def negation(self) -> bool:
+        """A filter turned into its opposite: ``NOT IN`` for ``IN``, ``LIKE`` for ``NOT LIKE``, and so on."""
+        node = self._pick(
+            n for n in self.tree.find_all(exp.Not, *_NEGATABLE)
+            if n.find_ancestor(exp.Where, exp.Having) and not isinstance(n.parent, exp.Not)
+        )
+        if node is None:
+            return False
+        node.replace(node.this.copy() if isinstance(node, exp.Not) else exp.Not(this=node.copy()))
+        return True
+
+    def count(self) -> bool:
+        """``COUNT(DISTINCT x)`` for ``COUNT(x)`` or ``COUNT(*)``, or back: rows counted where the question counts things."""
+        node = self._pick(self.tree.find_all(exp.Count))
+        if node is None:
+            return False
+        inner = node.this
+        if isinstance(inner, exp.Distinct):
+            if len(inner.expressions) != 1:
+                return False
+            node.set("this", inner.expressions[0].copy())
+            return True
+        if isinstance(inner, exp.Star):
+            inner = self._column_in_scope()
+            if inner is None:
+                return False
+        node.set("this", exp.Distinct(expressions=[inner.copy()]))
+        return True
+
+    def group_by(self) -> bool:
+        """A grouping key replaced by another column of its table: one group per name where the question wants one per id."""
+        keys = [c for group in self.tree.find_all(exp.Group) for c in group.find_all(exp.Column)]
+        return bool(keys) and self._other_column(self.rng.choice(keys))
+
+    def sort_key(self) -> bool:
+        """Sorted by another column of the same table: the first rows by the wrong measure."""
+        keys = [c for ordered in self.tree.find_all(exp.Ordered) for c in ordered.find_all(exp.Column)]
+        return bool(keys) and self._other_column(self.rng.choice(keys))
+
+    def projection(self) -> bool:
+        """A selected column dropped, or one the question did not ask for added."""
+        select = self.tree if isinstance(self.tree, exp.Select) else self.tree.find(exp.Select)
+        if select is None:
+            return False
+        if len(select.expressions) > 1 and self.rng.random() < 0.5:
+            self.rng.choice(select.expressions).pop()
+            return True
+        extra = self._column_in_scope()
+        if extra is None:
+            return False
+        select.select(extra, copy=False)
+        return True
+
+    def join_type(self) -> bool:
+        """An inner join made ``LEFT`` or the reverse: rows without a match kept where they should go, or lost."""
+        node = self._pick(j for j in self.tree.find_all(exp.Join) if j.args.get("on"))
+        if node is None:
+            return False
+        node.set("side", None if node.side else "LEFT")
+        node.set("kind", None)
+        return True
+
+    def set_operation(self) -> bool:
+        """``UNION``, ``INTERSECT`` and ``EXCEPT`` swapped: both branches right, combined the wrong way."""
+        node = self._pick(self.tree.find_all(*_SET_OPERATIONS))
+        if node is None:
+            return False
+        other = self.rng.choice([k for k in _SET_OPERATIONS if not isinstance(node, k)])
+        swapped = other(**node.copy().args)
+        swapped.set("distinct", True)  # SQLite has no INTERSECT ALL or EXCEPT ALL
+        if node is self.tree:
+            self.tree = swapped
+        else:
+            node.replace(swapped)
+        return True
+
     def table(self) -> bool:
         node = self._pick(t for t in self.tree.find_all(exp.Table) if t.name.lower() in self.columns)
         others = [t for t in self.columns if node is not None and t != node.name.lower()]
@@ -197,9 +284,10 @@ def mutate_step(cocte: CoCTE, index: int, kind: str, schema: DatabaseSchema, rng
     except (sqlglot.errors.SqlglotError, RecursionError):
         return None
     before = tree.sql(dialect="sqlite")
-    if not getattr(_Mutator(tree, schema, rng), kind)():
+    mutator = _Mutator(tree, schema, rng)
+    if not getattr(mutator, kind)():
         return None
-    after = tree.sql(dialect="sqlite")
+    after = mutator.tree.sql(dialect="sqlite")
     if after == before:
         return None
     indent = query[: len(query) - len(query.lstrip())]
