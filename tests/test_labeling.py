@@ -259,7 +259,7 @@ def test_kept_mutants_are_balanced_between_larger_and_smaller_results(sample_cha
 
     balanced = larger_share(mutation_rows(sample_chains, executor, seed=3))
     plain = larger_share(mutation_rows(sample_chains, executor, seed=3, balance_sizes=False))
-    assert plain < 0.15 and balanced > 0.3  # most mutations shrink a result; balancing seeks out the ones that grow it
+    assert plain < 0.25 and balanced > 0.35  # most mutations shrink a result; balancing seeks out the ones that grow it
 
 
 def test_equivalents_answer_as_the_gold_does_one_per_question_of_several_kinds(sample_chains, executor):
