@@ -191,7 +191,7 @@ class _Mutator:
         return True
 
     def count(self) -> bool:
-        """``COUNT(DISTINCT x)`` for ``COUNT(x)`` or ``COUNT(*)``, or back: rows counted where the question counts things."""
+        """``COUNT(DISTINCT x)`` for ``COUNT(x)`` or ``COUNT(*)``, or back: rows counted, not things."""
         node = self._pick(self.tree.find_all(exp.Count))
         if node is None:
             return False
@@ -209,7 +209,7 @@ class _Mutator:
         return True
 
     def group_by(self) -> bool:
-        """A grouping key replaced by another column of its table: one group per name where the question wants one per id."""
+        """A grouping key replaced by another column of its table: one group per name, not per id."""
         keys = [c for group in self.tree.find_all(exp.Group) for c in group.find_all(exp.Column)]
         return bool(keys) and self._other_column(self.rng.choice(keys))
 
