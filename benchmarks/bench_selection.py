@@ -17,7 +17,9 @@ fixed seed; a pick is right when its result matches the gold's. Pools:
 1. Spider dev (databases the PRM never saw): gold + up to ``--mutants`` planted mutants of any kind;
    every selection strategy against random choice, random among those that run, and majority vote.
 2. Left-out kinds: two more PRMs, each trained with half of the mutation kinds left out, judge
-   Spider dev pools of the kinds they never saw (gold + mutants of one kind).
+   Spider dev pools of the kinds they never saw (gold + mutants of one kind). Each is trained with
+   ``--fold-seeds`` seeds on the same labels, and its figure is their mean: one seed alone moves a
+   held-out set by several points.
 3. The policy's own samples (8 per question), where some are right and some wrong and run: its
    real mistakes, on the held-out Spider train questions and on ``--check-questions`` training
    questions the PRM's labels never came from (the policy trained on them, the PRM did not).
@@ -26,7 +28,9 @@ Baselines: random choice, random among the candidates that run (execution filter
 majority vote. The headline is the PRM against random-among-running on each left-out kind,
 and on the policy's own errors. Beside each left-out kind: how often the PRM scores a wrong
 candidate above the gold, split by whether the wrong result has more rows than the gold's, as
-many, or fewer (a PRM that judges by the size of a result fails one way round).
+many, or fewer (a PRM that judges by the size of a result fails one way round). Beside the policy's own samples,
+which repeat answers: the same pools with each distinct result once (a random pick among them, and how often the PRM
+scores a right result above a wrong one), and PRM-weighted vote against majority vote.
 
     python benchmarks/bench_selection.py [--save-prm DIR] [--prm-questions 800] [--epochs 2]
     python benchmarks/bench_selection.py --prm DIR     # judge with a saved PRM: parts 1 and 3 only
@@ -141,6 +145,26 @@ def picked(pools: list[Pool], found: list[list], pick) -> float:
     return sum(pool.right[pick(cands)] for pool, cands in zip(pools, found)) / len(pools)
 
 
+def random_answer(pools: list[Pool], found: list[list]) -> float:
+    """A random pick among the distinct results that run, each once. Where the policy repeats its answers, a random
+    pick among candidates follows its vote; best-of-N, which keeps one candidate however many agree, faces this."""
+    total = 0.0
+    for pool, cands in zip(pools, found):
+        groups = result_groups(cands)
+        total += sum(pool.right[g[0]] for g in groups) / len(groups) if groups else 0.0
+    return total / len(pools)
+
+
+def answer_pairs(pools: list[Pool], found: list[list]) -> tuple[int, float]:
+    """Pairs of a right and a wrong result of one pool: how many, and the share where the right result's best
+    candidate scores (min) above the wrong one's, ties counting half: the PRM's judgement with repeats set aside."""
+    shares = []
+    for pool, cands in zip(pools, found):
+        best = [(pool.right[g[0]], max(trajectory_score(cands[i]) for i in g)) for g in result_groups(cands)]
+        shares += [float(r > w) + 0.5 * (r == w) for right, r in best if right for wrong, w in best if not wrong]
+    return len(shares), float(np.mean(shares)) if shares else float("nan")
+
+
 def prefers_wrong(pools: list[Pool], found: list[list]) -> dict[str, tuple[int, float]]:
     """Pairs of a pool's gold and a wrong candidate that runs: how many, and the share where the PRM (min)
     scores the wrong one higher (ties count half), by the wrong result's size against the gold's."""
@@ -156,11 +180,9 @@ def prefers_wrong(pools: list[Pool], found: list[list]) -> dict[str, tuple[int, 
     return {size: (len(v), float(np.mean(v)) if v else float("nan")) for size, v in shares.items()}
 
 
-def train_prm(chains, labeler_rows: list[dict], executor, tokenizer, policy_dir, kinds, args, db_dir, output_dir=None):
+def prm_rows(chains, labeler_rows: list[dict], executor, kinds, args, db_dir) -> list[dict]:
     rows = mutation_rows(chains, executor, kinds=kinds, seed=args.seed, equivalents=True) + labeler_rows
-    rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
-    prm, seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, output_dir=output_dir, seed=args.seed)
-    return prm, seconds, len(rows)
+    return with_both_prompt_styles(rows, db_dir, seed=args.seed)
 
 
 def main() -> None:
@@ -176,6 +198,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--mutants", type=int, default=3, help="wrong candidates per dev pool, at most")
     parser.add_argument("--skip-folds", action="store_true", help="do not train the two left-out-kind PRMs")
+    parser.add_argument("--fold-seeds", type=int, default=2,
+                        help="training seeds of each left-out-kind PRM (same labels): one seed alone moves a held-out set by several points")
     parser.add_argument("--prm", metavar="DIR", help="judge with this saved PRM (e.g. an earlier --save-prm) instead of training one; "
                         "implies --skip-folds")
     parser.add_argument("--seed", type=int, default=0)
@@ -206,7 +230,9 @@ def main() -> None:
             own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
             own_rows = own_sample_rows(chains, own_chains, labeler, args.seed)
             labelling = time.perf_counter() - start
-            prm, training, n_rows = train_prm(chains, own_rows, executor, tokenizer, policy_dir, MUTATIONS, args, db_dir, args.save_prm)
+            rows = prm_rows(chains, own_rows, executor, MUTATIONS, args, db_dir)
+            prm, training = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, output_dir=args.save_prm, seed=args.seed)
+            n_rows = len(rows)
             trained = (f"from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {n_rows} trajectories "
                        f"(policy samples on {len(chains)} Spider train questions with rollouts and on {len(own_chains)} more by their "
                        f"answer, gold chains, mutants of every kind); labelling {labelling / 60:.1f} min, training {training / 60:.1f} min")
@@ -227,10 +253,14 @@ def main() -> None:
         folds = []
         if not (args.skip_folds or args.prm):
             for kept, left_out in zip(FOLDS, FOLDS[::-1]):
-                fold_prm, _, _ = train_prm(chains, own_rows, executor, tokenizer, policy_dir, kept, args, db_dir)
+                rows = prm_rows(chains, own_rows, executor, kept, args, db_dir)
                 fold_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, kinds=left_out, seed=args.seed + 2)
                 fold_pools = mutant_pools(fold_rows, db_dir, args.seed)
-                folds.append((left_out, fold_pools, score(fold_pools, fold_prm, executor)))
+                founds = []
+                for k in range(args.fold_seeds):  # the same labels; only the training seed changes
+                    fold_prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, seed=args.seed + k)
+                    founds.append(score(fold_pools, fold_prm, executor))
+                folds.append((left_out, fold_pools, founds))
 
     # -- 1. planted kinds on dev: every strategy --------------------------------------------------
     sizes = [len(p.sqls) for p in pools]
@@ -251,38 +281,52 @@ def main() -> None:
 
     # -- 2-4. errors the PRM never saw ------------------------------------------------------------
     print("\nErrors the PRM was not trained on: PRM best-of-N (min) against a random pick among the candidates that run")
-    print(f"   {'pools':<44}{'n':>5}{'PRM':>8}{'random':>8}   PRM prefers a wrong candidate with more rows / as many / fewer")
+    seeds = f"mean of {args.fold_seeds} training seeds, " if args.fold_seeds > 1 and folds else ""
+    print(f"   (left-out kinds: {seeds}how many seeds beat random; PRM prefers a wrong candidate with more rows / as many / fewer)")
+    print(f"   {'pools':<44}{'n':>5}{'PRM':>8}{'random':>8}")
     headline = []
 
-    def line(name: str, pools_: list[Pool], found_: list[list], sizes: bool = True) -> tuple[float, float] | None:
+    def line(name: str, pools_: list[Pool], founds: list[list[list]], sizes: bool = True) -> tuple[float, float] | None:
+        """One set of pools scored by one PRM or several (seeds): the mean pick against random among running."""
         if not pools_:
             print(f"   {name:<44}{0:>5}")
             return None
-        prm_value, baseline = picked(pools_, found_, best_of_n), random_running(pools_, found_)
+        values, baseline = [picked(pools_, f, best_of_n) for f in founds], random_running(pools_, founds[0])
+        prm_value = float(np.mean(values))
         headline.append((name, prm_value, baseline))
-        shares = " / ".join(f"{share:.0%} of {n}" if n else "-" for n, share in prefers_wrong(pools_, found_).values()) if sizes else ""
-        print(f"   {name:<44}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}   {shares}")
+        above = f"{sum(v > baseline for v in values)} of {len(values)}   " if len(values) > 1 else ""
+        if sizes:
+            split = [prefers_wrong(pools_, f) for f in founds]
+            shares = " / ".join(f"{np.mean([s[size][1] for s in split]):.0%} of {n}" if n else "-" for size, (n, _) in split[0].items())
+        print(f"   {name:<44}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}   {above}{shares if sizes else ''}")
         return prm_value, baseline
 
-    def of_kind(pools_: list[Pool], found_: list[list], kind: str) -> tuple[list[Pool], list[list]]:
-        """Each pool that has candidates of ``kind``, restricted to them and the gold."""
-        sub, sub_found = [], []
-        for pool, cands in zip(pools_, found_):
-            if kind in pool.kinds:
-                keep = pool.positions(kind)
-                sub.append(Pool(pool.prompt, pool.db_path, *([column[i] for i in keep] for column in (pool.sqls, pool.right, pool.kinds))))
-                sub_found.append([cands[i] for i in keep])
-        return sub, sub_found
+    def of_kind(pools_: list[Pool], founds: list[list[list]], kind: str) -> tuple[list[Pool], list[list[list]]]:
+        """Each pool that has candidates of ``kind``, restricted to them and the gold (under each PRM's scores)."""
+        holding = [k for k, pool in enumerate(pools_) if kind in pool.kinds]
+        keeps = {k: pools_[k].positions(kind) for k in holding}
+        sub = [Pool(pools_[k].prompt, pools_[k].db_path, *([column[i] for i in keeps[k]] for column in (pools_[k].sqls, pools_[k].right, pools_[k].kinds)))
+               for k in holding]
+        return sub, [[[found[k][i] for i in keeps[k]] for k in holding] for found in founds]
 
-    for left_out, fold_pools, fold_found in folds:
+    for left_out, fold_pools, fold_founds in folds:
         print(f"   2. a PRM trained without {', '.join(left_out)}; Spider dev pools of each:")
         for kind in left_out:
-            line(f"   left-out kind '{kind}'", *of_kind(fold_pools, fold_found, kind))
+            line(f"   left-out kind '{kind}'", *of_kind(fold_pools, fold_founds, kind))
     print("   3. the policy's own samples, 8 per question, where some run and are right and some run and are wrong:")
     own_lines = [
-        line("   held-out Spider train questions", own, own_found, sizes=False),
-        line(f"   {len(check_chains)} training questions the PRM never saw", check, check_found, sizes=False),
+        line("   held-out Spider train questions", own, [own_found], sizes=False),
+        line(f"   {len(check_chains)} training questions the PRM never saw", check, [check_found], sizes=False),
     ]
+    print("      the same pools, each distinct result once (the policy repeats its answers; best-of-N keeps one candidate "
+          "however many agree):")
+    print(f"      {'':<44}{'random':>8}   right result scored above a wrong one   PRM vote / majority vote")
+    for name, pools_, found_ in (("held-out Spider train questions", own, own_found), ("training questions the PRM never saw", check, check_found)):
+        if pools_:
+            n_pairs, share = answer_pairs(pools_, found_)
+            pairs = f"{share:.1%} of {n_pairs} pairs"
+            print(f"      {name:<44}{random_answer(pools_, found_):>8.1%}   {pairs:<39}"
+                  f"{picked(pools_, found_, prm_vote):.1%} / {picked(pools_, found_, majority_vote):.1%}")
     where = ("held-out questions", "training questions the PRM never saw")
     own_words = " and ".join(f"{r[0]:.1%} against {r[1]:.1%} ({w})" for r, w in zip(own_lines, where) if r) or "no pools"
 

@@ -13,3 +13,33 @@ def test_the_two_folds_split_every_mutation_kind_between_them():
 
     first, second = map(set, FOLDS)
     assert not first & second and first | second == set(MUTATIONS)
+
+
+def _pool(right, scores, results):
+    from bench_selection import Pool
+
+    from trl_processsql.inference import Candidate
+
+    pool = Pool("q", "db", [f"s{i}" for i in range(len(right))], list(right), ["policy"] * len(right))
+    found = [Candidate(f"s{i}", rows=((r,),), prm_scores=[s]) if r is not None else Candidate(f"s{i}", "error", prm_scores=[s])
+             for i, (s, r) in enumerate(zip(scores, results))]
+    return pool, found
+
+
+def test_random_answer_counts_each_distinct_result_once():
+    from bench_selection import random_answer, random_running
+
+    # three candidates agree on the right result, one is wrong, one fails: candidates 3 of 4, results 1 of 2
+    pool, found = _pool([True, True, True, False, False], [0.5] * 5, [1, 1, 1, 2, None])
+    assert random_running([pool], [found]) == 0.75
+    assert random_answer([pool], [found]) == 0.5
+
+
+def test_answer_pairs_compare_the_best_scored_candidate_of_each_result():
+    from bench_selection import answer_pairs
+
+    # right result: best 0.6; wrong results: 0.7 (above it) and 0.2 (below); a failing candidate is no result
+    pool, found = _pool([True, True, False, False, False], [0.6, 0.1, 0.7, 0.2, 0.9], [1, 1, 2, 3, None])
+    assert answer_pairs([pool], [found]) == (2, 0.5)
+    tied, tied_found = _pool([True, False], [0.4, 0.4], [1, 2])
+    assert answer_pairs([tied], [tied_found]) == (1, 0.5)
