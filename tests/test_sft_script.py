@@ -86,6 +86,7 @@ def test_recipe_has_no_unknown_key_for_its_script(recipe, monkeypatch):
 
     monkeypatch.setattr(TrlParser, "parse_args_and_config", parse_strictly)
     monkeypatch.setattr(sys, "argv", [module])
+    monkeypatch.delitem(sys.modules, module, raising=False)  # run afresh as __main__, as `python -m` does
     with pytest.raises(_Parsed) as parsed:
         runpy.run_module(module, run_name="__main__")
     values = yaml.safe_load(recipe.read_text())
