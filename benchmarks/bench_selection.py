@@ -204,6 +204,8 @@ def main() -> None:
                         "implies --skip-folds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.fold_seeds < 1:
+        parser.error(f"--fold-seeds must be at least 1, got {args.fold_seeds}")
     spider_dir = require_spider(args.spider_dir)
     db_dir = spider_dir / "database"
     import datasets
