@@ -283,8 +283,8 @@ def main() -> None:
 
     # -- 2-4. errors the PRM never saw ------------------------------------------------------------
     print("\nErrors the PRM was not trained on: PRM best-of-N (min) against a random pick among the candidates that run")
-    seeds = f"mean of {args.fold_seeds} training seeds, " if args.fold_seeds > 1 and folds else ""
-    print(f"   (left-out kinds: {seeds}how many seeds beat random; PRM prefers a wrong candidate with more rows / as many / fewer)")
+    seeds = f"mean of {args.fold_seeds} training seeds, how many beat random; " if args.fold_seeds > 1 and folds else ""
+    print(f"   (left-out kinds: {seeds}PRM prefers a wrong candidate with more rows / as many / fewer)")
     print(f"   {'pools':<44}{'n':>5}{'PRM':>8}{'random':>8}")
     headline = []
 
