@@ -8,8 +8,11 @@ that run, with as many wrong answers larger than the gold's as not, where a righ
 one remain), mixed with gold chains, planted mutants of every kind, and mutants whose answer
 stays the gold's, labelled right (the fold PRMs below plant only their own kinds, either way);
 half of its rows show the full prompt (schema and question), half the compact one, so it judges
-either. ``--save-prm DIR`` writes it; ``ProcessRewardModel.from_pretrained(DIR)`` then scores
-exactly as here.
+either. It is an ensemble of ``--prm-members`` PRMs trained on the same labels with consecutive
+seeds, judging by the mean of their step scores: one seed alone moves a held-out set by several
+points, and the mean is steadier; each member is also reported alone, so the run shows what the
+ensemble buys. ``--save-prm DIR`` writes it; ``ProcessRewardModel.from_pretrained(DIR)`` then
+scores exactly as here.
 
 Every pool is a question's verified gold chain of CTEs and wrong candidates, shuffled with a
 fixed seed; a pick is right when its result matches the gold's. Pools:
@@ -17,9 +20,8 @@ fixed seed; a pick is right when its result matches the gold's. Pools:
 1. Spider dev (databases the PRM never saw): gold + up to ``--mutants`` planted mutants of any kind;
    every selection strategy against random choice, random among those that run, and majority vote.
 2. Left-out kinds: two more PRMs, each trained with half of the mutation kinds left out, judge
-   Spider dev pools of the kinds they never saw (gold + mutants of one kind). Each is trained with
-   ``--fold-seeds`` seeds on the same labels, and its figure is their mean: one seed alone moves a
-   held-out set by several points.
+   Spider dev pools of the kinds they never saw (gold + mutants of one kind), each an ensemble of
+   ``--prm-members`` as the main PRM.
 3. The policy's own samples (8 per question), where some are right and some wrong and run: its
    real mistakes, on the held-out Spider train questions and on ``--check-questions`` training
    questions the PRM's labels never came from (the policy trained on them, the PRM did not).
@@ -52,7 +54,7 @@ from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, trai
 from trl_processsql.data import database_path, load_questions
 from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates, trajectory_score
 from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows
-from trl_processsql.prm import AGGREGATIONS, ProcessRewardModel
+from trl_processsql.prm import AGGREGATIONS, ProcessRewardModel, StepScoreEnsemble
 from trl_processsql.sql import SQLExecutor, results_match
 
 FOLDS = (
@@ -180,6 +182,14 @@ def prefers_wrong(pools: list[Pool], found: list[list]) -> dict[str, tuple[int, 
     return {size: (len(v), float(np.mean(v)) if v else float("nan")) for size, v in shares.items()}
 
 
+def members_alone(prm: ProcessRewardModel) -> list[ProcessRewardModel]:
+    """Each member of an ensemble PRM as a PRM of its own (none for a single PRM)."""
+    if not isinstance(prm.model, StepScoreEnsemble):
+        return []
+    return [ProcessRewardModel(m, prm.tokenizer, max_length=prm.max_length, max_prompt_length=prm.max_prompt_length)
+            for m in prm.model.members]
+
+
 def prm_rows(chains, labeler_rows: list[dict], executor, kinds, args, db_dir) -> list[dict]:
     rows = mutation_rows(chains, executor, kinds=kinds, seed=args.seed, equivalents=True) + labeler_rows
     return with_both_prompt_styles(rows, db_dir, seed=args.seed)
@@ -198,14 +208,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--mutants", type=int, default=3, help="wrong candidates per dev pool, at most")
     parser.add_argument("--skip-folds", action="store_true", help="do not train the two left-out-kind PRMs")
-    parser.add_argument("--fold-seeds", type=int, default=2,
-                        help="training seeds of each left-out-kind PRM (same labels): one seed alone moves a held-out set by several points")
+    parser.add_argument("--prm-members", type=int, default=2,
+                        help="PRMs trained on the same labels with seeds --seed, --seed + 1, ...; the mean of their step scores judges "
+                        "(1: a single PRM). Each PRM of the run, the left-out-kind ones too, is such an ensemble")
     parser.add_argument("--prm", metavar="DIR", help="judge with this saved PRM (e.g. an earlier --save-prm) instead of training one; "
                         "implies --skip-folds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.fold_seeds < 1:
-        parser.error(f"--fold-seeds must be at least 1, got {args.fold_seeds}")
+    if args.prm_members < 1:
+        parser.error(f"--prm-members must be at least 1, got {args.prm_members}")
     spider_dir = require_spider(args.spider_dir)
     db_dir = spider_dir / "database"
     import datasets
@@ -233,24 +244,30 @@ def main() -> None:
             own_rows = own_sample_rows(chains, own_chains, labeler, args.seed)
             labelling = time.perf_counter() - start
             rows = prm_rows(chains, own_rows, executor, MUTATIONS, args, db_dir)
-            prm, training = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, output_dir=args.save_prm, seed=args.seed)
+            prm, training = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, output_dir=args.save_prm, seed=args.seed,
+                                            members=args.prm_members)
             n_rows = len(rows)
-            trained = (f"from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {n_rows} trajectories "
+            ensemble = f"{args.prm_members} PRMs (seeds {args.seed}-{args.seed + args.prm_members - 1}) " if args.prm_members > 1 else ""
+            trained = (f"{ensemble}from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {n_rows} trajectories "
                        f"(policy samples on {len(chains)} Spider train questions with rollouts and on {len(own_chains)} more by their "
                        f"answer, gold chains, mutants of every kind); labelling {labelling / 60:.1f} min, training {training / 60:.1f} min")
         dev_chains, _ = gold_chains(dev, db_dir, executor)
         dev_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, seed=args.seed + 1)
         pools = mutant_pools(dev_rows, db_dir, args.seed)
         found = score(pools, prm, executor)
+        alone = members_alone(prm)
+        found_alone = [score(pools, m, executor) for m in alone]
         test_chains, _ = gold_chains(test, db_dir, executor, prompt_style="compact")
         own = policy_pools(test_chains, labeler, executor, 8, args.seed)
         own_found = score(own, prm, executor)
+        own_alone = [score(own, m, executor) for m in alone]
         used = {q["index"] for q in labelled + answered}
         unused = [q for q in train if q["index"] not in used]
         check_chains, _ = gold_chains(random.Random(args.seed + 3).sample(unused, min(args.check_questions, len(unused))), db_dir, executor,
                                       prompt_style="compact")
         check = policy_pools(check_chains, labeler, executor, 8, args.seed + 1)
         check_found = score(check, prm, executor)
+        check_alone = [score(check, m, executor) for m in alone]
 
         folds = []
         if not (args.skip_folds or args.prm):
@@ -258,11 +275,8 @@ def main() -> None:
                 rows = prm_rows(chains, own_rows, executor, kept, args, db_dir)
                 fold_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, kinds=left_out, seed=args.seed + 2)
                 fold_pools = mutant_pools(fold_rows, db_dir, args.seed)
-                founds = []
-                for k in range(args.fold_seeds):  # the same labels; only the training seed changes
-                    fold_prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, seed=args.seed + k)
-                    founds.append(score(fold_pools, fold_prm, executor))
-                folds.append((left_out, fold_pools, founds))
+                fold_prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, seed=args.seed, members=args.prm_members)
+                folds.append((left_out, fold_pools, [score(fold_pools, fold_prm, executor)] + [score(fold_pools, m, executor) for m in members_alone(fold_prm)]))
 
     # -- 1. planted kinds on dev: every strategy --------------------------------------------------
     sizes = [len(p.sqls) for p in pools]
@@ -277,30 +291,33 @@ def main() -> None:
         ("majority vote (execution result)", picked(pools, found, majority_vote)),
     ]
     table += [(f"PRM best-of-N, {a}", picked(pools, found, lambda c, a=a: best_of_n(c, aggregation=a))) for a in AGGREGATIONS]
+    if found_alone:
+        table.append((f"each of the {len(alone)} PRMs alone, min (mean)", float(np.mean([picked(pools, f, best_of_n) for f in found_alone]))))
     table += [(f"PRM-weighted vote, {a}", picked(pools, found, lambda c, a=a: prm_vote(c, aggregation=a))) for a in AGGREGATIONS]
     for name, value in table:
         print(f"   {name:<36}{value:>8.1%}")
 
     # -- 2-4. errors the PRM never saw ------------------------------------------------------------
     print("\nErrors the PRM was not trained on: PRM best-of-N (min) against a random pick among the candidates that run")
-    seeds = f"mean of {args.fold_seeds} training seeds, how many beat random; " if args.fold_seeds > 1 and folds else ""
-    print(f"   (left-out kinds: {seeds}PRM prefers a wrong candidate with more rows / as many / fewer)")
+    members = f"each of its {args.prm_members} PRMs alone: their mean, how many beat random; " if args.prm_members > 1 else ""
+    print(f"   ({members}left-out kinds: PRM prefers a wrong candidate with more rows / as many / fewer)")
     print(f"   {'pools':<44}{'n':>5}{'PRM':>8}{'random':>8}")
     headline = []
 
     def line(name: str, pools_: list[Pool], founds: list[list[list]], sizes: bool = True) -> tuple[float, float] | None:
-        """One set of pools scored by one PRM or several (seeds): the mean pick against random among running."""
+        """One set of pools scored by the PRM (``founds[0]``) and by each of its members alone (the rest): the
+        PRM's pick against random among running."""
         if not pools_:
             print(f"   {name:<44}{0:>5}")
             return None
-        values, baseline = [picked(pools_, f, best_of_n) for f in founds], random_running(pools_, founds[0])
-        prm_value = float(np.mean(values))
-        headline.append((name, prm_value, baseline))
-        above = f"{sum(v > baseline for v in values)} of {len(values)}   " if len(values) > 1 else ""
+        prm_value, baseline = picked(pools_, founds[0], best_of_n), random_running(pools_, founds[0])
+        alone = [picked(pools_, f, best_of_n) for f in founds[1:]]
+        headline.append((prm_value, baseline, alone))
+        alone = f"{np.mean(alone):>8.1%} {sum(v > baseline for v in alone)} of {len(alone)}   " if alone else "   "
         if sizes:
-            split = [prefers_wrong(pools_, f) for f in founds]
-            shares = " / ".join(f"{np.mean([s[size][1] for s in split]):.0%} of {n}" if n else "-" for size, (n, _) in split[0].items())
-        print(f"   {name:<44}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}   {above}{shares if sizes else ''}")
+            split = prefers_wrong(pools_, founds[0])
+            shares = " / ".join(f"{share:.0%} of {n}" if n else "-" for n, share in split.values())
+        print(f"   {name:<44}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}{alone}{shares if sizes else ''}")
         return prm_value, baseline
 
     def of_kind(pools_: list[Pool], founds: list[list[list]], kind: str) -> tuple[list[Pool], list[list[list]]]:
@@ -317,8 +334,8 @@ def main() -> None:
             line(f"   left-out kind '{kind}'", *of_kind(fold_pools, fold_founds, kind))
     print("   3. the policy's own samples, 8 per question, where some run and are right and some run and are wrong:")
     own_lines = [
-        line("   held-out Spider train questions", own, [own_found], sizes=False),
-        line(f"   {len(check_chains)} training questions the PRM never saw", check, [check_found], sizes=False),
+        line("   held-out Spider train questions", own, [own_found, *own_alone], sizes=False),
+        line(f"   {len(check_chains)} training questions the PRM never saw", check, [check_found, *check_alone], sizes=False),
     ]
     print("      the same pools, each distinct result once (the policy repeats its answers; best-of-N keeps one candidate "
           "however many agree):")
@@ -332,9 +349,14 @@ def main() -> None:
     where = ("held-out questions", "training questions the PRM never saw")
     own_words = " and ".join(f"{r[0]:.1%} against {r[1]:.1%} ({w})" for r, w in zip(own_lines, where) if r) or "no pools"
 
-    wins = sum(v > b for _, v, b in headline)
+    wins = sum(v > b for v, b, _ in headline)
+    worst = min(v - b for v, b, _ in headline) if headline else 0.0
+    members = "".join(
+        f"; its PRM {k + 1} alone in {sum(a[k] > b for _, b, a in headline)} (worst {100 * min(a[k] - b for _, b, a in headline):+.1f} points)"
+        for k in range(len(headline[0][2]) if headline else 0)
+    )
     print(f"\nThe PRM picks the right answer more often than a random pick among running candidates in {wins} of {len(headline)} "
-          f"held-out error sets; on the policy's own errors {own_words}; "
+          f"held-out error sets (worst {100 * worst:+.1f} points){members}; on the policy's own errors {own_words}; "
           f"on planted mutants on unseen databases best-of-N (min) {table[3][1]:.1%} against {table[1][1]:.1%} "
           f"({(time.perf_counter() - began) / 60:.0f} minutes in all)" if headline else "")
     if args.save_prm and not args.prm:

@@ -91,3 +91,20 @@ def test_prm_from_the_policy_starts_from_its_weights_and_reloads_identically(sam
     prompts, steps = ["Question: how many?", "Question: which?"], [["SELECT 1", "SELECT 2"], ["SELECT 3"]]
     assert reloaded.score_steps(prompts, steps) == prm.score_steps(prompts, steps)  # same batches: the very same floats
     assert reloaded.max_prompt_length == prm.max_prompt_length == 64 and reloaded.batch_size == prm.batch_size
+
+
+def test_an_ensemble_prm_trains_each_member_with_its_seed_and_reloads_identically(tokenizer, tmp_path):
+    from trl_processsql.prm import ProcessRewardModel, StepScoreEnsemble
+
+    rows = [{"prompt": "Question: how many?", "completions": ["SELECT 1", "SELECT 2"], "labels": [1.0, 0.0]}] * 16
+    settings = dict(hidden_size=32, num_layers=1, epochs=1, batch_size=8, progress=False)
+    prm, _ = train_small_prm(rows, tokenizer, output_dir=tmp_path / "prm", members=2, **settings)
+    single, _ = train_small_prm(rows, tokenizer, seed=1, **settings)
+    assert isinstance(prm.model, StepScoreEnsemble) and len(prm.model.members) == 2
+    for name, param in single.model.state_dict().items():  # member 2 is the PRM of seed 1
+        assert torch.equal(param, prm.model.members[1].state_dict()[name]), name
+    reloaded = ProcessRewardModel.from_pretrained(tmp_path / "prm")
+    prompts, steps = ["Question: how many?", "Question: which?"], [["SELECT 1", "SELECT 2"], ["SELECT 3"]]
+    assert reloaded.score_steps(prompts, steps) == prm.score_steps(prompts, steps)
+    with pytest.raises(ValueError, match="members must be at least 1"):
+        train_small_prm(rows, tokenizer, members=0, **settings)

@@ -39,7 +39,7 @@ _EXPORTS = {
     ),
     "prm": (
         "AGGREGATIONS", "DataCollatorForStepwiseSupervision", "ProcessRewardConfig", "ProcessRewardModel",
-        "ProcessRewardTrainer", "aggregate", "compute_step_metrics"
+        "ProcessRewardTrainer", "StepScoreEnsemble", "aggregate", "compute_step_metrics", "save_prm_ensemble"
     ),
     "rewards": (
         "REWARD_FUNCS", "bird_execution_accuracy_reward", "cocte_format_reward", "completion_text",

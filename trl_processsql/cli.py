@@ -27,6 +27,7 @@ examples:
   trl-processsql build-sft --questions train.json --db-dir database/ --output sft-data --eval-fraction 0.05
   trl-processsql label-steps --sample --sources mutations --output prm-data
   trl-processsql merge-labels shards/0 shards/1 --output prm-data --eval-fraction 0.05
+  trl-processsql ensemble-prms prm-seed0/ prm-seed1/ --output prm/
   trl-processsql demo --model path/to/policy --prm path/to/prm
 """
 
@@ -705,6 +706,46 @@ def _run_merge_labels(args) -> int:
     return _save_stepwise(args, dataset, output, replace, stats, run)
 
 
+def _add_ensemble_prms(subparsers):
+    parser = subparsers.add_parser(
+        "ensemble-prms",
+        help="join PRMs trained alike (other seeds) into one PRM that scores with the mean of their step scores",
+        description="Write saved token-classification PRMs (folders as ProcessRewardTrainer saved them, with one "
+        "tokenizer) as one ensemble folder: ProcessRewardModel.from_pretrained, predict --prm, evaluate --prm, the demo "
+        "and PRM-GRPO then score every step with the mean of the members' scores. PRMs that differ only in their "
+        "training seed disagree most on errors none of them was trained on, where the mean is steadier than any one "
+        "of them (benchmarks/bench_selection.py measures it); each step costs one forward pass per member.",
+    )
+    parser.add_argument("members", nargs="+", metavar="PRM", help="two saved PRM folders or more")
+    parser.add_argument("--output", required=True, help="the ensemble folder to write (must not exist or be empty)")
+    parser.set_defaults(run=_run_ensemble_prms)
+
+
+def _run_ensemble_prms(args) -> int:
+    import shutil
+    from pathlib import Path
+
+    output = Path(args.output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        return _fail(f"--output {output} exists and is not an empty folder")
+    for member in args.members:
+        if not (Path(member) / "config.json").is_file():
+            return _fail(f"{member} is not a saved model folder (no config.json)")
+
+    from .inference import ModelLoadError, load_prm
+    from .prm import save_prm_ensemble
+
+    try:
+        save_prm_ensemble(args.members, output)
+        prm = load_prm(str(output))  # a member that cannot score stops here, and no half-made ensemble stays
+    except (ValueError, OSError, ModelLoadError) as exc:
+        shutil.rmtree(output, ignore_errors=True)
+        return _fail(str(exc))
+    print(f"{len(args.members)} PRMs written to {output} as one: ProcessRewardModel.from_pretrained({str(output)!r}) "
+          f"scores each step with the mean of theirs ({sum(p.numel() for p in prm.model.parameters()) / 1e6:.1f}M parameters in all)")
+    return 0
+
+
 def _run_tiny_model(args) -> int:
     from .tiny import save_tiny_checkpoint
 
@@ -1069,7 +1110,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_analyze, _add_build_sft, _add_label_steps, _add_merge_labels, _add_tiny_model, _add_demo):
+    for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_analyze, _add_build_sft, _add_label_steps, _add_merge_labels, _add_ensemble_prms,
+                _add_tiny_model, _add_demo):
         add(subparsers)
     return parser
 

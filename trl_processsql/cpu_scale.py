@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -200,6 +201,7 @@ def train_small_prm(
     max_length: int = 512,
     batch_size: int = 16,
     seed: int = 0,
+    members: int = 1,
     progress: bool = True,
 ):
     """Train a token-classification PRM on stepwise ``rows``; returns a ``ProcessRewardModel`` and the seconds.
@@ -207,15 +209,45 @@ def train_small_prm(
     With ``init_from`` (a saved small policy that uses ``tokenizer``) the PRM starts from the
     policy's weights with a new one-logit head; otherwise from a random model of ``hidden_size``
     and ``num_layers``. ``max_prompt_length`` keeps the end of the prompt (the question, and the
-    end of the schema where the prompt has one). With ``output_dir`` the PRM is saved there, and
+    end of the schema where the prompt has one). With ``members`` above 1, that many PRMs are
+    trained on the same rows with seeds ``seed``, ``seed + 1``, ... and score as one, the mean of
+    their step scores (:class:`~trl_processsql.prm.StepScoreEnsemble`; ``prm.model.members`` holds
+    them): steadier on errors none of them was trained on, at ``members`` times the cost. With
+    ``output_dir`` the PRM is saved there (an ensemble as one folder), and
     ``ProcessRewardModel.from_pretrained(output_dir)`` scores exactly as the returned one.
     """
+    from .prm import ProcessRewardModel, StepScoreEnsemble, save_prm_ensemble
+
+    if members < 1:
+        raise ValueError(f"members must be at least 1, got {members}")
+    settings = dict(init_from=init_from, epochs=epochs, hidden_size=hidden_size, num_layers=num_layers, learning_rate=learning_rate,
+                    max_prompt_length=max_prompt_length, max_length=max_length, batch_size=batch_size)
+    if members == 1:
+        model, seconds = _train_prm_model(rows, tokenizer, output_dir=output_dir, seed=seed, progress="PRM" if progress else None, **settings)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            trained, seconds, saved = [], 0.0, []
+            for k in range(members):
+                saved.append(Path(scratch) / f"member-{k}")
+                name = f"PRM {k + 1}/{members}" if progress else None
+                member, took = _train_prm_model(rows, tokenizer, output_dir=saved[-1] if output_dir else None, seed=seed + k, progress=name, **settings)
+                trained.append(member)
+                seconds += took
+            if output_dir is not None:
+                save_prm_ensemble(saved, output_dir)
+        model = StepScoreEnsemble(trained)
+    return ProcessRewardModel(model, tokenizer, max_length=max_length, max_prompt_length=max_prompt_length), seconds
+
+
+def _train_prm_model(rows, tokenizer, *, init_from, output_dir, epochs, hidden_size, num_layers, learning_rate, max_prompt_length,
+                     max_length, batch_size, seed, progress):
+    """One PRM of :func:`train_small_prm`: the trained token-classification model and the seconds its training took."""
     import time
 
     import transformers
     from datasets import Dataset
 
-    from .prm import ProcessRewardConfig, ProcessRewardModel, ProcessRewardTrainer
+    from .prm import ProcessRewardConfig, ProcessRewardTrainer
     from .tiny import build_tiny_model
 
     if init_from is not None:
@@ -244,15 +276,14 @@ def train_small_prm(
         )
         train = Dataset.from_list([{k: r[k] for k in ("prompt", "completions", "labels")} for r in rows])
         trainer = ProcessRewardTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
-        quiet_progress(trainer, "PRM" if progress else None, keys=("loss",))
+        quiet_progress(trainer, progress, keys=("loss",))
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
         if output_dir is not None:
             trainer.save_model(output_dir)
             tokenizer.save_pretrained(output_dir)
-    prm = ProcessRewardModel(trainer.model, tokenizer, max_length=max_length, max_prompt_length=max_prompt_length)
-    return prm, seconds
+    return trainer.model, seconds
 
 
 def with_both_prompt_styles(rows: Sequence[dict], db_dir: str | os.PathLike, seed: int = 0) -> list[dict]:

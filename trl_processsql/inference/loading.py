@@ -15,7 +15,7 @@ class ModelLoadError(RuntimeError):
     """A policy or PRM that cannot be loaded, with the reason on one line."""
 
 
-_CHECKPOINT_CONFIGS = ("config.json", "adapter_config.json")
+_CHECKPOINT_CONFIGS = ("config.json", "adapter_config.json", "prm_ensemble.json")  # the last: a PRM ensemble (prm.ensemble)
 
 
 def resolve_device(device: str | None = None) -> str:
@@ -47,7 +47,7 @@ def _check_local(path: str | os.PathLike, what: str, gguf_file: str | None = Non
         found = ", ".join(sorted(os.listdir(text))[:8]) or "nothing"
         raise ModelLoadError(
             f"cannot load the {what} from {text}: the folder is not a transformers checkpoint "
-            f"(no config.json or adapter_config.json; it holds {found})"
+            f"(no {', '.join(_CHECKPOINT_CONFIGS[:-1])} or {_CHECKPOINT_CONFIGS[-1]}; it holds {found})"
         )
 
 

@@ -2,6 +2,7 @@
 
 from .aggregation import AGGREGATIONS, aggregate
 from .config import ProcessRewardConfig
+from .ensemble import StepScoreEnsemble, save_prm_ensemble
 from .model import ProcessRewardModel
 from .trainer import DataCollatorForStepwiseSupervision, ProcessRewardTrainer, compute_step_metrics
 
@@ -11,6 +12,8 @@ __all__ = [
     "ProcessRewardConfig",
     "ProcessRewardModel",
     "ProcessRewardTrainer",
+    "StepScoreEnsemble",
     "aggregate",
     "compute_step_metrics",
+    "save_prm_ensemble",
 ]

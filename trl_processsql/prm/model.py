@@ -25,6 +25,7 @@ import torch
 from ..formats import FormatProfile, get_format
 from .aggregation import AGGREGATIONS, aggregate
 from .encoding import encode_steps, encode_tagged_steps
+from .ensemble import StepScoreEnsemble, ensemble_members
 
 __all__ = ["ProcessRewardModel"]
 
@@ -114,30 +115,38 @@ class ProcessRewardModel:
 
         With ``step_tag`` (or a format that has one, such as ``rewardsql``) the checkpoint is loaded
         as a causal LM scored at the tag; otherwise as a token-classification model (what
-        :class:`ProcessRewardTrainer` saves). Other keyword arguments go to the constructor, except
+        :class:`ProcessRewardTrainer` saves), or as the mean of several where the folder is an
+        ensemble (:func:`~trl_processsql.prm.save_prm_ensemble`). Other keyword arguments go to the constructor, except
         ``model_kwargs`` (passed to ``from_pretrained``).
         """
         step_tag = step_tag if step_tag is not None else get_format(format).step_tag
         from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
         model_kwargs = kwargs.pop("model_kwargs", {})
+        members = ensemble_members(path_or_repo_id) if step_tag is None else None
         try:
             tokenizer = AutoTokenizer.from_pretrained(path_or_repo_id)
             if step_tag is not None:
                 model = AutoModelForCausalLM.from_pretrained(path_or_repo_id, **model_kwargs)
             else:
-                model, info = AutoModelForTokenClassification.from_pretrained(
-                    path_or_repo_id, output_loading_info=True, **model_kwargs
-                )
+                loaded = []
+                for subfolder in members or [""]:
+                    where = f"{path_or_repo_id!s}/{subfolder}" if subfolder else str(path_or_repo_id)
+                    loaded.append((where, *AutoModelForTokenClassification.from_pretrained(
+                        path_or_repo_id, subfolder=subfolder, output_loading_info=True, **model_kwargs
+                    )))
         except OSError as exc:
             raise OSError(f"cannot load a process reward model from {path_or_repo_id!s}: {exc}") from exc
-        if step_tag is None and info["missing_keys"]:  # a PEFT adapter's head (modules_to_save) counts as present
-            # transformers filled them with random values: every score would be noise
-            raise ValueError(
-                f"{path_or_repo_id!s} is not a trained token-classification PRM: its checkpoint lacks "
-                f"{', '.join(sorted(info['missing_keys']))} (a policy or base model has no trained scoring head); "
-                "train one with ProcessRewardTrainer, or pass step_tag= for a causal-LM PRM scored at a step tag"
-            )
+        if step_tag is None:
+            for where, _, info in loaded:
+                if info["missing_keys"]:  # a PEFT adapter's head (modules_to_save) counts as present
+                    # transformers filled them with random values: every score would be noise
+                    raise ValueError(
+                        f"{where} is not a trained token-classification PRM: its checkpoint lacks "
+                        f"{', '.join(sorted(info['missing_keys']))} (a policy or base model has no trained scoring head); "
+                        "train one with ProcessRewardTrainer, or pass step_tag= for a causal-LM PRM scored at a step tag"
+                    )
+            model = StepScoreEnsemble([m for _, m, _ in loaded]) if members else loaded[0][1]
         if device is not None:
             model = model.to(device)
         return cls(model, tokenizer, step_tag=step_tag, format=format, **kwargs)
