@@ -202,6 +202,18 @@ def test_short_training_runs_in_every_mode(checkpoints, dataset, tmp_path, mode)
         assert {"process/step_score_mean", "process/steps_per_completion", "process/failed_step_share"} <= set(logged)
 
 
+def test_an_ensemble_prm_folder_trains_like_one_prm(checkpoints, dataset, tmp_path):
+    from trl_processsql.prm import StepScoreEnsemble, save_prm_ensemble
+
+    policy, prm = checkpoints
+    other = save_tiny_checkpoint(tmp_path / "prm-seed1", "token-classification", seed=1)
+    ensemble = save_prm_ensemble([prm, other], tmp_path / "prm-ensemble")
+    trainer = PRMGRPOTrainer(model=str(policy), args=_args(tmp_path), train_dataset=dataset, prm=str(ensemble))
+    trainer.train()
+    assert isinstance(trainer.prm.model, StepScoreEnsemble) and len(trainer.prm.model.members) == 2
+    assert trainer.state.global_step == 2 and "process/step_score_mean" in trainer.state.log_history[0]
+
+
 def test_policy_entropy_weighting_needs_per_token_advantages(checkpoints, dataset, tmp_path):
     policy, prm = checkpoints
     args = _args(tmp_path, process_advantage="none", step_weighting="policy_entropy")
