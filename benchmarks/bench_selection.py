@@ -301,7 +301,7 @@ def main() -> None:
     print("\nErrors the PRM was not trained on: PRM best-of-N (min) against a random pick among the candidates that run")
     members = f"each of its {args.prm_members} PRMs alone: their mean, how many beat random; " if args.prm_members > 1 else ""
     print(f"   ({members}left-out kinds: PRM prefers a wrong candidate with more rows / as many / fewer)")
-    print(f"   {'pools':<44}{'n':>5}{'PRM':>8}{'random':>8}")
+    print(f"   {'pools':<44}{'n':>5}{'PRM':>8}{'random':>8}" + (f"{'alone':>8}" if args.prm_members > 1 else ""))
     headline = []
 
     def line(name: str, pools_: list[Pool], founds: list[list[list]], sizes: bool = True) -> tuple[float, float] | None:

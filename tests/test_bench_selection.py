@@ -43,3 +43,18 @@ def test_answer_pairs_compare_the_best_scored_candidate_of_each_result():
     assert answer_pairs([pool], [found]) == (2, 0.5)
     tied, tied_found = _pool([True, False], [0.4, 0.4], [1, 2])
     assert answer_pairs([tied], [tied_found]) == (1, 0.5)
+
+
+def test_each_member_of_an_ensemble_prm_is_judged_alone_with_the_ensembles_limits():
+    from bench_selection import members_alone
+
+    from trl_processsql.prm import ProcessRewardModel, StepScoreEnsemble
+    from trl_processsql.tiny import build_tiny_model, build_tokenizer
+
+    tokenizer = build_tokenizer(["SELECT name FROM singer"])
+    members = [build_tiny_model(tokenizer, "token-classification", hidden_size=32, num_layers=1, seed=s) for s in (0, 1)]
+    ensemble = ProcessRewardModel(StepScoreEnsemble(members), tokenizer, max_length=256, max_prompt_length=32)
+    alone = members_alone(ensemble)
+    assert [prm.model for prm in alone] == members
+    assert {(prm.max_length, prm.max_prompt_length) for prm in alone} == {(256, 32)}
+    assert members_alone(alone[0]) == []  # a single PRM has no members to judge apart
