@@ -279,7 +279,7 @@ def test_a_folder_that_is_not_a_checkpoint_is_named_as_such(tmp_path, capsys):
     dataset = tmp_path / "sft-data"
     (dataset / "train").mkdir(parents=True)
     (dataset / "dataset_dict.json").write_text('{"splits": ["train"]}')
-    with pytest.raises(ModelLoadError, match=r"not a transformers checkpoint \(no config.json .*holds dataset_dict.json, train\)"):
+    with pytest.raises(ModelLoadError, match=r"not a transformers checkpoint \(no config.json, adapter_config.json or prm_ensemble.json; it holds dataset_dict.json, train\)"):
         load_sampler(dataset, device="cpu")
     args = ["predict", "--model", str(dataset), "--sample", "--strategy", "greedy", "--output", str(tmp_path / "p.jsonl")]
     assert main(args) == 2
