@@ -10,8 +10,8 @@ stays the gold's, labelled right (the fold PRMs below plant only their own kinds
 half of its rows show the full prompt (schema and question), half the compact one, so it judges
 either. It is an ensemble of ``--prm-members`` PRMs trained on the same labels with consecutive
 seeds, judging by the mean of their step scores: one seed alone moves a held-out set by several
-points, and the mean judges better on average; each member is also reported alone, so the run
-shows what the ensemble buys. ``--save-prm DIR`` writes it; ``ProcessRewardModel.from_pretrained(DIR)``
+points, and the mean takes that luck out of the verdict; each member is also reported alone, so
+the run shows what the ensemble buys. ``--save-prm DIR`` writes it; ``ProcessRewardModel.from_pretrained(DIR)``
 then scores exactly as here.
 
 Every pool is a question's verified gold chain of CTEs and wrong candidates, shuffled with a

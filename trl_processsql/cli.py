@@ -713,9 +713,9 @@ def _add_ensemble_prms(subparsers):
         description="Write saved token-classification PRMs (folders as ProcessRewardTrainer saved them, with one "
         "tokenizer) as one ensemble folder: ProcessRewardModel.from_pretrained, predict --prm, evaluate --prm, the demo "
         "and PRM-GRPO then score every step with the mean of the members' scores. PRMs that differ only in their "
-        "training seed disagree most on errors none of them was trained on, where the mean judges better on average "
-        "than its members, and its worst case is less bad (benchmarks/bench_selection.py measures it); each step "
-        "costs one forward pass per member.",
+        "training seed disagree most on errors none of them was trained on, where one seed's verdict is partly luck "
+        "and the mean's does not hang on one draw (benchmarks/bench_selection.py measures it against its members); "
+        "each step costs one forward pass per member.",
     )
     parser.add_argument("members", nargs="+", metavar="PRM", help="two saved PRM folders or more")
     parser.add_argument("--output", required=True, help="the ensemble folder to write (must not exist or be empty)")

@@ -212,8 +212,8 @@ def train_small_prm(
     end of the schema where the prompt has one). With ``members`` above 1, that many PRMs are
     trained on the same rows with seeds ``seed``, ``seed + 1``, ... and score as one, the mean of
     their step scores (:class:`~trl_processsql.prm.StepScoreEnsemble`; ``prm.model.members`` holds
-    them): better on average on errors none of them was trained on, at ``members`` times the
-    cost. With ``output_dir`` the PRM is saved there (an ensemble as one folder), and
+    them): a verdict on errors none of them was trained on that does not hang on one seed, at
+    ``members`` times the cost. With ``output_dir`` the PRM is saved there (an ensemble as one folder), and
     ``ProcessRewardModel.from_pretrained(output_dir)`` scores exactly as the returned one.
     """
     from .prm import ProcessRewardModel, StepScoreEnsemble, save_prm_ensemble

@@ -1,9 +1,9 @@
 """Several token-classification PRMs as one: the mean of their step scores.
 
 PRMs trained alike but for the seed agree on the errors they were trained on and disagree on the
-others; the mean of their step probabilities judges errors none of them saw better on average than
-its members do, and its worst case is less bad (``benchmarks/bench_selection.py`` measures the
-ensemble against its members on error kinds left out of training). :class:`StepScoreEnsemble`
+others, where one seed's verdict is partly luck; the mean of their step probabilities does not hang
+on one draw (``benchmarks/bench_selection.py`` measures the ensemble against its members on error
+kinds left out of training: its worst case lies between theirs or above, its mean about theirs). :class:`StepScoreEnsemble`
 answers like one token-classification model (its logits are those of the mean probability), so
 every user of :class:`~trl_processsql.prm.ProcessRewardModel` (best-of-N, step beam, PRM-GRPO,
 the demo) takes it unchanged; each forward pass runs every member.
