@@ -119,9 +119,14 @@ def own_sample_rows(chains, own_chains, labeler, seed: int = 0) -> list[dict]:
     """
     from trl_processsql.labeling import policy_rows
 
-    return policy_rows(chains, labeler, samples_per_question=2) + policy_rows(
-        own_chains, labeler, samples_per_question=8, rollouts=False, running_only=True, balance_sizes=True, mixed_only=True, seed=seed
-    )
+    return policy_rows(chains, labeler, samples_per_question=2) + answer_rows(own_chains, labeler, seed)
+
+
+def answer_rows(chains, labeler, seed: int = 0) -> list[dict]:
+    """Eight policy samples per question of ``chains`` labelled by their answer, filtered as ``own_sample_rows`` says."""
+    from trl_processsql.labeling import policy_rows
+
+    return policy_rows(chains, labeler, samples_per_question=8, rollouts=False, running_only=True, balance_sizes=True, mixed_only=True, seed=seed)
 
 
 def grpo_run(job: dict) -> dict:

@@ -182,6 +182,15 @@ def prefers_wrong(pools: list[Pool], found: list[list]) -> dict[str, tuple[int, 
     return {size: (len(v), float(np.mean(v)) if v else float("nan")) for size, v in shares.items()}
 
 
+def of_kind(pools: list[Pool], founds: list[list[list]], kind: str) -> tuple[list[Pool], list[list[list]]]:
+    """Each pool that has candidates of ``kind``, restricted to them and the gold (under each PRM's scores in ``founds``)."""
+    holding = [k for k, pool in enumerate(pools) if kind in pool.kinds]
+    keeps = {k: pools[k].positions(kind) for k in holding}
+    sub = [Pool(pools[k].prompt, pools[k].db_path, *([column[i] for i in keeps[k]] for column in (pools[k].sqls, pools[k].right, pools[k].kinds)))
+           for k in holding]
+    return sub, [[[found[k][i] for i in keeps[k]] for k in holding] for found in founds]
+
+
 def members_alone(prm: ProcessRewardModel) -> list[ProcessRewardModel]:
     """Each member of an ensemble PRM as a PRM of its own (none for a single PRM)."""
     if not isinstance(prm.model, StepScoreEnsemble):
@@ -195,6 +204,31 @@ def prm_rows(chains, labeler_rows: list[dict], executor, kinds, args, db_dir) ->
     return with_both_prompt_styles(rows, db_dir, seed=args.seed)
 
 
+def questions_of(spider_dir: Path, args) -> tuple[list[dict], list[dict], list[dict]]:
+    """The held-out and training questions of Spider train (split as ``bench_method.py`` splits them) and Spider dev,
+    those whose database is present; libraries quietened for a readable run."""
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    db_dir = spider_dir / "database"
+    questions = [q for q in spider_train(spider_dir) if database_path(db_dir, q["db_id"]).is_file()]
+    test, train = split_by_question(questions, [args.test_questions], args.seed)
+    dev = [q for q in load_questions(spider_dir / "dev.json") if database_path(db_dir, q["db_id"]).is_file()]
+    return test, train, dev
+
+
+def cached_policy(spider_dir: Path, train: list[dict], args, executor):
+    """The SFT policy of ``bench_method.py`` (trained once, then loaded from ``args.work_dir``) and a labeler that samples it."""
+    policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, SmallModelSettings(max_steps=args.sft_steps, seed=args.seed),
+                                                    executor)
+    labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS,
+                             batch_size=32, progress=True)
+    return policy_dir, policy, tokenizer, labeler
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spider_dir_argument(parser)
@@ -203,7 +237,8 @@ def main() -> None:
     parser.add_argument("--test-questions", type=int, default=300, help="Spider train questions held out (as in bench_method.py)")
     parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of the policy (as in bench_method.py)")
     parser.add_argument("--prm-questions", type=int, default=800, help="Spider train questions with mutants and rollout-labelled samples (as in bench_method.py)")
-    parser.add_argument("--own-questions", type=int, default=1000, help="more with 8 answer-labelled samples each (as in bench_method.py)")
+    parser.add_argument("--own-questions", type=int, default=2500,
+                        help="more with 8 answer-labelled samples each (bench_method.py takes fewer to fit in its hour)")
     parser.add_argument("--check-questions", type=int, default=600, help="other training questions whose policy samples test the PRM")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--mutants", type=int, default=3, help="wrong candidates per dev pool, at most")
@@ -219,21 +254,10 @@ def main() -> None:
         parser.error(f"--prm-members must be at least 1, got {args.prm_members}")
     spider_dir = require_spider(args.spider_dir)
     db_dir = spider_dir / "database"
-    import datasets
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
     began = time.perf_counter()
-
-    questions = [q for q in spider_train(spider_dir) if database_path(db_dir, q["db_id"]).is_file()]
-    test, train = split_by_question(questions, [args.test_questions], args.seed)
-    dev = [q for q in load_questions(spider_dir / "dev.json") if database_path(db_dir, q["db_id"]).is_file()]
+    test, train, dev = questions_of(spider_dir, args)
     with SQLExecutor() as executor:
-        policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, SmallModelSettings(max_steps=args.sft_steps, seed=args.seed), executor)
-        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
-                                 max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
+        policy_dir, policy, tokenizer, labeler = cached_policy(spider_dir, train, args, executor)
         labelled, answered = prm_questions(train, args)
         if args.prm:
             prm, trained = ProcessRewardModel.from_pretrained(args.prm), f"loaded from {args.prm}"
@@ -319,14 +343,6 @@ def main() -> None:
             shares = " / ".join(f"{share:.0%} of {n}" if n else "-" for n, share in split.values())
         print(f"   {name:<44}{len(pools_):>5}{prm_value:>8.1%}{baseline:>8.1%}{alone}{shares if sizes else ''}")
         return prm_value, baseline
-
-    def of_kind(pools_: list[Pool], founds: list[list[list]], kind: str) -> tuple[list[Pool], list[list[list]]]:
-        """Each pool that has candidates of ``kind``, restricted to them and the gold (under each PRM's scores)."""
-        holding = [k for k, pool in enumerate(pools_) if kind in pool.kinds]
-        keeps = {k: pools_[k].positions(kind) for k in holding}
-        sub = [Pool(pools_[k].prompt, pools_[k].db_path, *([column[i] for i in keeps[k]] for column in (pools_[k].sqls, pools_[k].right, pools_[k].kinds)))
-               for k in holding]
-        return sub, [[[found[k][i] for i in keeps[k]] for k in holding] for found in founds]
 
     for left_out, fold_pools, fold_founds in folds:
         print(f"   2. a PRM trained without {', '.join(left_out)}; Spider dev pools of each:")
