@@ -10,8 +10,9 @@ the rows of the first 1,000 answer-labelled questions are the same in a run of 1
 
 Each PRM is trained as ``bench_selection.py`` trains one member of its ensemble: from the cached SFT
 policy of ``bench_method.py``, on gold chains, mutants of its half of the kinds, right mutants, the
-policy's samples with rollouts on ``--prm-questions`` and its answer-labelled samples on the own
-questions, both prompt styles. Judged, PRM best-of-N (``min``) against a random pick among the
+policy's samples with rollouts on ``--prm-questions`` (400, half of ``bench_selection.py``'s, so
+that the default run of eight PRMs takes about 80 minutes) and its answer-labelled samples on the
+own questions, both prompt styles. Judged, PRM best-of-N (``min``) against a random pick among the
 candidates that run, on:
 
 1. Spider dev pools of each left-out kind (gold + mutants of that kind): how many of the kinds beat
@@ -20,10 +21,10 @@ candidates that run, on:
    questions and on ``--check-questions`` training questions that no label came from, each judged
    by both PRMs.
 
-The last lines give each size's means over seeds against the first size's, the current recipe.
+The last lines give each size's means over seeds against the first size's.
 
     python benchmarks/bench_prm_recipe.py             # 400 + 1,000 / 2,500 questions, seeds 0 and 1: about 80 minutes on 2 cores, policy cached
-    python benchmarks/bench_prm_recipe.py --quick        # a smoke run of a few minutes
+    python benchmarks/bench_prm_recipe.py --quick     # a smoke run of a few minutes
 """
 
 from __future__ import annotations
