@@ -18,6 +18,12 @@ def spider_dir() -> Path:
     return SPIDER_DIR
 
 
+@pytest.fixture(scope="session")
+def quick_work_dir(tmp_path_factory) -> Path:
+    """A work folder shared by the benchmarks' quick runs: their SFT policy has the same settings, so it trains once."""
+    return tmp_path_factory.mktemp("quick-work")
+
+
 @pytest.fixture
 def toy_db(tmp_path) -> Path:
     """A small database: singer(id, name, age, country) with 4 rows and concert(id, singer_id, year)."""

@@ -12,12 +12,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # about three minutes on 2 cores
-def test_the_quick_run_prints_both_tables_and_saves_its_prm(spider_dir, tmp_path):
+def test_the_quick_run_prints_both_tables_and_saves_its_prm(spider_dir, quick_work_dir):
     from trl_processsql.prm import ProcessRewardModel
 
     done = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_method.py"), "--quick", "--spider-dir", str(spider_dir),
-         "--work-dir", str(tmp_path)],
+         "--work-dir", str(quick_work_dir)],
         capture_output=True,
         text=True,
     )
@@ -30,5 +30,5 @@ def test_the_quick_run_prints_both_tables_and_saves_its_prm(spider_dir, tmp_path
         row = re.search(rf"^{re.escape(run)}\s+\d+\.\d%.*?((?:\d+\.\d% ){{2}})", out, re.M)
         assert row, run  # one EX per seed
     assert "min_form" not in out  # a third run only with --min-form
-    prm = ProcessRewardModel.from_pretrained(tmp_path / "prm")
+    prm = ProcessRewardModel.from_pretrained(quick_work_dir / "prm")
     assert prm.max_length == 512

@@ -42,10 +42,10 @@ def test_sizes_out_of_order_are_refused_before_any_work(spider_dir):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # a few minutes on 2 cores
-def test_the_quick_run_judges_every_size_on_the_same_pools(spider_dir, tmp_path):
+def test_the_quick_run_judges_every_size_on_the_same_pools(spider_dir, quick_work_dir):
     done = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_prm_recipe.py"), "--quick", "--spider-dir", str(spider_dir),
-         "--work-dir", str(tmp_path)],
+         "--work-dir", str(quick_work_dir)],
         capture_output=True,
         text=True,
     )
