@@ -13,7 +13,8 @@ stage and every figure below is measured on them, all on the same questions.
    chains and, labelled right, mutants whose answer stays the gold's; the PRM starts from the
    policy's weights (as ``bench_selection.py`` trains it, where its judgement of unseen errors is
    measured, with one pass over the labels instead of two to keep the run within the hour). It
-   is saved in ``--work-dir``/prm.
+   is saved in ``--work-dir``/prm. With ``--prm DIR`` a saved PRM judges instead, such as the one
+   ``bench_selection.py --save-prm DIR`` trains on the same training questions with the full recipe.
 3. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
 4. GRPO prompts: the SFT policy's pass rate on ``--grpo-questions`` training questions (8 samples
    each); GRPO trains on those it answers sometimes but not always (``within_reach``), since a
@@ -27,7 +28,8 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # about 50 minutes on 2 cores: 26 for the SFT policy (cached), 24 for the rest
+    python benchmarks/bench_method.py            # 50-78 minutes on 2 cores: 26-43 for the SFT policy (cached), 24-35 for the rest
+    python benchmarks/bench_method.py --prm DIR  # the PRM of bench_selection.py --save-prm DIR, not one trained here
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
 
@@ -129,6 +131,28 @@ def answer_rows(chains, labeler, seed: int = 0) -> list[dict]:
     return policy_rows(chains, labeler, samples_per_question=8, rollouts=False, running_only=True, balance_sizes=True, mixed_only=True, seed=seed)
 
 
+def train_method_prm(policy_dir: Path, policy, tokenizer, train: list[dict], prm_dir: Path, executor, db_dir: Path, args):
+    """The PRM of step 2, trained on labels of ``train`` questions and saved in ``prm_dir``."""
+    from trl_processsql.cpu_scale import train_small_prm, with_both_prompt_styles
+    from trl_processsql.labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows
+
+    start = time.perf_counter()
+    labelled, answered = prm_questions(train, args)
+    chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
+    own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
+    labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
+                             max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
+    labeler.reseed(args.seed)  # the same labels whether the policy was just trained or loaded
+    rows = mutation_rows(chains, executor, seed=args.seed, equivalents=True) + own_sample_rows(chains, own_chains, labeler, args.seed)
+    rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
+    stats = label_statistics(rows)
+    prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, output_dir=prm_dir, epochs=args.prm_epochs, seed=args.seed)
+    print(f"PRM: {stats['trajectories']} trajectories ({', '.join(f'{k} {v}' for k, v in stats['by_source'].items())}), "
+          f"{stats['positive_step_share']:.0%} of steps positive, {labeler.counts['rollouts']} rollouts; "
+          f"labels and training {(time.perf_counter() - start) / 60:.1f} min")
+    return prm
+
+
 def grpo_run(job: dict) -> dict:
     """One GRPO run from the SFT policy, in a process of its own with one thread: GRPO's steps are mostly token
     by token generation, which a second thread barely speeds up and a second process nearly doubles.
@@ -188,6 +212,8 @@ def main() -> None:
     parser.add_argument("--own-questions", type=int, default=600, help="more training questions with 8 answer-labelled samples for the PRM")
     parser.add_argument("--prm-epochs", type=float, default=1.0,
                         help="passes over the PRM's labels (bench_selection.py trains two; one keeps this run within the hour)")
+    parser.add_argument("--prm", metavar="DIR", help="use this saved PRM (e.g. bench_selection.py --save-prm DIR, trained on the same training "
+                        "questions) instead of labelling and training one; --prm-questions, --own-questions and --prm-epochs are then unused")
     parser.add_argument("--n", type=int, default=8, help="samples per test question for vote, best-of-N and beam")
     parser.add_argument("--grpo-questions", type=int, default=1000, help="training questions whose pass rate picks the GRPO prompts")
     parser.add_argument("--grpo-steps", type=int, default=200, help="steps of each GRPO run (8 completions of 2 prompts per step)")
@@ -200,6 +226,8 @@ def main() -> None:
     if args.quick:
         args.test_questions, args.sft_steps, args.prm_questions, args.own_questions, args.n = 40, 60, 60, 60, 4
         args.grpo_questions, args.grpo_steps, args.grpo_seeds = 60, 4, 2
+    if args.prm and not Path(args.prm).is_dir():
+        parser.error(f"--prm {args.prm}: no such folder (give a saved PRM, e.g. the DIR of bench_selection.py --save-prm DIR)")
     spider_dir = require_spider(args.spider_dir)
     run_method(args, spider_dir)
 
@@ -210,12 +238,11 @@ def run_method(args, spider_dir: Path) -> None:
     import transformers
     from datasets import Dataset
 
-    from trl_processsql.cpu_scale import train_small_prm, with_both_prompt_styles
     from trl_processsql.data import database_path
     from trl_processsql.grpo import pass_rates, within_reach
     from trl_processsql.inference import TransformersSampler, predict, score_candidates
     from trl_processsql.inference.selection import best_of_n, majority_vote, prm_vote
-    from trl_processsql.labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows
+    from trl_processsql.prm import ProcessRewardModel
     from trl_processsql.prompts import build_prompt, prompt_messages
     from trl_processsql.sql import SQLExecutor, results_match
 
@@ -250,21 +277,13 @@ def run_method(args, spider_dir: Path) -> None:
             return np.array([right(c, i) for i, c in enumerate(found)], dtype=float)
 
         # -- PRM: the policy's own samples (execution + rollouts) and planted mutants --------------
-        start = time.perf_counter()
-        labelled, answered = prm_questions(train, args)
-        chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
-        own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
-        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
-                                 max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
-        labeler.reseed(args.seed)  # the same labels whether the policy was just trained or loaded
-        rows = mutation_rows(chains, executor, seed=args.seed, equivalents=True) + own_sample_rows(chains, own_chains, labeler, args.seed)
-        rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
-        stats = label_statistics(rows)
-        prm_dir = work_dir / "prm"
-        prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, output_dir=prm_dir, epochs=args.prm_epochs, seed=args.seed)
-        print(f"PRM: {stats['trajectories']} trajectories ({', '.join(f'{k} {v}' for k, v in stats['by_source'].items())}), "
-              f"{stats['positive_step_share']:.0%} of steps positive, {labeler.counts['rollouts']} rollouts; "
-              f"labels and training {(time.perf_counter() - start) / 60:.1f} min")
+        if args.prm:
+            prm_dir = Path(args.prm)
+            prm = ProcessRewardModel.from_pretrained(prm_dir)
+            print(f"PRM: loaded from {prm_dir}")
+        else:
+            prm_dir = work_dir / "prm"
+            prm = train_method_prm(policy_dir, policy, tokenizer, train, prm_dir, executor, db_dir, args)
 
         # -- selection on the same samples --------------------------------------------------------
         start = time.perf_counter()
@@ -371,5 +390,6 @@ def run_method(args, spider_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # a CPU benchmark: DeepSpeed, if installed, need not probe for a GPU and warn
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     main()

@@ -30,6 +30,7 @@ The last lines give each size's means over seeds against the first size's.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -193,4 +194,5 @@ def report(results: dict[tuple[int, int], Judgement], sizes: list[int], seeds: l
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # a CPU benchmark: DeepSpeed, if installed, need not probe for a GPU and warn
     main()

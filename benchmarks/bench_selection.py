@@ -41,6 +41,7 @@ scores a right result above a wrong one), and PRM-weighted vote against majority
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -380,4 +381,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # a CPU benchmark: DeepSpeed, if installed, need not probe for a GPU and warn
     main()

@@ -10,6 +10,24 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SPIDER_DIR = Path(os.environ.get("PROCESSSQL_SPIDER_DIR", REPO_ROOT.parent / "shared" / "data" / "spider"))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (CI does: the whole method end to end, the demo in a browser)")
+
+
+def pytest_report_header(config):
+    return None if config.getoption("--runslow") else "tests marked slow: deselected (run them with --runslow, as CI does)"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without ``--runslow``, the slow tests are deselected, so that a plain ``pytest`` stays a quick check."""
+    if config.getoption("--runslow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture
 def spider_dir() -> Path:
     """The Spider data (set PROCESSSQL_SPIDER_DIR); tests using it skip where it is absent."""

@@ -32,3 +32,14 @@ def test_the_quick_run_prints_both_tables_and_saves_its_prm(spider_dir, quick_wo
     assert "min_form" not in out  # a third run only with --min-form
     prm = ProcessRewardModel.from_pretrained(quick_work_dir / "prm")
     assert prm.max_length == 512
+
+
+def test_a_missing_prm_folder_is_refused_before_any_work(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_method.py"), "--prm", str(tmp_path / "nowhere"), "--work-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "--prm" in done.stderr and "no such folder" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing trained or written

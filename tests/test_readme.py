@@ -70,12 +70,13 @@ def test_every_readme_cli_command_parses_with_the_options_it_names():
         assert hasattr(args, "run"), argv
 
 
-def test_the_newcomer_commands_install_torch_as_ci_does():
+def test_the_newcomer_commands_install_torch_and_test_as_ci_does():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     ci_torch = re.search(r"pip install --quiet (torch\S*)", ci).group(1)
     commands = _shell_commands(README.read_text(encoding="utf-8"))
     quickstart = next(i for i, words in enumerate(commands) if words[:2] == ["trl-processsql", "quickstart"])
-    tests = next(i for i, words in enumerate(commands) if words[-3:] == ["python", "-m", "pytest"])
+    tests = next(i for i, words in enumerate(commands) if words[:3] == ["python", "-m", "pytest"])
     for last in (quickstart, tests):
         assert commands[last - 2] == ["pip", "install", ci_torch], commands[last - 2]
     assert commands[tests - 1] == ["pip", "install", "-e", ".[dev]"] and 'install --quiet -e ".[dev]"' in ci
+    assert re.search(rf"^{re.escape(' '.join(commands[tests]))}$", ci, re.M), "the README's test command is the one CI runs"
