@@ -14,13 +14,18 @@ def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="also run the tests marked slow (CI does: the whole method end to end, the demo in a browser)")
 
 
+def _runs_slow(config) -> bool:
+    """``--runslow``, or a ``-m`` expression of the user's own (``-m slow``), which then decides alone."""
+    return config.getoption("--runslow") or bool(config.getoption("markexpr"))
+
+
 def pytest_report_header(config):
-    return None if config.getoption("--runslow") else "tests marked slow: deselected (run them with --runslow, as CI does)"
+    return None if _runs_slow(config) else "tests marked slow: deselected (run them with --runslow, as CI does)"
 
 
 def pytest_collection_modifyitems(config, items):
     """Without ``--runslow``, the slow tests are deselected, so that a plain ``pytest`` stays a quick check."""
-    if config.getoption("--runslow"):
+    if _runs_slow(config):
         return
     slow = [item for item in items if item.get_closest_marker("slow")]
     if slow:
