@@ -7,19 +7,20 @@ stage and every figure below is measured on them, all on the same questions.
 1. SFT: a small Qwen2-shaped policy trained from scratch on the other questions' gold SQL as
    chains of CTEs (compact prompt: database name and question). Cached in ``--work-dir`` by
    its settings, so a second run (or ``bench_selection.py``) reuses it.
-2. PRM: the policy's own samples on training questions, labelled by execution and Monte Carlo
-   rollouts (2 per question), and by their answer alone (8 per question on ``--own-questions``
-   more, those that run, where some are right and some wrong), plus planted mutants of gold
+2. The policy's own samples: 8 per question on ``--own-questions`` training questions, judged by
+   their answer. One sampling gives both the PRM's answer labels and the GRPO prompts.
+3. PRM: the policy's own samples labelled by execution and Monte Carlo rollouts (2 per question
+   on ``--prm-questions`` other training questions) and by their answer alone (those of step 2
+   that run, on the questions where some are right and some wrong), plus planted mutants of gold
    chains and, labelled right, mutants whose answer stays the gold's; the PRM starts from the
    policy's weights (as ``bench_selection.py`` trains it, where its judgement of unseen errors is
    measured, with one pass over the labels instead of two to keep the run within the hour). It
    is saved in ``--work-dir``/prm. With ``--prm DIR`` a saved PRM judges instead, such as the one
    ``bench_selection.py --save-prm DIR`` trains on the same training questions with the full recipe.
-3. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
-4. GRPO prompts: the SFT policy's pass rate on ``--grpo-questions`` training questions (8 samples
-   each); GRPO trains on those it answers sometimes but not always (``within_reach``), since a
-   group whose completions all fail has no advantage to learn from.
-5. GRPO from the SFT policy with the same steps, prompts, seeds and start: PRM-GRPO with the
+4. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
+5. GRPO prompts: the own questions of step 2 that the policy answers sometimes but not always
+   (``within_reach``), since a group whose completions all fail has no advantage to learn from.
+6. GRPO from the SFT policy with the same steps, prompts, seeds and start: PRM-GRPO with the
    paper's rule (``process_advantage="rewardsql"``) against outcome-only GRPO (TRL's
    ``GRPOTrainer`` with the execution reward alone), and with ``--min-form`` PRM-GRPO with min-form
    credit too; each run is repeated with ``--grpo-seeds`` seeds (a run's greedy EX moves by a point
@@ -28,7 +29,7 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # 50-78 minutes on 2 cores: 26-43 for the SFT policy (cached), 24-35 for the rest
+    python benchmarks/bench_method.py            # about 75 minutes on 2 cores: 26-43 for the SFT policy (cached), about 33 for the rest
     python benchmarks/bench_method.py --prm DIR  # the PRM of bench_selection.py --save-prm DIR, not one trained here
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
@@ -42,6 +43,8 @@ import multiprocessing
 import os
 import random
 import time
+import warnings
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -56,6 +59,8 @@ TEMPERATURE = 0.7
 """Sampling temperature of labels, candidates and GRPO. A small policy's distribution is flat: at 1.0
 (the paper's, for 7B models) 89% of its samples fail to run, at 0.7 79%, with the same pass@8."""
 
+ANSWER_SAMPLES = 8
+"""Samples per own question: the PRM's answer labels and the GRPO prompts' pass rates (GRPO's group size)."""
 
 GRPO_RUNS = {
     "PRM-GRPO (rewardsql)": {"process_advantage": "rewardsql"},
@@ -108,7 +113,7 @@ def prm_questions(train: list[dict], args) -> tuple[list[dict], list[dict]]:
     return picked[: args.prm_questions], picked[args.prm_questions :]
 
 
-def own_sample_rows(chains, own_chains, labeler, seed: int = 0) -> list[dict]:
+def own_sample_rows(chains, own_chains, labeler, seed: int = 0, answered=None) -> list[dict]:
     """The policy's own rows of the PRM recipe at this scale.
 
     Two samples per question of ``chains``, labelled by execution and Monte Carlo rollouts; eight
@@ -118,32 +123,43 @@ def own_sample_rows(chains, own_chains, labeler, seed: int = 0) -> list[dict]:
     no planted mutation imitates, those that run are what best-of-N must choose among, most of its
     wrong ones are too small (which teaches a PRM that big looks right), and the wrong answers to a
     question it never answers teach what a hard question looks like rather than what is wrong.
+    ``answered``: ``answer_samples(own_chains, labeler)`` when already drawn.
     """
     from trl_processsql.labeling import policy_rows
 
-    return policy_rows(chains, labeler, samples_per_question=2) + answer_rows(own_chains, labeler, seed)
+    return policy_rows(chains, labeler, samples_per_question=2) + answer_rows(own_chains, labeler, seed, answered)
 
 
-def answer_rows(chains, labeler, seed: int = 0) -> list[dict]:
-    """Eight policy samples per question of ``chains`` labelled by their answer, filtered as ``own_sample_rows`` says."""
-    from trl_processsql.labeling import policy_rows
+def answer_samples(chains, labeler) -> tuple[list, list]:
+    """``ANSWER_SAMPLES`` policy samples per question of ``chains`` and their steps labelled by execution and the answer."""
+    trajectories = labeler.sample(chains, ANSWER_SAMPLES)
+    return trajectories, labeler.label(trajectories, rollouts=False)
 
-    return policy_rows(chains, labeler, samples_per_question=8, rollouts=False, running_only=True, balance_sizes=True, mixed_only=True, seed=seed)
+
+def answer_rows(chains, labeler, seed: int = 0, answered=None) -> list[dict]:
+    """The answer-labelled samples of ``chains`` (drawn here unless ``answered`` holds them), filtered as ``own_sample_rows`` says."""
+    from trl_processsql.labeling import trajectory_rows
+
+    trajectories, labelled = answer_samples(chains, labeler) if answered is None else answered
+    return trajectory_rows(trajectories, labelled, labeler.executor, running_only=True, balance_sizes=True, mixed_only=True, seed=seed)
 
 
-def train_method_prm(policy_dir: Path, policy, tokenizer, train: list[dict], prm_dir: Path, executor, db_dir: Path, args):
-    """The PRM of step 2, trained on labels of ``train`` questions and saved in ``prm_dir``."""
+def answer_pass_rates(chains, answered) -> list[float]:
+    """Each question's share of right answers among its ``ANSWER_SAMPLES`` samples (a sample without SQL is a wrong one)."""
+    trajectories, labelled = answered
+    right = Counter(id(t.chain) for t, found in zip(trajectories, labelled) if found.labels[-1] >= 0.5)
+    return [right[id(chain)] / ANSWER_SAMPLES for chain in chains]
+
+
+def train_method_prm(policy_dir: Path, labeler, tokenizer, labelled: list[dict], own: tuple, prm_dir: Path, db_dir: Path, args):
+    """The PRM of step 3, trained on labels of the ``labelled`` questions and the ``own`` chains and samples, saved in ``prm_dir``."""
     from trl_processsql.cpu_scale import train_small_prm, with_both_prompt_styles
-    from trl_processsql.labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows
+    from trl_processsql.labeling import gold_chains, label_statistics, mutation_rows
 
     start = time.perf_counter()
-    labelled, answered = prm_questions(train, args)
+    executor, (own_chains, answered) = labeler.executor, own
     chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
-    own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
-    labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
-                             max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
-    labeler.reseed(args.seed)  # the same labels whether the policy was just trained or loaded
-    rows = mutation_rows(chains, executor, seed=args.seed, equivalents=True) + own_sample_rows(chains, own_chains, labeler, args.seed)
+    rows = mutation_rows(chains, executor, seed=args.seed, equivalents=True) + own_sample_rows(chains, own_chains, labeler, args.seed, answered)
     rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
     stats = label_statistics(rows)
     prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, output_dir=prm_dir, epochs=args.prm_epochs, seed=args.seed)
@@ -173,6 +189,7 @@ def grpo_run(job: dict) -> dict:
 
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
+    warnings.simplefilter("ignore", FutureWarning)  # deprecations inside TRL's generation code, not this run's to act on
     rule, rows = job["rule"], Dataset.from_list(job["rows"])
     model = transformers.AutoModelForCausalLM.from_pretrained(job["policy_dir"])
     tokenizer = transformers.AutoTokenizer.from_pretrained(job["policy_dir"])
@@ -209,13 +226,13 @@ def main() -> None:
     parser.add_argument("--test-questions", type=int, default=300, help="held-out questions every figure is measured on")
     parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of 16 examples")
     parser.add_argument("--prm-questions", type=int, default=600, help="training questions with mutants and rollout-labelled samples for the PRM")
-    parser.add_argument("--own-questions", type=int, default=600, help="more training questions with 8 answer-labelled samples for the PRM")
+    parser.add_argument("--own-questions", type=int, default=1500,
+                        help="more training questions with 8 samples each: the PRM's answer labels and the GRPO prompts")
     parser.add_argument("--prm-epochs", type=float, default=1.0,
                         help="passes over the PRM's labels (bench_selection.py trains two; one keeps this run within the hour)")
     parser.add_argument("--prm", metavar="DIR", help="use this saved PRM (e.g. bench_selection.py --save-prm DIR, trained on the same training "
-                        "questions) instead of labelling and training one; --prm-questions, --own-questions and --prm-epochs are then unused")
+                        "questions) instead of labelling and training one; --prm-questions and --prm-epochs are then unused")
     parser.add_argument("--n", type=int, default=8, help="samples per test question for vote, best-of-N and beam")
-    parser.add_argument("--grpo-questions", type=int, default=1000, help="training questions whose pass rate picks the GRPO prompts")
     parser.add_argument("--grpo-steps", type=int, default=200, help="steps of each GRPO run (8 completions of 2 prompts per step)")
     parser.add_argument("--grpo-learning-rate", type=float, default=2e-4)
     parser.add_argument("--grpo-seeds", type=int, default=2, help="seeds each GRPO run is repeated with (its EX is their mean)")
@@ -225,7 +242,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.test_questions, args.sft_steps, args.prm_questions, args.own_questions, args.n = 40, 60, 60, 60, 4
-        args.grpo_questions, args.grpo_steps, args.grpo_seeds = 60, 4, 2
+        args.grpo_steps, args.grpo_seeds = 4, 2
     if args.prm and not Path(args.prm).is_dir():
         parser.error(f"--prm {args.prm}: no such folder (give a saved PRM, e.g. the DIR of bench_selection.py --save-prm DIR)")
     spider_dir = require_spider(args.spider_dir)
@@ -239,9 +256,10 @@ def run_method(args, spider_dir: Path) -> None:
     from datasets import Dataset
 
     from trl_processsql.data import database_path
-    from trl_processsql.grpo import pass_rates, within_reach
+    from trl_processsql.grpo import within_reach
     from trl_processsql.inference import TransformersSampler, predict, score_candidates
     from trl_processsql.inference.selection import best_of_n, majority_vote, prm_vote
+    from trl_processsql.labeling import RolloutLabeler, gold_chains
     from trl_processsql.prm import ProcessRewardModel
     from trl_processsql.prompts import build_prompt, prompt_messages
     from trl_processsql.sql import SQLExecutor, results_match
@@ -276,14 +294,28 @@ def run_method(args, spider_dir: Path) -> None:
             found = score_candidates(prompts, texts, paths, executor)
             return np.array([right(c, i) for i, c in enumerate(found)], dtype=float)
 
-        # -- PRM: the policy's own samples (execution + rollouts) and planted mutants --------------
+        # -- the policy's own samples on training questions: answer labels and GRPO prompts ---------
+        start = time.perf_counter()
+        labelled, answered = prm_questions(train, args)
+        own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
+        labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
+                                 max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
+        labeler.reseed(args.seed)  # the same samples whether the policy was just trained or loaded, with or without --prm
+        own = own_chains, answer_samples(own_chains, labeler)
+        rates = answer_pass_rates(*own)
+        reachable = within_reach([chain.question for chain in own_chains], rates)
+        print(f"own samples: {ANSWER_SAMPLES} on each of {len(own_chains)} training questions, {(time.perf_counter() - start) / 60:.1f} min; "
+              f"{len(reachable)} answered sometimes but not always (the GRPO prompts; never: {sum(r == 0 for r in rates)}, "
+              f"always: {sum(r == 1 for r in rates)}; mean pass rate {np.mean(rates):.1%})")
+
+        # -- PRM: the policy's own samples (execution + rollouts, answers) and planted mutants --------
         if args.prm:
             prm_dir = Path(args.prm)
             prm = ProcessRewardModel.from_pretrained(prm_dir)
             print(f"PRM: loaded from {prm_dir}")
         else:
             prm_dir = work_dir / "prm"
-            prm = train_method_prm(policy_dir, policy, tokenizer, train, prm_dir, executor, db_dir, args)
+            prm = train_method_prm(policy_dir, labeler, tokenizer, labelled, own, prm_dir, db_dir, args)
 
         # -- selection on the same samples --------------------------------------------------------
         start = time.perf_counter()
@@ -313,25 +345,15 @@ def run_method(args, spider_dir: Path) -> None:
         ]
         selection_seconds = time.perf_counter() - start
 
-        # -- GRPO prompts: the training questions the policy answers sometimes ----------------------
-        start = time.perf_counter()
-        candidates = random.Random(args.seed + 1).sample(train, min(args.grpo_questions, len(train)))
-        torch.manual_seed(args.seed)
-        rates = pass_rates(candidates, db_dir, sampler, executor, n=8, prompt_style="compact", progress=True)
-        reachable = within_reach(candidates, rates)
-        print(f"GRPO prompts: {len(reachable)} of {len(candidates)} training questions answered sometimes but not always in 8 samples "
-              f"(never: {sum(r == 0 for r in rates)}, always: {sum(r == 1 for r in rates)}; mean pass rate {np.mean(rates):.1%}); "
-              f"{(time.perf_counter() - start) / 60:.1f} min")
-        if not reachable:
-            print("GRPO prompts: none within the policy's reach, so GRPO runs on all of them (expect no signal)")
-
         # -- GRPO: with the PRM's step credit, and on the outcome alone, ``--workers`` runs at a time ----
         grpo_rows = Dataset.from_list([
             {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
              "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
-            for q in reachable or candidates
+            for q in reachable or [chain.question for chain in own_chains]
         ]).shuffle(seed=args.seed)
-        common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=8,
+        if not reachable:
+            print("GRPO prompts: none within the policy's reach, so GRPO runs on all own questions (expect no signal)")
+        common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=ANSWER_SAMPLES,
                       max_completion_length=SAMPLE_MAX_NEW_TOKENS, temperature=TEMPERATURE, beta=0.0, learning_rate=args.grpo_learning_rate,
                       logging_steps=1)
         runs = {**GRPO_RUNS, **(MIN_FORM_RUN if args.min_form else {})}

@@ -23,6 +23,7 @@ def test_the_quick_run_prints_both_tables_and_saves_its_prm(spider_dir, quick_wo
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
+    assert re.search(r"own samples: 8 on each of \d+ training questions", out)  # one sampling: answer labels and GRPO prompts
     for strategy in ("greedy", "vote@4", "PRM best-of-4 (min)", "PRM vote@4 (min)", "step beam", "pass@4"):
         assert re.search(rf"^{re.escape(strategy)}.*\d+\.\d%", out, re.M), strategy
     assert "4 runs, 2 at a time" in out

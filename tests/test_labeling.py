@@ -25,6 +25,7 @@ from trl_processsql.labeling import (
     stepwise_card,
     stepwise_dataset,
     stepwise_stats,
+    trajectory_rows,
 )
 from trl_processsql.sql import results_match
 from trl_processsql.sql.schema import read_schema
@@ -428,6 +429,20 @@ def test_policy_rows_mixed_only_keeps_the_questions_with_a_right_and_a_wrong_sam
     assert [r["sql"] for r in rows] == [RIGHT, WRONG_FINAL]
     assert len(policy_rows(chains, labeler, samples_per_question=3, rollouts=False)) == 9
 
+
+def test_trajectory_rows_filter_samples_labelled_once(toy_db, executor):
+    chains = [_chain(toy_db, RIGHT) for _ in range(2)]
+    samples = [[RIGHT, WRONG_FINAL, FAILING], [WRONG_FINAL, *SMALLER]]
+    labeler = _labeler(executor, lambda prompts, starts, num, desc="": samples[: len(prompts)])
+    trajectories = labeler.sample(chains, 3)
+    labelled = labeler.label(trajectories, rollouts=False)
+    every = trajectory_rows(trajectories, labelled, executor)
+    assert [r["sql"] for r in every] == [RIGHT, WRONG_FINAL, FAILING, WRONG_FINAL, *SMALLER]
+    mixed = trajectory_rows(trajectories, labelled, executor, running_only=True, mixed_only=True)
+    assert [r["sql"] for r in mixed] == [RIGHT, WRONG_FINAL]  # the same labels, filtered again: nothing sampled twice
+    assert labeler.counts["samples"] == 6
+    with pytest.raises(ValueError, match="3 trajectories but 2 labelled"):
+        trajectory_rows(trajectories[:3], labelled[:2], executor)
 
 def test_label_steps_combines_sources_and_checks_them(toy_db, executor):
     questions = [{"index": 0, "db_id": "toy", "question": "Which French singers performed?", "gold_sql": GOLD_SQL}]

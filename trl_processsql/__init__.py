@@ -35,7 +35,7 @@ _EXPORTS = {
         "GoldChain", "LabelRun", "MUTATIONS", "ROUND_SIZE", "RUN_FILE", "RolloutLabeler", "SOURCES", "STEPWISE_COLUMNS", "STEPWISE_COLUMN_DOCS", "StepLabels",
         "Trajectory", "execution_labels", "gold_chains", "label_statistics", "label_steps", "mutate_step",
         "merge_shards", "mutation_rows", "policy_rows", "read_run", "shard_bounds", "stepwise_card", "stepwise_dataset", "stepwise_stats",
-        "write_run"
+        "trajectory_rows", "write_run"
     ),
     "prm": (
         "AGGREGATIONS", "DataCollatorForStepwiseSupervision", "ProcessRewardConfig", "ProcessRewardModel",

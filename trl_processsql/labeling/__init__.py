@@ -15,6 +15,7 @@ from .builder import (
     stepwise_card,
     stepwise_dataset,
     stepwise_stats,
+    trajectory_rows,
 )
 from .execution import execution_labels
 from .mutations import MUTATIONS, mutate_step
@@ -46,5 +47,6 @@ __all__ = [
     "stepwise_card",
     "stepwise_dataset",
     "stepwise_stats",
+    "trajectory_rows",
     "write_run",
 ]

@@ -49,6 +49,7 @@ __all__ = [
     "stepwise_card",
     "stepwise_dataset",
     "stepwise_stats",
+    "trajectory_rows",
 ]
 
 STEPWISE_COLUMNS = ("prompt", "completions", "labels", "db_id", "question", "sql", "source", "mutation")
@@ -231,23 +232,46 @@ def policy_rows(
 
     ``labeler`` is a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`; with
     ``rollouts=False`` only the execution checks label the steps (the last step: whether the
-    answer matches the gold's). With ``running_only`` the samples whose answer fails to run are
-    left out: scoring floors a failing candidate without asking the PRM, so what the PRM must learn
-    from the policy's own samples is which of those that run are wrong. With ``balance_sizes`` the
-    wrong answers that run keep as many results larger than the gold's as not larger (a random
-    subset, seeded by ``seed``, of the more common side): a small policy's wrong answers are mostly
-    too small, and a PRM trained on them learns that a big result looks right. With ``mixed_only``
-    (after the other filters) only the questions whose kept samples hold both a right answer and a
-    wrong one stay: best-of-N chooses among one question's samples, and a wrong sample beside a
-    right one teaches that choice, while the samples of a question the policy never answers teach
-    what hard questions and their wrong answers look like, which a PRM then mistakes for errors.
+    answer matches the gold's). The filters are :func:`trajectory_rows`'.
     """
     trajectories = labeler.sample(chains, samples_per_question)
     labelled = labeler.label(trajectories, rollouts=rollouts)
+    return trajectory_rows(
+        trajectories, labelled, labeler.executor, running_only=running_only, balance_sizes=balance_sizes, mixed_only=mixed_only, seed=seed
+    )
+
+
+def trajectory_rows(
+    trajectories: Sequence,
+    labelled: Sequence,
+    executor: SQLExecutor,
+    *,
+    running_only: bool = False,
+    balance_sizes: bool = False,
+    mixed_only: bool = False,
+    seed: int = 0,
+) -> list[dict]:
+    """Rows for policy ``trajectories`` and their ``labelled`` steps (:meth:`RolloutLabeler.label`), filtered.
+
+    Apart from :func:`policy_rows`, so that one set of samples can serve more than the PRM's
+    labels (a question's share of right answers picks GRPO prompts too). With ``running_only`` the
+    samples whose answer fails to run are left out: scoring floors a failing candidate without
+    asking the PRM, so what the PRM must learn from the policy's own samples is which of those that
+    run are wrong. With ``balance_sizes`` the wrong answers that run keep as many results larger
+    than the gold's as not larger (a random subset, seeded by ``seed``, of the more common side): a
+    small policy's wrong answers are mostly too small, and a PRM trained on them learns that a big
+    result looks right. With ``mixed_only`` (after the other filters) only the questions whose kept
+    samples hold both a right answer and a wrong one stay: best-of-N chooses among one question's
+    samples, and a wrong sample beside a right one teaches that choice, while the samples of a
+    question the policy never answers teach what hard questions and their wrong answers look like,
+    which a PRM then mistakes for errors.
+    """
+    if len(trajectories) != len(labelled):
+        raise ValueError(f"{len(trajectories)} trajectories but {len(labelled)} labelled")
     runs = [found.views[-1].result.ok for found in labelled]
     keep = [run or not running_only for run in runs]
     if balance_sizes:
-        golds = labeler.executor.execute_many([(t.chain.db_path, t.chain.question["gold_sql"]) for t in trajectories], cache=True)
+        golds = executor.execute_many([(t.chain.db_path, t.chain.question["gold_sql"]) for t in trajectories], cache=True)
         sides: dict[bool, list[int]] = {True: [], False: []}
         for i, (found, gold) in enumerate(zip(labelled, golds)):
             if runs[i] and found.labels[-1] < 0.5:
@@ -314,7 +338,7 @@ def label_steps(
     sources need ``labeler`` (a :class:`~trl_processsql.labeling.rollouts.RolloutLabeler`);
     ``mutation_kinds`` are the errors the mutations source plants and ``equivalents`` adds right
     mutants to it (:func:`mutation_rows`);
-    ``running_only``, ``balance_sizes`` and ``mixed_only`` filter their samples (:func:`policy_rows`).
+    ``running_only``, ``balance_sizes`` and ``mixed_only`` filter their samples (:func:`trajectory_rows`).
     Questions go in rounds of ``round_size``, so that progress shows on large files; each round
     reseeds the labeler from ``seed`` and its first question, so its rows depend on nothing outside
     it. With ``num_shards``, only shard ``shard_index`` of the rounds is labelled
