@@ -29,7 +29,7 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # about 75 minutes on 2 cores: 26-43 for the SFT policy (cached), about 33 for the rest
+    python benchmarks/bench_method.py            # 56-73 minutes on 2 cores: 26-43 for the SFT policy (cached), about 30 for the rest
     python benchmarks/bench_method.py --prm DIR  # the PRM of bench_selection.py --save-prm DIR, not one trained here
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
