@@ -25,6 +25,8 @@ stage and every figure below is measured on them, all on the same questions.
    ``GRPOTrainer`` with the execution reward alone), and with ``--min-form`` PRM-GRPO with min-form
    credit too; each run is repeated with ``--grpo-seeds`` seeds (a run's greedy EX moves by a point
    or two with its seed alone), and its greedy EX is the mean over them, question by question.
+   Beside it, greedy EX on the run's own training prompts: whether GRPO learned what it trained
+   on, where the held-out figure says whether that carries over to unseen questions.
    The runs train ``--workers`` at a time, each in a process of its own.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
@@ -82,24 +84,30 @@ def spider_train(spider_dir: Path) -> list[dict]:
     ]
 
 
-def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: SmallModelSettings, executor):
-    """The SFT policy of ``settings`` on ``train``: loaded from ``work_dir`` when an earlier run saved it."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def sft_data_and_tokenizer(db_dir: Path, train: list[dict], executor):
+    """The SFT dataset of ``train`` (gold SQL as chains of CTEs, compact prompts) and a BPE tokenizer of 4,096 tokens
+    fitted to its questions, answers and the tables and columns of its databases."""
     from trl_processsql.sft_data import build_sft_dataset
     from trl_processsql.sql.schema import read_schema
     from trl_processsql.tiny import build_tokenizer
+
+    sft_data, _ = build_sft_dataset(train, db_dir, prompt_style="compact", executor=executor, progress=True)
+    tables = {q["db_id"] for q in train}
+    names = [f"{t.name} {' '.join(c.name for c in t.columns)}" for db in sorted(tables) for t in read_schema(db_dir / db / f"{db}.sqlite", 0).tables]
+    tokenizer = build_tokenizer([q["question"] for q in train] + [m[0]["content"] for m in sft_data["completion"]] + names, vocab_size=4096)
+    return sft_data, tokenizer
+
+
+def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: SmallModelSettings, executor):
+    """The SFT policy of ``settings`` on ``train``: loaded from ``work_dir`` when an earlier run saved it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     key = hashlib.sha256(json.dumps([asdict(settings), [q["index"] for q in train]]).encode()).hexdigest()[:12]
     policy_dir = work_dir / f"policy-{key}"
     if (policy_dir / "config.json").is_file():
         print(f"SFT policy: reusing {policy_dir}")
         return policy_dir, AutoModelForCausalLM.from_pretrained(policy_dir), AutoTokenizer.from_pretrained(policy_dir), 0.0
-    db_dir = spider_dir / "database"
-    sft_data, report = build_sft_dataset(train, db_dir, prompt_style="compact", executor=executor, progress=True)
-    tables = {q["db_id"] for q in train}
-    names = [f"{t.name} {' '.join(c.name for c in t.columns)}" for db in sorted(tables) for t in read_schema(db_dir / db / f"{db}.sqlite", 0).tables]
-    tokenizer = build_tokenizer([q["question"] for q in train] + [m[0]["content"] for m in sft_data["completion"]] + names, vocab_size=4096)
+    sft_data, tokenizer = sft_data_and_tokenizer(spider_dir / "database", train, executor)
     start = time.perf_counter()
     model = train_small_policy(sft_data, tokenizer, policy_dir, settings)
     return policy_dir, model, tokenizer, time.perf_counter() - start
@@ -169,11 +177,20 @@ def train_method_prm(policy_dir: Path, labeler, tokenizer, labelled: list[dict],
     return prm
 
 
+def greedy_answers(model, tokenizer, prompts: list[str]) -> list[str]:
+    """The model's greedy answer to each prompt."""
+    from trl_processsql.inference import TransformersSampler
+
+    sampler = TransformersSampler(model, tokenizer, temperature=0, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=64)
+    return [row[0] for row in sampler.sample([[{"role": "user", "content": p}] for p in prompts], 1)]
+
+
 def grpo_run(job: dict) -> dict:
     """One GRPO run from the SFT policy, in a process of its own with one thread: GRPO's steps are mostly token
     by token generation, which a second thread barely speeds up and a second process nearly doubles.
 
-    Returns the trained policy's greedy answers to ``job["test_prompts"]`` and the mean reward of every step.
+    Returns the trained policy's greedy answers to ``job["test_prompts"]`` and to its own training prompts
+    (``job["train_prompts"]``), and the mean reward of every step.
     """
     import torch
     import transformers
@@ -182,7 +199,6 @@ def grpo_run(job: dict) -> dict:
 
     from trl_processsql.cpu_scale import cpu_training_args, quiet_progress
     from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
-    from trl_processsql.inference import TransformersSampler
     from trl_processsql.prm import ProcessRewardModel
     from trl_processsql.rewards import execution_accuracy_reward, set_reward_executor
     from trl_processsql.sql import SQLExecutor
@@ -205,9 +221,9 @@ def grpo_run(job: dict) -> dict:
                                   train_dataset=rows, processing_class=tokenizer)
         quiet_progress(trainer, f"{job['name']}, seed {job['seed']}", keys=("reward",))
         trainer.train()
-    sampler = TransformersSampler(trainer.model, tokenizer, temperature=0, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=64)
-    answers = [row[0] for row in sampler.sample([[{"role": "user", "content": p}] for p in job["test_prompts"]], 1)]
-    return {"answers": answers, "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e]}
+    return {"answers": greedy_answers(trainer.model, tokenizer, job["test_prompts"]),
+            "train_answers": greedy_answers(trainer.model, tokenizer, job["train_prompts"]),
+            "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e]}
 
 
 def paired_interval(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, draws: int = 2000) -> tuple[float, float]:
@@ -285,14 +301,16 @@ def run_method(args, spider_dir: Path) -> None:
         prompts = [build_prompt(q["question"], p, style="compact") for q, p in zip(test, paths)]
         golds = executor.execute_many([(p, q["gold_sql"]) for q, p in zip(test, paths)], cache=True)
 
-        def right(candidate, i) -> bool:
-            return candidate.ok and golds[i].ok and results_match(candidate.rows, golds[i].rows, "spider", gold_sql=test[i]["gold_sql"])
+        def matches(candidate, gold, question) -> bool:
+            return candidate.ok and gold.ok and results_match(candidate.rows, gold.rows, "spider", gold_sql=question["gold_sql"])
 
-        def greedy_ex(model) -> np.ndarray:
-            sampler = TransformersSampler(model, tokenizer, temperature=0, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=64)
-            texts = [row[0] for row in sampler.sample([[{"role": "user", "content": p}] for p in prompts], 1)]
-            found = score_candidates(prompts, texts, paths, executor)
-            return np.array([right(c, i) for i, c in enumerate(found)], dtype=float)
+        def right(candidate, i) -> bool:
+            return matches(candidate, golds[i], test[i])
+
+        def judged(texts, questions_, prompts_, paths_, golds_) -> np.ndarray:
+            """1.0 where the answer ``texts[i]`` gives question i's gold result, else 0.0."""
+            found = score_candidates(prompts_, texts, paths_, executor)
+            return np.array([matches(c, g, q) for c, g, q in zip(found, golds_, questions_)], dtype=float)
 
         # -- the policy's own samples on training questions: answer labels and GRPO prompts ---------
         start = time.perf_counter()
@@ -319,7 +337,7 @@ def run_method(args, spider_dir: Path) -> None:
 
         # -- selection on the same samples --------------------------------------------------------
         start = time.perf_counter()
-        sft_greedy = greedy_ex(policy)
+        sft_greedy = judged(greedy_answers(policy, tokenizer, prompts), test, prompts, paths, golds)
         sampler = TransformersSampler(policy, tokenizer, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32)
         torch.manual_seed(args.seed)
         samples = sampler.sample([[{"role": "user", "content": p}] for p in prompts], args.n)
@@ -346,11 +364,17 @@ def run_method(args, spider_dir: Path) -> None:
         selection_seconds = time.perf_counter() - start
 
         # -- GRPO: with the PRM's step credit, and on the outcome alone, ``--workers`` runs at a time ----
+        grpo_questions = reachable or [chain.question for chain in own_chains]
         grpo_rows = Dataset.from_list([
             {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
              "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
-            for q in reachable or [chain.question for chain in own_chains]
+            for q in grpo_questions
         ]).shuffle(seed=args.seed)
+        # greedy EX on the GRPO prompts themselves says whether a run learned what it trained on, held-out EX whether that carries over
+        grpo_paths = [str(database_path(db_dir, q["db_id"])) for q in grpo_questions]
+        grpo_prompts = [build_prompt(q["question"], p, style="compact") for q, p in zip(grpo_questions, grpo_paths)]
+        grpo_set = grpo_questions, grpo_prompts, grpo_paths, executor.execute_many([(p, q["gold_sql"]) for q, p in zip(grpo_questions, grpo_paths)], cache=True)
+        sft_on_grpo = judged(greedy_answers(policy, tokenizer, grpo_prompts), *grpo_set)
         if not reachable:
             print("GRPO prompts: none within the policy's reach, so GRPO runs on all own questions (expect no signal)")
         common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=ANSWER_SAMPLES,
@@ -361,7 +385,7 @@ def run_method(args, spider_dir: Path) -> None:
         jobs = [
             {"name": name, "rule": rule, "seed": seed, "rows": prompt_rows, "config": common, "policy_dir": str(policy_dir),
              "prm_dir": str(prm_dir), "output_dir": str(work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}-{seed}"),
-             "test_prompts": prompts}
+             "test_prompts": prompts, "train_prompts": grpo_prompts}
             for name, rule in runs.items() for seed in seeds
         ]
         start = time.perf_counter()
@@ -370,15 +394,15 @@ def run_method(args, spider_dir: Path) -> None:
         grpo_seconds = time.perf_counter() - start
         grpo_results = {}
         for name in runs:
-            found, first, last = [], [], []
+            found, seen, first, last = [], [], [], []
             for job, result in zip(jobs, done):
                 if job["name"] == name:
-                    answers = score_candidates(prompts, result["answers"], paths, executor)
-                    found.append(np.array([right(c, i) for i, c in enumerate(answers)], dtype=float))
+                    found.append(judged(result["answers"], test, prompts, paths, golds))
+                    seen.append(judged(result["train_answers"], *grpo_set).mean())
                     quarter = max(1, len(result["rewards"]) // 4)
                     first.append(np.mean(result["rewards"][:quarter]))
                     last.append(np.mean(result["rewards"][-quarter:]))
-            grpo_results[name] = (np.mean(found, axis=0), [f.mean() for f in found], (np.mean(first), np.mean(last)))
+            grpo_results[name] = (np.mean(found, axis=0), [f.mean() for f in found], (np.mean(first), np.mean(last)), np.mean(seen))
 
     # -- the tables ------------------------------------------------------------------------------
     n = len(test)
@@ -392,12 +416,14 @@ def run_method(args, spider_dir: Path) -> None:
     print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(grpo_rows)} training prompts and start, "
           f"{args.grpo_seeds} seeds ({', '.join(str(args.seed + k) for k in range(args.grpo_seeds))}) each; greedy EX on the same {n} questions, "
           f"the mean over seeds ({len(jobs)} runs, {args.workers} at a time: {grpo_seconds / 60:.1f} min)")
-    print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'EX of each seed':<22}{'reward, first -> last quarter':>30}")
-    print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}")
-    for name, (found, each, (first, last)) in grpo_results.items():
+    seen_header = f"EX on its {len(grpo_rows)} training prompts"
+    print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'EX of each seed':<22}{'reward, first -> last quarter':>30}   {seen_header}")
+    print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}{'':<82}{sft_on_grpo.mean():.1%}")
+    for name, (found, each, (first, last), seen) in grpo_results.items():
         low, high = paired_interval(found, sft_greedy, rng)
-        print(f"{name:<48}{found.mean():>7.1%}   {(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]{'':<6}"
-              f"{' '.join(f'{e:.1%}' for e in each):<22}{f'{first:.3f} -> {last:.3f}':>30}")
+        versus = f"{(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
+        print(f"{name:<48}{found.mean():>7.1%}   {versus:<24}{' '.join(f'{e:.1%}' for e in each):<22}"
+              f"{f'{first:.3f} -> {last:.3f}':>30}   {seen:.1%}")
     prm_run, outcome_run = grpo_results["PRM-GRPO (rewardsql)"][0], grpo_results["outcome-only GRPO"][0]
     low, high = paired_interval(prm_run, outcome_run, rng)
     best = dict(table)[f"PRM best-of-{args.n} (min)"]
