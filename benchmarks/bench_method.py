@@ -84,30 +84,24 @@ def spider_train(spider_dir: Path) -> list[dict]:
     ]
 
 
-def sft_data_and_tokenizer(db_dir: Path, train: list[dict], executor):
-    """The SFT dataset of ``train`` (gold SQL as chains of CTEs, compact prompts) and a BPE tokenizer of 4,096 tokens
-    fitted to its questions, answers and the tables and columns of its databases."""
-    from trl_processsql.sft_data import build_sft_dataset
-    from trl_processsql.sql.schema import read_schema
-    from trl_processsql.tiny import build_tokenizer
-
-    sft_data, _ = build_sft_dataset(train, db_dir, prompt_style="compact", executor=executor, progress=True)
-    tables = {q["db_id"] for q in train}
-    names = [f"{t.name} {' '.join(c.name for c in t.columns)}" for db in sorted(tables) for t in read_schema(db_dir / db / f"{db}.sqlite", 0).tables]
-    tokenizer = build_tokenizer([q["question"] for q in train] + [m[0]["content"] for m in sft_data["completion"]] + names, vocab_size=4096)
-    return sft_data, tokenizer
-
-
 def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: SmallModelSettings, executor):
     """The SFT policy of ``settings`` on ``train``: loaded from ``work_dir`` when an earlier run saved it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trl_processsql.sft_data import build_sft_dataset
+    from trl_processsql.sql.schema import read_schema
+    from trl_processsql.tiny import build_tokenizer
 
     key = hashlib.sha256(json.dumps([asdict(settings), [q["index"] for q in train]]).encode()).hexdigest()[:12]
     policy_dir = work_dir / f"policy-{key}"
     if (policy_dir / "config.json").is_file():
         print(f"SFT policy: reusing {policy_dir}")
         return policy_dir, AutoModelForCausalLM.from_pretrained(policy_dir), AutoTokenizer.from_pretrained(policy_dir), 0.0
-    sft_data, tokenizer = sft_data_and_tokenizer(spider_dir / "database", train, executor)
+    db_dir = spider_dir / "database"
+    sft_data, report = build_sft_dataset(train, db_dir, prompt_style="compact", executor=executor, progress=True)
+    tables = {q["db_id"] for q in train}
+    names = [f"{t.name} {' '.join(c.name for c in t.columns)}" for db in sorted(tables) for t in read_schema(db_dir / db / f"{db}.sqlite", 0).tables]
+    tokenizer = build_tokenizer([q["question"] for q in train] + [m[0]["content"] for m in sft_data["completion"]] + names, vocab_size=4096)
     start = time.perf_counter()
     model = train_small_policy(sft_data, tokenizer, policy_dir, settings)
     return policy_dir, model, tokenizer, time.perf_counter() - start

@@ -48,11 +48,6 @@ class SmallModelSettings:
     26 minutes on 2 cores (44 on one core of a busy machine). Greedy EX on the 300 held-out questions
     of ``benchmarks/bench_method.py``: 15.3% (15.0% when trained on one thread), against 8.7% with
     half the steps (``--sft-steps 1200``).
-
-    ``train_sampling_strategy`` is transformers' own: ``"group_by_length"`` batches prompts of
-    similar length, so a batch pads to less; SQL answers vary from a few tokens to hundreds, and
-    the step time is halved (``benchmarks/bench_sft_step_time.py``). ``"random"`` is the
-    Trainer's default.
     """
 
     hidden_size: int = 256
@@ -62,7 +57,6 @@ class SmallModelSettings:
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 0
-    train_sampling_strategy: str = "group_by_length"
 
 
 class ProgressBarCallback(TrainerCallback):
@@ -153,14 +147,13 @@ def train_small_policy(
     *,
     prompt_style: str = "compact",
     progress: bool = True,
-    callbacks: Sequence[TrainerCallback] = (),
 ):
     """Train a small random Qwen2 policy with TRL's ``SFTTrainer`` and save it to ``output_dir``.
 
     ``train_dataset`` is an SFT dataset in TRL's conversational prompt-completion format (what
     :func:`~trl_processsql.sft_data.build_sft_dataset` writes); ``prompt_style`` is recorded in
-    the checkpoint's config, so that inference builds the prompt it was trained on; ``callbacks``
-    go to the trainer. Returns the trained model.
+    the checkpoint's config, so that inference builds the prompt it was trained on. Returns the
+    trained model.
     """
     from trl import SFTConfig, SFTTrainer
 
@@ -184,11 +177,9 @@ def train_small_policy(
             weight_decay=0.01,
             max_length=1024,
             seed=settings.seed,
-            train_sampling_strategy=settings.train_sampling_strategy,
         )
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset.remove_columns(columns), processing_class=tokenizer,
-                         callbacks=list(callbacks))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset.remove_columns(columns), processing_class=tokenizer)
     quiet_progress(trainer, "SFT" if progress else None, keys=("loss",))
     trainer.train()
     trainer.save_model(output_dir)
