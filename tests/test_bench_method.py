@@ -27,9 +27,11 @@ def test_the_quick_run_prints_both_tables_and_saves_its_prm(spider_dir, quick_wo
     for strategy in ("greedy", "vote@4", "PRM best-of-4 (min)", "PRM vote@4 (min)", "step beam", "pass@4"):
         assert re.search(rf"^{re.escape(strategy)}.*\d+\.\d%", out, re.M), strategy
     assert "4 runs, 2 at a time" in out
+    assert re.search(r"EX on its \d+ training prompts$", out, re.M)  # did GRPO learn its prompts, beside held-out EX
+    assert re.search(r"^SFT\s+\d+\.\d%\s+\d+\.\d%$", out, re.M)
     for run in ("PRM-GRPO (rewardsql)", "outcome-only GRPO"):
-        row = re.search(rf"^{re.escape(run)}\s+\d+\.\d%.*?((?:\d+\.\d% ){{2}})", out, re.M)
-        assert row, run  # one EX per seed
+        row = re.search(rf"^{re.escape(run)}\s+\d+\.\d%.*?((?:\d+\.\d% ){{2}}).*->.*\d+\.\d%$", out, re.M)
+        assert row, run  # one EX per seed, then the EX on the training prompts
     assert "min_form" not in out  # a third run only with --min-form
     prm = ProcessRewardModel.from_pretrained(quick_work_dir / "prm")
     assert prm.max_length == 512

@@ -47,7 +47,11 @@ class SmallModelSettings:
     vocabulary) for 2,400 steps of 16 prompt-completion pairs (about six passes over Spider train):
     26 minutes on 2 cores (44 on one core of a busy machine). Greedy EX on the 300 held-out questions
     of ``benchmarks/bench_method.py``: 15.3% (15.0% when trained on one thread), against 8.7% with
-    half the steps (``--sft-steps 1200``).
+    half the steps (``--sft-steps 1200``). Batches are drawn at random, as the Trainer does by
+    default: batches grouped by length pad less, but a policy trained on them with these settings
+    did not learn (loss 1.9 after 2,400 steps against 0.3; 0.1% of its samples on training
+    questions right, against 15.3%); transformers' sampler sorts each run of 50 batches from the
+    longest answers to the shortest.
     """
 
     hidden_size: int = 256
