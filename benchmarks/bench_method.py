@@ -5,8 +5,9 @@ questions, 140 databases) split by question; ``--test-questions`` are held out o
 stage and every figure below is measured on them, all on the same questions.
 
 1. SFT: a small Qwen2-shaped policy trained from scratch on the other questions' gold SQL as
-   chains of CTEs (compact prompt: database name and question). Cached in ``--work-dir`` by
-   its settings, so a second run (or ``bench_selection.py``) reuses it.
+   chains of CTEs (compact prompt: database name and question), each step of 16 cut into
+   ``--sft-micro-batches`` of similar length. Cached in ``--work-dir`` by its settings, so a
+   second run (or ``bench_selection.py``) reuses it.
 2. The policy's own samples: 8 per question on ``--own-questions`` training questions, judged by
    their answer. One sampling gives both the PRM's answer labels and the GRPO prompts.
 3. PRM: the policy's own samples labelled by execution and Monte Carlo rollouts (2 per question
@@ -31,7 +32,7 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
-    python benchmarks/bench_method.py            # 56-73 minutes on 2 cores: 26-43 for the SFT policy (cached), about 30 for the rest
+    python benchmarks/bench_method.py            # about 60 minutes on 2 cores: 24 for the SFT policy (cached), 36 for the rest
     python benchmarks/bench_method.py --prm DIR  # the PRM of bench_selection.py --save-prm DIR, not one trained here
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
 """
@@ -84,24 +85,30 @@ def spider_train(spider_dir: Path) -> list[dict]:
     ]
 
 
-def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: SmallModelSettings, executor):
-    """The SFT policy of ``settings`` on ``train``: loaded from ``work_dir`` when an earlier run saved it."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def sft_data_and_tokenizer(db_dir: Path, train: list[dict], executor):
+    """The SFT dataset of ``train`` (gold SQL as chains of CTEs, compact prompts) and a BPE tokenizer of 4,096 tokens
+    fitted to its questions, answers and the tables and columns of its databases."""
     from trl_processsql.sft_data import build_sft_dataset
     from trl_processsql.sql.schema import read_schema
     from trl_processsql.tiny import build_tokenizer
+
+    sft_data, _ = build_sft_dataset(train, db_dir, prompt_style="compact", executor=executor, progress=True)
+    tables = {q["db_id"] for q in train}
+    names = [f"{t.name} {' '.join(c.name for c in t.columns)}" for db in sorted(tables) for t in read_schema(db_dir / db / f"{db}.sqlite", 0).tables]
+    tokenizer = build_tokenizer([q["question"] for q in train] + [m[0]["content"] for m in sft_data["completion"]] + names, vocab_size=4096)
+    return sft_data, tokenizer
+
+
+def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: SmallModelSettings, executor):
+    """The SFT policy of ``settings`` on ``train``: loaded from ``work_dir`` when an earlier run saved it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     key = hashlib.sha256(json.dumps([asdict(settings), [q["index"] for q in train]]).encode()).hexdigest()[:12]
     policy_dir = work_dir / f"policy-{key}"
     if (policy_dir / "config.json").is_file():
         print(f"SFT policy: reusing {policy_dir}")
         return policy_dir, AutoModelForCausalLM.from_pretrained(policy_dir), AutoTokenizer.from_pretrained(policy_dir), 0.0
-    db_dir = spider_dir / "database"
-    sft_data, report = build_sft_dataset(train, db_dir, prompt_style="compact", executor=executor, progress=True)
-    tables = {q["db_id"] for q in train}
-    names = [f"{t.name} {' '.join(c.name for c in t.columns)}" for db in sorted(tables) for t in read_schema(db_dir / db / f"{db}.sqlite", 0).tables]
-    tokenizer = build_tokenizer([q["question"] for q in train] + [m[0]["content"] for m in sft_data["completion"]] + names, vocab_size=4096)
+    sft_data, tokenizer = sft_data_and_tokenizer(spider_dir / "database", train, executor)
     start = time.perf_counter()
     model = train_small_policy(sft_data, tokenizer, policy_dir, settings)
     return policy_dir, model, tokenizer, time.perf_counter() - start
@@ -235,6 +242,8 @@ def main() -> None:
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached and the PRM saved (default: %(default)s)")
     parser.add_argument("--test-questions", type=int, default=300, help="held-out questions every figure is measured on")
     parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of 16 examples")
+    parser.add_argument("--sft-micro-batches", type=int, default=4, choices=(1, 2, 4, 8, 16),
+                        help="micro-batches of similar length each SFT step is cut into (1: the whole step padded as one batch)")
     parser.add_argument("--prm-questions", type=int, default=600, help="training questions with mutants and rollout-labelled samples for the PRM")
     parser.add_argument("--own-questions", type=int, default=1500,
                         help="more training questions with 8 samples each: the PRM's answer labels and the GRPO prompts")
@@ -283,7 +292,7 @@ def run_method(args, spider_dir: Path) -> None:
     questions = [q for q in spider_train(spider_dir) if database_path(db_dir, q["db_id"]).is_file()]
     test, train = split_by_question(questions, [args.test_questions], args.seed)
     work_dir = Path(args.work_dir)
-    settings = SmallModelSettings(max_steps=args.sft_steps, seed=args.seed)
+    settings = SmallModelSettings(max_steps=args.sft_steps, seed=args.seed, micro_batches=args.sft_micro_batches)
     print(f"Spider train: {len(questions)} questions on {len({q['db_id'] for q in questions})} databases; "
           f"{len(train)} for training, {len(test)} held out (split by question: every test database is seen in training)")
 
@@ -427,7 +436,7 @@ def run_method(args, spider_dir: Path) -> None:
         f"({(best.mean() - sft_greedy.mean()) * 100:+.1f} points, 95% CI [{low_b * 100:+.1f}, {high_b * 100:+.1f}]) and vote@{args.n} "
         f"{dict(table)[f'vote@{args.n}'].mean():.1%}; PRM-GRPO greedy {prm_run.mean():.1%} against outcome-only GRPO "
         f"{outcome_run.mean():.1%} ({(prm_run.mean() - outcome_run.mean()) * 100:+.1f} points, 95% CI [{low * 100:+.1f}, {high * 100:+.1f}]); "
-        f"{(time.perf_counter() - began) / 60:.0f} minutes in all"
+        f"{(time.perf_counter() - began) / 60:.1f} minutes in all"
     )
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_policy, train_small_prm
+from trl_processsql.cpu_scale import SmallModelSettings, small_policy_trainer, split_by_question, train_small_policy, train_small_prm
 from trl_processsql.data import database_path, load_questions, sample_paths
 from trl_processsql.prompts import build_prompt, prompt_messages, saved_prompt_style
 
@@ -69,6 +69,48 @@ def test_small_policy_trains_saves_and_records_its_prompt_style(sample, tokenize
         assert torch.equal(param, model.state_dict()[name]), name
     err = capsys.readouterr().err
     assert "SFT" in err and "{'loss'" not in err  # a progress bar, not log dicts
+
+
+def _varied_rows(n=16):
+    """SFT rows whose answers run from one clause to five, so that padding depends on the batching."""
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": f"Question {i}?"}],
+          "completion": [{"role": "assistant", "content": "SELECT a FROM t" + " WHERE b = 1" * (i % 5)}]} for i in range(n)]
+    )
+
+
+def test_micro_batches_pad_less_and_see_every_example_once_per_pass(tokenizer, tmp_path):
+    rows = _varied_rows()
+    settings = SmallModelSettings(hidden_size=32, num_layers=1, max_steps=2, batch_size=8, micro_batches=4)
+    micro = list(small_policy_trainer(rows, tokenizer, tmp_path, settings).get_train_dataloader())
+    assert len(micro) == 8 and all(len(b["input_ids"]) == 2 for b in micro)  # 2 steps of 4 micro-batches of 2
+    seen = sorted(tuple(ids[mask.bool()].tolist()) for b in micro for ids, mask in zip(b["input_ids"], b["attention_mask"]))
+    assert len(seen) == len(rows) == len(set(seen))  # a pass over the data holds each example once
+    for step in (micro[:4], micro[4:]):
+        lengths = [int(n) for b in step for n in b["attention_mask"].sum(1)]
+        padded = sum(b["input_ids"].numel() for b in step)
+        assert padded < len(lengths) * max(lengths)  # less than the step padded as one batch
+    whole = list(small_policy_trainer(rows, tokenizer, tmp_path, SmallModelSettings(batch_size=8, micro_batches=1)).get_train_dataloader())
+    assert [len(b["input_ids"]) for b in whole] == [8, 8]
+
+
+def test_a_step_over_micro_batches_averages_the_loss_over_the_whole_batch(tokenizer, tmp_path):
+    """One step on the 16 rows: the loss is the same whether the 16 are one batch or four micro-batches of unequal length."""
+    losses = []
+    for micro_batches in (1, 4):
+        settings = SmallModelSettings(hidden_size=32, num_layers=1, max_steps=1, batch_size=16, micro_batches=micro_batches)
+        trainer = small_policy_trainer(_varied_rows(), tokenizer, tmp_path / str(micro_batches), settings)
+        losses.append(trainer.train().training_loss)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)  # a mean per micro-batch would be 6e-4 off here
+
+
+def test_micro_batches_must_cut_the_batch_into_equal_parts():
+    with pytest.raises(ValueError, match="micro_batches must divide batch_size"):
+        SmallModelSettings(batch_size=16, micro_batches=3)
+    with pytest.raises(ValueError, match="micro_batches must divide"):
+        SmallModelSettings(micro_batches=0)
 
 
 def test_prm_from_the_policy_starts_from_its_weights_and_reloads_identically(sample, tokenizer, tmp_path):

@@ -32,6 +32,7 @@ __all__ = [
     "SmallModelSettings",
     "cpu_training_args",
     "quiet_progress",
+    "small_policy_trainer",
     "split_by_question",
     "train_small_policy",
     "train_small_prm",
@@ -45,13 +46,19 @@ class SmallModelSettings:
 
     The defaults train a 3.4M-parameter policy (hidden 256, 4 layers, a 4,096-token BPE
     vocabulary) for 2,400 steps of 16 prompt-completion pairs (about six passes over Spider train):
-    26 minutes on 2 cores (44 on one core of a busy machine). Greedy EX on the 300 held-out questions
-    of ``benchmarks/bench_method.py``: 15.3% (15.0% when trained on one thread), against 8.7% with
-    half the steps (``--sft-steps 1200``). Batches are drawn at random, as the Trainer does by
-    default: batches grouped by length pad less, but a policy trained on them with these settings
-    did not learn (loss 1.9 after 2,400 steps against 0.3; 0.1% of its samples on training
-    questions right, against 15.3%); transformers' sampler sorts each run of 50 batches from the
-    longest answers to the shortest.
+    23.5 minutes on 2 cores, where one padded batch per step took 35 to 43 on the same machine.
+    Greedy EX on the 300 held-out questions of ``benchmarks/bench_method.py``: 14.3%, and 17.6% of
+    its samples right on 1,500 training questions (15.3% with one padded batch per step); 8.7%
+    greedy with half the steps (``--sft-steps 1200``).
+
+    ``micro_batches`` cuts each step's batch into that many micro-batches of similar length
+    (transformers' ``batch_rebalance`` sampler, with gradient accumulation): a step still learns
+    from ``batch_size`` examples drawn at random, with its gradient averaged over all their tokens,
+    but pads each example only to the longest of its micro-batch, since answers run from a few
+    tokens to hundreds: 2.1x as fast a step (``benchmarks/bench_sft_step_time.py``; 1 pads the whole batch). Batches
+    grouped by length across steps pad less still, but a policy trained on them with these
+    settings did not learn (loss 1.9 after 2,400 steps against 0.3): transformers'
+    ``group_by_length`` sorts each run of 50 batches from the longest answers to the shortest.
     """
 
     hidden_size: int = 256
@@ -61,6 +68,11 @@ class SmallModelSettings:
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 0
+    micro_batches: int = 4
+
+    def __post_init__(self):
+        if self.micro_batches < 1 or self.batch_size % self.micro_batches:
+            raise ValueError(f"micro_batches must divide batch_size ({self.batch_size}) into equal parts, got {self.micro_batches}")
 
 
 class ProgressBarCallback(TrainerCallback):
@@ -151,14 +163,25 @@ def train_small_policy(
     *,
     prompt_style: str = "compact",
     progress: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
 ):
     """Train a small random Qwen2 policy with TRL's ``SFTTrainer`` and save it to ``output_dir``.
 
     ``train_dataset`` is an SFT dataset in TRL's conversational prompt-completion format (what
     :func:`~trl_processsql.sft_data.build_sft_dataset` writes); ``prompt_style`` is recorded in
-    the checkpoint's config, so that inference builds the prompt it was trained on. Returns the
-    trained model.
+    the checkpoint's config, so that inference builds the prompt it was trained on; ``callbacks``
+    go to the trainer. Returns the trained model.
     """
+    trainer = small_policy_trainer(train_dataset, tokenizer, output_dir, settings, prompt_style=prompt_style, callbacks=callbacks)
+    quiet_progress(trainer, "SFT" if progress else None, keys=("loss",))
+    trainer.train()
+    trainer.save_model(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return trainer.model
+
+
+def small_policy_trainer(train_dataset, tokenizer, output_dir, settings=None, *, prompt_style="compact", callbacks=()):
+    """The ``SFTTrainer`` of :func:`train_small_policy`, before training: a random policy of ``settings``."""
     from trl import SFTConfig, SFTTrainer
 
     from .tiny import build_tiny_model
@@ -174,7 +197,9 @@ def train_small_policy(
         **cpu_training_args(
             output_dir,
             max_steps=settings.max_steps,
-            per_device_train_batch_size=settings.batch_size,
+            per_device_train_batch_size=settings.batch_size // settings.micro_batches,
+            gradient_accumulation_steps=settings.micro_batches,
+            train_sampling_strategy="batch_rebalance" if settings.micro_batches > 1 else "random",
             learning_rate=settings.learning_rate,
             lr_scheduler_type="cosine",
             warmup_steps=min(100, settings.max_steps // 10),
@@ -183,12 +208,8 @@ def train_small_policy(
             seed=settings.seed,
         )
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset.remove_columns(columns), processing_class=tokenizer)
-    quiet_progress(trainer, "SFT" if progress else None, keys=("loss",))
-    trainer.train()
-    trainer.save_model(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    return trainer.model
+    return SFTTrainer(model=model, args=args, train_dataset=train_dataset.remove_columns(columns), processing_class=tokenizer,
+                      callbacks=list(callbacks))
 
 
 def train_small_prm(

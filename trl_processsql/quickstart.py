@@ -38,7 +38,7 @@ __all__ = ["QuickstartSettings", "run_quickstart"]
 
 @dataclass
 class QuickstartSettings:
-    """Sizes of the quickstart run (defaults: 121 seconds on two quiet CPU cores).
+    """Sizes of the quickstart run (defaults: about three minutes on two CPU cores).
 
     ``test_questions`` are held out of every training stage; the policy has ``hidden_size`` and
     ``num_layers`` and trains for ``sft_steps``; ``samples`` policy samples per training question,
