@@ -41,6 +41,20 @@ def add_spider_dir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The SFT policy's settings, for the benchmarks that train ``bench_method.py``'s policy or reuse it (it is cached by them)."""
+    parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of 16 examples (default: %(default)s)")
+    parser.add_argument("--sft-micro-batches", type=int, default=4, choices=(1, 2, 4, 8, 16),
+                        help="micro-batches of similar length each SFT step is cut into (1: the whole step padded as one batch; default: %(default)s)")
+
+
+def policy_settings(args: argparse.Namespace):
+    """The ``SmallModelSettings`` of :func:`add_policy_arguments`' options and ``--seed``."""
+    from trl_processsql.cpu_scale import SmallModelSettings
+
+    return SmallModelSettings(max_steps=args.sft_steps, seed=args.seed, micro_batches=args.sft_micro_batches)
+
+
 def require_spider(spider_dir: str | os.PathLike) -> Path:
     """The Spider folder, or exit with a message saying what is missing and how to point at it."""
     path = Path(spider_dir)

@@ -53,7 +53,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from _common import WORK_DIR, add_spider_dir_argument, require_spider
+from _common import WORK_DIR, add_policy_arguments, add_spider_dir_argument, policy_settings, require_spider
 
 from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_policy
 
@@ -241,9 +241,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run of a few minutes")
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached and the PRM saved (default: %(default)s)")
     parser.add_argument("--test-questions", type=int, default=300, help="held-out questions every figure is measured on")
-    parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of 16 examples")
-    parser.add_argument("--sft-micro-batches", type=int, default=4, choices=(1, 2, 4, 8, 16),
-                        help="micro-batches of similar length each SFT step is cut into (1: the whole step padded as one batch)")
+    add_policy_arguments(parser)
     parser.add_argument("--prm-questions", type=int, default=600, help="training questions with mutants and rollout-labelled samples for the PRM")
     parser.add_argument("--own-questions", type=int, default=1500,
                         help="more training questions with 8 samples each: the PRM's answer labels and the GRPO prompts")
@@ -292,7 +290,7 @@ def run_method(args, spider_dir: Path) -> None:
     questions = [q for q in spider_train(spider_dir) if database_path(db_dir, q["db_id"]).is_file()]
     test, train = split_by_question(questions, [args.test_questions], args.seed)
     work_dir = Path(args.work_dir)
-    settings = SmallModelSettings(max_steps=args.sft_steps, seed=args.seed, micro_batches=args.sft_micro_batches)
+    settings = policy_settings(args)
     print(f"Spider train: {len(questions)} questions on {len({q['db_id'] for q in questions})} databases; "
           f"{len(train)} for training, {len(test)} held out (split by question: every test database is seen in training)")
 

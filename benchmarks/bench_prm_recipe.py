@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from _common import WORK_DIR, add_spider_dir_argument, require_spider
+from _common import WORK_DIR, add_policy_arguments, add_spider_dir_argument, require_spider
 from bench_method import answer_rows, prm_questions
 from bench_selection import FOLDS, cached_policy, mutant_pools, of_kind, picked, policy_pools, questions_of, random_running, score
 
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run of a few minutes")
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where bench_method.py caches its SFT policy")
     parser.add_argument("--test-questions", type=int, default=300, help="Spider train questions held out (as in bench_method.py)")
-    parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of the policy (as in bench_method.py)")
+    add_policy_arguments(parser)
     parser.add_argument("--prm-questions", type=int, default=400, help="Spider train questions with mutants and rollout-labelled samples")
     parser.add_argument("--own-questions", type=int, nargs="+", default=[1000, 2500],
                         help="sizes compared: training questions with 8 answer-labelled samples each; the first is the baseline")

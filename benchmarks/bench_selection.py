@@ -48,10 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import WORK_DIR, add_spider_dir_argument, require_spider
+from _common import WORK_DIR, add_policy_arguments, add_spider_dir_argument, policy_settings, require_spider
 from bench_method import SAMPLE_MAX_NEW_TOKENS, TEMPERATURE, own_sample_rows, prm_questions, small_policy, spider_train
 
-from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_prm, with_both_prompt_styles
+from trl_processsql.cpu_scale import split_by_question, train_small_prm, with_both_prompt_styles
 from trl_processsql.data import database_path, load_questions
 from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates, trajectory_score
 from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows
@@ -223,8 +223,7 @@ def questions_of(spider_dir: Path, args) -> tuple[list[dict], list[dict], list[d
 
 def cached_policy(spider_dir: Path, train: list[dict], args, executor):
     """The SFT policy of ``bench_method.py`` (trained once, then loaded from ``args.work_dir``) and a labeler that samples it."""
-    settings = SmallModelSettings(max_steps=args.sft_steps, seed=args.seed, micro_batches=args.sft_micro_batches)
-    policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, settings, executor)
+    policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, policy_settings(args), executor)
     labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS,
                              batch_size=32, progress=True)
     return policy_dir, policy, tokenizer, labeler
@@ -236,9 +235,7 @@ def main() -> None:
     parser.add_argument("--save-prm", metavar="DIR", help="write the PRM trained on every mutation kind here")
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where bench_method.py caches its SFT policy")
     parser.add_argument("--test-questions", type=int, default=300, help="Spider train questions held out (as in bench_method.py)")
-    parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of the policy (as in bench_method.py)")
-    parser.add_argument("--sft-micro-batches", type=int, default=4, choices=(1, 2, 4, 8, 16),
-                        help="micro-batches each SFT step is cut into (as in bench_method.py)")
+    add_policy_arguments(parser)
     parser.add_argument("--prm-questions", type=int, default=800, help="Spider train questions with mutants and rollout-labelled samples (as in bench_method.py)")
     parser.add_argument("--own-questions", type=int, default=2500,
                         help="more with 8 answer-labelled samples each (bench_method.py takes fewer to fit in its hour)")
