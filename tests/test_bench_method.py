@@ -46,3 +46,45 @@ def test_a_missing_prm_folder_is_refused_before_any_work(tmp_path):
     assert done.returncode == 2
     assert "--prm" in done.stderr and "no such folder" in done.stderr
     assert list(tmp_path.iterdir()) == []  # nothing trained or written
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # under two minutes on 2 cores
+def test_the_quick_run_on_a_pretrained_base_measures_spider_dev_against_the_base_zero_shot(spider_dir, tmp_path):
+    """A tiny checkpoint folder stands in for the pretrained base (the real one is measured in README): the cross-database
+    setting, the schema prompt recorded in the policy, and the zero-shot row are under test."""
+    from transformers import AutoConfig
+
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    base = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1)
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_method.py"), "--quick", "--base", str(base), "--spider-dir", str(spider_dir),
+         "--work-dir", str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"8 Spider dev questions on \d+ other databases held out \(0 databases in both\)", out)
+    assert re.search(r"greedy EX on the 8 held-out questions: SFT \d+\.\d%, zero-shot \(the base model before SFT\) \d+\.\d%", out)
+    assert re.search(r"^zero-shot \(the base model before SFT\)\s+\d+\.\d%", out, re.M)
+    assert "On 8 held-out Spider dev questions: PRM best-of-2" in out
+    policy = next((tmp_path / "work").glob("policy-*"))
+    assert AutoConfig.from_pretrained(policy).processsql_prompt_style == "tables"
+    assert AutoConfig.from_pretrained(tmp_path / "work" / "prm").processsql_prompt_style == "tables"
+
+
+def test_sft_only_stops_after_the_greedy_figures(spider_dir, tmp_path):
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    base = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1)
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_method.py"), "--quick", "--sft-only", "--base", str(base),
+         "--spider-dir", str(spider_dir), "--work-dir", str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "greedy EX on the 8 held-out questions: SFT" in done.stdout
+    assert "own samples" not in done.stdout and not (tmp_path / "work" / "prm").exists()

@@ -25,3 +25,20 @@ def test_a_short_run_times_both_settings_and_prints_the_ratio(spider_dir):
 def test_too_few_steps_to_log_a_loss_are_refused():
     done = subprocess.run([sys.executable, str(SCRIPT), "--steps", "5"], capture_output=True, text=True)
     assert done.returncode == 2 and "--steps must be at least 10" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_on_a_pretrained_base_fp32_and_bf16_are_timed_side_by_side(spider_dir, tmp_path):
+    """A tiny llama-shaped checkpoint stands in for the pretrained base: the comparison, not the model, is under test."""
+    from trl_processsql.tiny import build_tokenizer, build_tiny_model
+
+    tokenizer = build_tokenizer(vocab_size=512)
+    build_tiny_model(tokenizer, "causal-lm", hidden_size=32, num_layers=1).save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--steps", "10", "--base", str(tmp_path / "base"), "--spider-dir", str(spider_dir)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("fp32", "bf16 autocast"):
+        assert re.search(rf"^{name}\s+mean step \d+\.\d+ s over 10 steps; loss over the last 10 steps \d+\.\d+", done.stdout, re.M)
+    assert re.search(r"base: bf16 autocast takes \d+\.\d+x the step time of fp32 \(\d+\.\dx as fast\); this CPU (has|lacks) bf16", done.stdout)

@@ -150,3 +150,60 @@ def test_an_ensemble_prm_trains_each_member_with_its_seed_and_reloads_identicall
     assert reloaded.score_steps(prompts, steps) == prm.score_steps(prompts, steps)
     with pytest.raises(ValueError, match="members must be at least 1"):
         train_small_prm(rows, tokenizer, members=0, **settings)
+
+
+def test_tables_prompt_lists_every_table_and_key_without_example_values(sample):
+    questions, db_dir = sample
+    path = database_path(db_dir, "concert_singer")
+    full, tables = build_prompt("How many singers?", path), build_prompt("How many singers?", path, style="tables", evidence="singers sing")
+    lines = tables.splitlines()
+    assert lines[0] == "Database: concert_singer" and lines[-2:] == ["Evidence: singers sing", "Question: How many singers?"]
+    assert "singer(Singer_ID, Name, Country, Song_Name, Song_release_year, Age, Is_male)" in lines
+    assert lines[-3].startswith("Foreign keys: ") and lines[-3].count(" = ") == 3
+    assert "Examples" not in tables and len(full) > 3 * len(tables)
+
+
+def test_cpu_training_args_take_bf16_from_the_cpu_when_asked(monkeypatch, tmp_path):
+    from trl_processsql.cpu_scale import cpu_training_args
+    from trl_processsql.precision import cpu_has_bf16
+
+    assert cpu_training_args(tmp_path)["bf16"] is False  # small models from scratch stay fp32 unless asked
+    for forced in ("0", "1"):
+        monkeypatch.setenv("PROCESSSQL_CPU_BF16", forced)
+        assert cpu_has_bf16() is (forced == "1")
+        assert cpu_training_args(tmp_path, bf16=None)["bf16"] is (forced == "1")
+        assert cpu_training_args(tmp_path, bf16=True)["bf16"] is True
+
+
+def test_sampling_runs_under_bf16_autocast_only_when_asked(tokenizer):
+    from trl_processsql.inference import TransformersSampler
+    from trl_processsql.tiny import build_tiny_model
+
+    model = build_tiny_model(tokenizer, "causal-lm", hidden_size=32, num_layers=1)
+    seen = []
+    model.lm_head.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    messages = [[{"role": "user", "content": "How many singers?"}]]
+    for bf16, dtype in ((False, torch.float32), (True, torch.bfloat16)):
+        seen.clear()
+        TransformersSampler(model, tokenizer, temperature=0, max_new_tokens=2, bf16=bf16).sample(messages)
+        assert seen and set(seen) == {dtype}
+
+
+def test_a_pretrained_base_is_fine_tuned_in_bf16_from_its_own_weights(sample, tokenizer, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from trl_processsql.tiny import build_tiny_model
+
+    questions, db_dir = sample
+    base = build_tiny_model(tokenizer, "causal-lm", hidden_size=32, num_layers=1, seed=7)
+    base.save_pretrained(tmp_path / "base")
+    settings = SmallModelSettings(base=str(tmp_path / "base"), max_steps=2, batch_size=4, micro_batches=2, learning_rate=1e-3, bf16=True)
+    trainer = small_policy_trainer(_sft_rows(questions, db_dir), tokenizer, tmp_path / "policy", settings, prompt_style="tables")
+    start = {name: param.clone() for name, param in trainer.model.state_dict().items()}
+    assert all(torch.equal(param, base.state_dict()[name]) for name, param in start.items())  # the base's weights, not a new model
+    assert trainer.args.bf16 and trainer.model.config.processsql_prompt_style == "tables"
+    trainer.train()
+    assert trainer.model.dtype == torch.float32  # autocast: the weights stay fp32
+    assert not torch.equal(trainer.model.state_dict()["lm_head.weight"], start["lm_head.weight"])
+    trainer.save_model(tmp_path / "policy")
+    assert saved_prompt_style(AutoModelForCausalLM.from_pretrained(tmp_path / "policy").config) == "tables"

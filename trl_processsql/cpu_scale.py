@@ -27,6 +27,8 @@ from typing import Sequence
 
 from transformers import TrainerCallback
 
+from .precision import cpu_has_bf16
+
 __all__ = [
     "ProgressBarCallback",
     "SmallModelSettings",
@@ -59,6 +61,12 @@ class SmallModelSettings:
     grouped by length across steps pad less still, but a policy trained on them with these
     settings did not learn (loss 1.9 after 2,400 steps against 0.3): transformers'
     ``group_by_length`` sorts each run of 50 batches from the longest answers to the shortest.
+
+    ``base`` is a pretrained checkpoint folder (such as
+    :func:`~trl_processsql.base_models.base_model_path`'s) fine-tuned in full instead of a random
+    model; the size fields are then unused. ``max_length`` cuts longer examples (prompt and answer,
+    in tokens). ``bf16`` is :func:`cpu_training_args`' (None: bf16 autocast where the CPU has
+    bf16 matrix units).
     """
 
     hidden_size: int = 256
@@ -69,6 +77,9 @@ class SmallModelSettings:
     learning_rate: float = 3e-3
     seed: int = 0
     micro_batches: int = 4
+    base: str | None = None
+    max_length: int = 1024
+    bf16: bool | None = False
 
     def __post_init__(self):
         if self.micro_batches < 1 or self.batch_size % self.micro_batches:
@@ -118,12 +129,17 @@ def quiet_progress(trainer, desc: str | None, keys: Sequence[str] = ("loss", "re
     return trainer
 
 
-def cpu_training_args(output_dir: str | os.PathLike, **kwargs) -> dict:
-    """Trainer arguments for a short CPU run: no checkpoints, no reporting, logs kept in ``log_history``."""
+def cpu_training_args(output_dir: str | os.PathLike, *, bf16: bool | None = False, **kwargs) -> dict:
+    """Trainer arguments for a short CPU run: no checkpoints, no reporting, logs kept in ``log_history``.
+
+    ``bf16=None`` trains under bf16 autocast where :func:`cpu_has_bf16` (weights and optimizer
+    state stay fp32), in fp32 elsewhere. The default stays fp32: the small models trained from
+    scratch learn differently in bf16, and their measured figures were taken in fp32.
+    """
     defaults = dict(
         output_dir=str(output_dir),
         use_cpu=True,
-        bf16=False,
+        bf16=cpu_has_bf16() if bf16 is None else bf16,
         report_to="none",
         save_strategy="no",
         logging_steps=10,
@@ -181,21 +197,27 @@ def train_small_policy(
 
 
 def small_policy_trainer(train_dataset, tokenizer, output_dir, settings=None, *, prompt_style="compact", callbacks=()):
-    """The ``SFTTrainer`` of :func:`train_small_policy`, before training: a random policy of ``settings``."""
+    """The ``SFTTrainer`` of :func:`train_small_policy`, before training: a random policy of ``settings``,
+    or its pretrained ``base``."""
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     from .tiny import build_tiny_model
 
     settings = settings or SmallModelSettings()
-    model = build_tiny_model(
-        tokenizer, "causal-lm", hidden_size=settings.hidden_size, num_layers=settings.num_layers,
-        num_heads=settings.num_heads, seed=settings.seed,
-    )
+    if settings.base:
+        model = AutoModelForCausalLM.from_pretrained(settings.base)
+    else:
+        model = build_tiny_model(
+            tokenizer, "causal-lm", hidden_size=settings.hidden_size, num_layers=settings.num_layers,
+            num_heads=settings.num_heads, seed=settings.seed,
+        )
     model.config.processsql_prompt_style = prompt_style
     columns = [c for c in train_dataset.column_names if c not in ("prompt", "completion")]
     args = SFTConfig(
         **cpu_training_args(
             output_dir,
+            bf16=settings.bf16,
             max_steps=settings.max_steps,
             per_device_train_batch_size=settings.batch_size // settings.micro_batches,
             gradient_accumulation_steps=settings.micro_batches,
@@ -204,7 +226,7 @@ def small_policy_trainer(train_dataset, tokenizer, output_dir, settings=None, *,
             lr_scheduler_type="cosine",
             warmup_steps=min(100, settings.max_steps // 10),
             weight_decay=0.01,
-            max_length=1024,
+            max_length=settings.max_length,
             seed=settings.seed,
         )
     )
@@ -227,6 +249,7 @@ def train_small_prm(
     batch_size: int = 16,
     seed: int = 0,
     members: int = 1,
+    bf16: bool | None = False,
     progress: bool = True,
 ):
     """Train a token-classification PRM on stepwise ``rows``; returns a ``ProcessRewardModel`` and the seconds.
@@ -239,14 +262,15 @@ def train_small_prm(
     their step scores (:class:`~trl_processsql.prm.StepScoreEnsemble`; ``prm.model.members`` holds
     them): a verdict on errors none of them was trained on that does not hang on one seed, at
     ``members`` times the cost. With ``output_dir`` the PRM is saved there (an ensemble as one folder), and
-    ``ProcessRewardModel.from_pretrained(output_dir)`` scores exactly as the returned one.
+    ``ProcessRewardModel.from_pretrained(output_dir)`` scores exactly as the returned one. ``bf16`` is
+    :func:`cpu_training_args`'.
     """
     from .prm import ProcessRewardModel, StepScoreEnsemble, save_prm_ensemble
 
     if members < 1:
         raise ValueError(f"members must be at least 1, got {members}")
     settings = dict(init_from=init_from, epochs=epochs, hidden_size=hidden_size, num_layers=num_layers, learning_rate=learning_rate,
-                    max_prompt_length=max_prompt_length, max_length=max_length, batch_size=batch_size)
+                    max_prompt_length=max_prompt_length, max_length=max_length, batch_size=batch_size, bf16=bf16)
     if members == 1:
         model, seconds = _train_prm_model(rows, tokenizer, output_dir=output_dir, seed=seed, progress="PRM" if progress else None, **settings)
     else:
@@ -265,7 +289,7 @@ def train_small_prm(
 
 
 def _train_prm_model(rows, tokenizer, *, init_from, output_dir, epochs, hidden_size, num_layers, learning_rate, max_prompt_length,
-                     max_length, batch_size, seed, progress):
+                     max_length, batch_size, seed, bf16, progress):
     """One PRM of :func:`train_small_prm`: the trained token-classification model and the seconds its training took."""
     import time
 
@@ -290,6 +314,7 @@ def _train_prm_model(rows, tokenizer, *, init_from, output_dir, epochs, hidden_s
         config = ProcessRewardConfig(
             **cpu_training_args(
                 output_dir or scratch,
+                bf16=bf16,
                 num_train_epochs=epochs,
                 per_device_train_batch_size=batch_size,
                 learning_rate=learning_rate,

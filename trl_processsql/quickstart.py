@@ -291,3 +291,6 @@ def _print_summary(report: dict, settings: QuickstartSettings) -> None:
     print(f"\n[7/7] summary ({summary['seconds']:.0f} s in all; the same {k} held-out questions for every EX figure)")
     for row in [("stage", "made", "figure", "baseline")] + rows:
         print("      " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+    print("      These figures come from a model trained from scratch in minutes: they show every stage working, not whether\n"
+          "      process supervision helps, which such a model cannot show. For that, the method on a pretrained model\n"
+          "      (SmolLM2-135M-Instruct) across databases: python benchmarks/bench_method.py --base smollm2-135m-instruct (README).")

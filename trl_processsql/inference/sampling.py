@@ -18,6 +18,7 @@ from typing import NamedTuple, Sequence
 
 from ..cocte import STEP_SEPARATOR
 from ..formats import FORMATS, FormatProfile, get_format
+from ..precision import cpu_autocast
 
 __all__ = ["ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "split_step"]
 
@@ -104,6 +105,8 @@ class TransformersSampler(ChatSampler):
         progress (`bool`, defaults to `False`): a progress bar over prompts.
         format (`str`, defaults to `"processsql"`): the input format (:data:`~trl_processsql.formats.FORMATS`);
             `"rewardsql"` writes the prompt as plain text, without chat template.
+        bf16 (`bool` or `None`, defaults to `False`): on the CPU, generate under bf16 autocast; `None` does where
+            the CPU has bf16 matrix units (:func:`~trl_processsql.precision.cpu_has_bf16`). No effect on other devices.
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class TransformersSampler(ChatSampler):
         batch_size: int = 8,
         progress: bool = False,
         format: str | FormatProfile = "processsql",
+        bf16: bool | None = False,
     ):
         if temperature < 0:
             raise ValueError(f"temperature must be at least 0, got {temperature}")
@@ -129,7 +133,7 @@ class TransformersSampler(ChatSampler):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
-        self.batch_size, self.progress = batch_size, progress
+        self.batch_size, self.progress, self.bf16 = batch_size, progress, bf16
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def _generate(self, texts: list[str], n: int, stop: str | None) -> list[list[str]]:
@@ -164,7 +168,7 @@ class TransformersSampler(ChatSampler):
                 for row, i in enumerate(batch):
                     input_ids[row, width - len(ids[i]) :] = torch.tensor(ids[i])
                     attention_mask[row, width - len(ids[i]) :] = 1
-                with torch.inference_mode():
+                with torch.inference_mode(), cpu_autocast(device, self.bf16):
                     output = self.model.generate(
                         input_ids=input_ids.to(device),
                         attention_mask=attention_mask.to(device),

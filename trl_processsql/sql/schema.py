@@ -37,13 +37,14 @@ __all__ = [
     "SchemaError",
     "Table",
     "format_create",
+    "format_lines",
     "format_mschema",
     "quote_identifier",
     "read_schema",
     "render_schema",
 ]
 
-SCHEMA_STYLES = ("mschema", "create")
+SCHEMA_STYLES = ("mschema", "create", "lines")
 
 # Example values come from this many first rows of a table, so a huge table costs no more than a
 # small one.
@@ -291,6 +292,29 @@ def format_mschema(schema: DatabaseSchema) -> str:
     return "\n".join(lines)
 
 
+def format_lines(schema: DatabaseSchema) -> str:
+    """One line per table with its column names, then the foreign keys on one line: the schema in
+    about a fifth of M-Schema's tokens, for small models whose cost is the prompt's length.
+
+    >>> schema = DatabaseSchema("music", (
+    ...     Table("singer", (Column("id", "int"), Column("Home Town", "text"))),
+    ...     Table("concert", (Column("id", "int"), Column("singer_id", "int"))),
+    ... ), (ForeignKey("concert", "singer_id", "singer", "id"),))
+    >>> print(format_lines(schema))
+    Database: music
+    singer(id, "Home Town")
+    concert(id, singer_id)
+    Foreign keys: concert.singer_id = singer.id
+    """
+    lines = [f"Database: {schema.db_id}"]
+    lines += [f"{quote_identifier(t.name)}({', '.join(quote_identifier(c.name) for c in t.columns)})" for t in schema.tables]
+    if schema.foreign_keys:
+        keys = (f"{quote_identifier(k.table)}.{quote_identifier(k.column)} = {quote_identifier(k.ref_table)}.{quote_identifier(k.ref_column)}"
+                for k in schema.foreign_keys)
+        lines.append(f"Foreign keys: {', '.join(keys)}")
+    return "\n".join(lines)
+
+
 def format_create(schema: DatabaseSchema) -> str:
     """The stored ``CREATE TABLE`` statements, each followed by its example rows as ``--`` comments.
 
@@ -341,7 +365,8 @@ def render_schema(
 ) -> str:
     """The schema of a SQLite file as prompt text, cached by file and options.
 
-    ``style`` is ``"mschema"`` (:func:`format_mschema`) or ``"create"`` (:func:`format_create`);
+    ``style`` is ``"mschema"`` (:func:`format_mschema`), ``"create"`` (:func:`format_create`) or
+    ``"lines"`` (:func:`format_lines`, names only);
     ``tables`` restricts the text to those tables (kept in file order); ``n_examples=0`` leaves
     example values and rows out.
 
@@ -378,4 +403,4 @@ def _render_cached(
     schema = _read_cached(path, mtime_ns, size, n_examples)
     if tables is not None:
         schema = schema.select(tables)
-    return format_mschema(schema) if style == "mschema" else format_create(schema)
+    return {"mschema": format_mschema, "create": format_create, "lines": format_lines}[style](schema)
