@@ -84,6 +84,42 @@ def policy_settings(args: argparse.Namespace, base: Path | None = None):
                               learning_rate=2e-4, max_length=640, bf16=None, seed=args.seed)
 
 
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def write_results(name: str, figures: dict, results_dir: Path = RESULTS_DIR) -> Path:
+    """Write ``figures`` to ``results_dir/<name>.json`` with what produced them: date, command, git revision, machine.
+
+    A later stage of the same run calls it again with more figures; the file always holds the run's latest state.
+    """
+    import datetime
+    import json
+    import platform
+    import subprocess
+
+    import torch
+
+    from trl_processsql.precision import cpu_has_bf16
+
+    def git(*command: str) -> str:
+        done = subprocess.run(["git", *command], cwd=REPO_ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+    record = {
+        "name": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
+        "git_revision": git("rev-parse", "HEAD") + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""),
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),
+                    "cpu_bf16": cpu_has_bf16(), "torch": torch.__version__, "python": platform.python_version()},
+        "figures": figures,
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def require_spider(spider_dir: str | os.PathLike) -> Path:
     """The Spider folder, or exit with a message saying what is missing and how to point at it."""
     path = Path(spider_dir)

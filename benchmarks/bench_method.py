@@ -62,7 +62,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from _common import WORK_DIR, add_policy_arguments, add_spider_dir_argument, base_checkpoint, policy_settings, require_spider
+from _common import RESULTS_DIR, WORK_DIR, add_policy_arguments, add_spider_dir_argument, base_checkpoint, policy_settings, require_spider, write_results
 
 from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_policy
 
@@ -208,6 +208,11 @@ def train_method_prm(policy_dir: Path, labeler, tokenizer, labelled: list[dict],
           f"{stats['positive_step_share']:.0%} of steps positive, {labeler.counts['rollouts']} rollouts; "
           f"labels and training {(time.perf_counter() - start) / 60:.1f} min")
     return prm
+
+
+def results_name(args) -> str:
+    """The results file's name: ``bench_method``, with the base model's name for ``--base``."""
+    return "bench_method" + (f"_{Path(args.base).name}" if args.base else "")
 
 
 def prompt_style(args) -> str:
@@ -376,7 +381,17 @@ def run_method(args, spider_dir: Path) -> None:
               + "".join(f", {name} {found.mean():.1%} ({(sft_greedy.mean() - found.mean()) * 100:+.1f} points for SFT, 95% CI "
                         f"[{low * 100:+.1f}, {high * 100:+.1f}])" for name, found in zero_shot for low, high in [paired_interval(sft_greedy, found, rng)])
               + f" ({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
+        figures = {
+            "test_questions": f"{len(test)} " + (f"Spider dev questions (seed {args.seed}), databases unseen in training" if base else
+                                                 "held-out Spider train questions, databases seen in training"),
+            "policy": {"base": str(args.base) if base else None, "sft_steps": settings.max_steps, "batch_size": settings.batch_size,
+                       "prompt_style": style, "sft_minutes": round(sft_seconds / 60, 1) if sft_seconds else "cached"},
+            "greedy_ex": {"SFT": sft_greedy.mean(), **{name: found.mean() for name, found in zero_shot}},
+            "greedy_minutes": round((time.perf_counter() - start) / 60, 1),
+        }
+        results = write_results(results_name(args), figures, work_dir if args.quick else RESULTS_DIR)
         if args.sft_only:
+            print(f"figures: {results}")
             return
 
         # -- the policy's own samples on training questions: answer labels and GRPO prompts ---------
@@ -502,6 +517,15 @@ def run_method(args, spider_dir: Path) -> None:
         f"{outcome_run.mean():.1%} ({(prm_run.mean() - outcome_run.mean()) * 100:+.1f} points, 95% CI [{low * 100:+.1f}, {high * 100:+.1f}]); "
         f"{(time.perf_counter() - began) / 60:.1f} minutes in all"
     )
+    figures["selection"] = {name: {"ex": found.mean(), "vs_greedy_ci95": intervals[name]} for name, found in table}
+    figures["selection_minutes"] = round(selection_seconds / 60, 1)
+    figures["grpo"] = {name: {"ex": found.mean(), "ex_per_seed": each, "vs_sft_ci95": paired_interval(found, sft_greedy, rng),
+                              "reward_first_last_quarter": [first, last], "ex_on_training_prompts": seen}
+                       for name, (found, each, (first, last), seen) in grpo_results.items()}
+    figures["grpo_settings"] = {"steps": args.grpo_steps, "seeds": args.grpo_seeds, "prompts": len(grpo_rows), "minutes": round(grpo_seconds / 60, 1)}
+    figures["prm_grpo_vs_outcome_only_ci95"] = [low, high]
+    figures["minutes_in_all"] = round((time.perf_counter() - began) / 60, 1)
+    print(f"figures: {write_results(results_name(args), figures, work_dir if args.quick else RESULTS_DIR)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The whole-method benchmark's smoke mode: every stage runs, the GRPO runs train in worker processes, the PRM is saved."""
 
+import json
 import re
 import subprocess
 import sys
@@ -73,6 +74,11 @@ def test_the_quick_run_on_a_pretrained_base_measures_spider_dev_against_the_base
     policy = next((tmp_path / "work").glob("policy-*"))
     assert AutoConfig.from_pretrained(policy).processsql_prompt_style == "tables"
     assert AutoConfig.from_pretrained(tmp_path / "work" / "prm").processsql_prompt_style == "tables"
+    record = json.loads((tmp_path / "work" / "bench_method_base.json").read_text())  # a quick run writes beside its work, not into benchmarks/results
+    assert record["command"].startswith("python benchmarks/bench_method.py --quick --base") and record["git_revision"]
+    assert set(record["figures"]["greedy_ex"]) == {"SFT", "zero-shot (the base model before SFT)"}
+    assert {"greedy", "PRM best-of-2 (min)", "pass@2 (any sample right: the ceiling)"} <= set(record["figures"]["selection"])
+    assert set(record["figures"]["grpo"]) == {"PRM-GRPO (rewardsql)", "outcome-only GRPO"}
 
 
 def test_sft_only_stops_after_the_greedy_figures(spider_dir, tmp_path):
@@ -88,3 +94,4 @@ def test_sft_only_stops_after_the_greedy_figures(spider_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "greedy EX on the 8 held-out questions: SFT" in done.stdout
     assert "own samples" not in done.stdout and not (tmp_path / "work" / "prm").exists()
+    assert "selection" not in json.loads((tmp_path / "work" / "bench_method_base.json").read_text())["figures"]
