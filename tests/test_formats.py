@@ -14,15 +14,16 @@ from trl_processsql.sql import ExecutionResult
 from trl_processsql.tiny import build_tiny_model, build_tokenizer
 
 CHAIN = [
-    ("WITH old AS (SELECT id FROM singer WHERE age > 40)", "2 rows (id): 1 | 3"),
-    ("SELECT count(*) FROM old", "1 row (count(*)): 2"),
+    ("WITH old AS (SELECT id FROM singer WHERE age > 40)", ((1,), (3,)), "{(1,): 1, (3,): 1}"),
+    ("SELECT count(*) FROM old", ((2,),), "{(2,): 1}"),
 ]
+PROMPT = "Question: How many singers are old? "
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     """A byte-level tokenizer in which the tag " и" and the verdicts " +" and " -" are single tokens."""
-    texts = [f"{sql}<result>{view}</result> и + и -" for sql, view in CHAIN] * 40 + ["Question: How many singers are old?"] * 5
+    texts = [f"{sql}<result>{view}</result> и + и -" for sql, _, view in CHAIN] * 40 + [PROMPT] * 5
     return build_tokenizer(texts, vocab_size=400)
 
 
@@ -33,9 +34,9 @@ def causal_lm(tokenizer):
 
 def _views():
     views, at = [], 0
-    for k, (sql, text) in enumerate(CHAIN):
+    for k, (sql, rows, _) in enumerate(CHAIN):
         name = "old" if k == 0 else None
-        views.append(StepResult(Step(name, sql, at, at + len(sql)), sql, ExecutionResult("ok", ((1,),), ("x",)), text))
+        views.append(StepResult(Step(name, sql, at, at + len(sql)), sql, ExecutionResult("ok", rows, ("x",)), "our rendering"))
         at += len(sql) + 2
     return views
 
@@ -47,30 +48,32 @@ def test_the_tag_and_verdicts_are_single_tokens(tokenizer):
 def test_prm_input_string_of_a_known_chain(tokenizer, causal_lm):
     prm = ProcessRewardModel(causal_lm, tokenizer, format="rewardsql")
     steps = FORMATS["rewardsql"].prm_steps(_views())
-    encoded = prm.encode("Question: How many singers are old?", steps)
+    encoded = prm.encode(PROMPT, steps)
     expected = (
-        "Question: How many singers are old?\n"
-        "WITH old AS (SELECT id FROM singer WHERE age > 40)<result>2 rows (id): 1 | 3</result> и "
-        "SELECT count(*) FROM old<result>1 row (count(*)): 2</result> и "
+        "Question: How many singers are old? "
+        "WITH old AS (SELECT id FROM singer WHERE age > 40)<result>{(1,): 1, (3,): 1}</result> и "
+        "SELECT count(*) FROM old;<result>{(2,): 1}</result> и "
     )
     assert tokenizer.decode(encoded.input_ids) == expected
+    # the prompt and the steps are one text: the prompt's last space joins the first step's first word
+    assert encoded.input_ids == tokenizer(expected)["input_ids"]
     # our own format: the view as an SQL comment after each step, no tag
-    assert FORMATS["processsql"].prm_steps(_views())[1] == "SELECT count(*) FROM old\n-- 1 row (count(*)): 2"
+    assert FORMATS["processsql"].prm_steps(_views())[1] == "SELECT count(*) FROM old\n-- our rendering"
 
 
 def test_tag_positions_are_the_tag_tokens(tokenizer, causal_lm):
     prm = ProcessRewardModel(causal_lm, tokenizer, format="rewardsql")
-    encoded = prm.encode("Question: How many singers are old?", FORMATS["rewardsql"].prm_steps(_views()))
+    encoded = prm.encode(PROMPT, FORMATS["rewardsql"].prm_steps(_views()))
     tag_id = tokenizer(" и", add_special_tokens=False)["input_ids"][0]
     assert encoded.step_ends == [i for i, t in enumerate(encoded.input_ids) if t == tag_id]
     assert len(encoded.step_ends) == 2 and encoded.input_ids[-1] != tag_id  # the text ends with a space after the last tag
     short = ProcessRewardModel(causal_lm, tokenizer, format="rewardsql", max_length=encoded.step_ends[0] + 1)
-    assert short.encode("Question: How many singers are old?", FORMATS["rewardsql"].prm_steps(_views())).step_ends == encoded.step_ends[:1]
+    assert short.encode(PROMPT, FORMATS["rewardsql"].prm_steps(_views())).step_ends == encoded.step_ends[:1]
 
 
 def test_step_scores_are_p_plus_against_p_minus_at_each_tag(tokenizer, causal_lm):
     prm = ProcessRewardModel(causal_lm, tokenizer, format="rewardsql")
-    prompt, steps = "Question: How many singers are old?", FORMATS["rewardsql"].prm_steps(_views())
+    prompt, steps = PROMPT, FORMATS["rewardsql"].prm_steps(_views())
     encoded = prm.encode(prompt, steps)
     with torch.no_grad():
         logits = causal_lm(torch.tensor([encoded.input_ids])).logits[0]
@@ -84,10 +87,10 @@ def test_step_scores_are_p_plus_against_p_minus_at_each_tag(tokenizer, causal_lm
 
 
 def test_the_policy_reads_plain_text_without_chat_template(tokenizer, causal_lm):
-    conversation = [{"role": "user", "content": "Question: How many singers are old?"}]
+    conversation = [{"role": "user", "content": PROMPT}]
     plain = TransformersSampler(causal_lm, tokenizer, format="rewardsql", max_new_tokens=4)
-    assert plain.prompt_text(conversation) == "Question: How many singers are old?\n"
-    assert plain.prompt_text(conversation, "WITH a AS (SELECT 1),\n\n").endswith("old?\nWITH a AS (SELECT 1),\n\n")
+    assert plain.prompt_text(conversation) == PROMPT  # the released policy's prompt ends in the space its answer follows
+    assert plain.prompt_text(conversation, "WITH a AS (SELECT 1),\n\n") == PROMPT + "WITH a AS (SELECT 1),\n\n"
     assert TransformersSampler(causal_lm, tokenizer).prompt_text(conversation).startswith("<|im_start|>user\n")
     no_template = build_tokenizer(["SELECT 1"] * 5, vocab_size=300)
     no_template.chat_template = None

@@ -893,9 +893,10 @@ def _add_model_arguments(parser, *, title: str, required: bool):
         choices=_FORMATS,
         default="processsql",
         help="input format of the policy and the PRM. processsql: what trl-processsql trains (chat template; "
-        "token-classification PRM). rewardsql: the paper's released checkpoints (Facdbe/RewardSQL-7B and its PRM): "
-        "a plain-text prompt without chat template, and a causal-LM PRM reading 'step<result>view</result> и ' "
-        "scored P(' +') against P(' -') at each tag (default: %(default)s)",
+        "token-classification PRM). rewardsql: the paper's released checkpoints (Facdbe/RewardSQL-7B and its PRM) read "
+        "as their own code reads them: the paper's prompt (its M-Schema, question and evidence) as plain text without "
+        "chat template, and a causal-LM PRM reading 'step<result>rows counted</result> и ' scored P(' +') against P(' -') "
+        "at each tag (default: %(default)s)",
     )
     group.add_argument("--prm-positive", default="+", help="positive verdict token of a step-tag PRM (default: %(default)s)")
     group.add_argument("--prm-negative", default="-", help="negative verdict token of a step-tag PRM (default: %(default)s)")
@@ -1086,7 +1087,7 @@ def _add_demo(subparsers):
         choices=_FORMATS,
         default="processsql",
         help="input format of the models: processsql (what trl-processsql trains) or rewardsql (the paper's released "
-        "checkpoints: plain-text prompt, causal-LM PRM at the tag ' и'; see predict --help) (default: %(default)s)",
+        "checkpoints: the paper's own prompt as plain text, causal-LM PRM at the tag ' и'; see predict --help) (default: %(default)s)",
     )
     parser.add_argument(
         "--host",

@@ -507,17 +507,18 @@ def _run_queries(runner, queries: list[tuple[str | os.PathLike, str]]) -> list[E
 
 
 def execute_steps_many(
-    items: Iterable[tuple[CoCTE, str | os.PathLike]], runner, *, view_rows: int = VIEW_ROWS
+    items: Iterable[tuple[CoCTE, str | os.PathLike]], runner, *, view_rows: int | None = VIEW_ROWS
 ) -> list[list[StepResult]]:
     """Execute the view of every step of many ``(cocte, db_path)`` pairs in one batch.
 
     CTE views fetch at most ``view_rows + 1`` rows, so that their text can say "more than
-    ``view_rows`` rows"; the final step runs in full. ``runner`` is an
+    ``view_rows`` rows" (``None``: all rows, for a PRM format that counts them); the final step
+    runs in full. ``runner`` is an
     :class:`~trl_processsql.sql.SQLExecutor` or an :class:`~trl_processsql.sql.SQLiteSandbox`.
     """
     items = list(items)
     queries = [
-        (db_path, step_view_sql(cocte, k, view_rows + 1 if step.name else None))
+        (db_path, step_view_sql(cocte, k, view_rows + 1 if step.name and view_rows is not None else None))
         for cocte, db_path in items
         for k, step in enumerate(cocte.steps)
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ..prompts import prompt_messages
+from ..formats import FORMATS
 from ..sql.schema import SchemaError
 from .databases import DemoError
 from .explain import Explanation, explain_sql
@@ -59,16 +59,18 @@ def answer_question(db_path: str | os.PathLike, question: str, policy, executor,
     if n < 1:
         raise DemoError(f"the number of candidates must be at least 1, got {n}")
     try:
-        messages = prompt_messages(question, db_path, style=getattr(policy, "prompt_style", "full"))
+        sampler = policy.sampler(n)
+        policy_format = getattr(sampler, "format", FORMATS["processsql"])
+        messages = [{"role": "user", "content": policy_format.question_prompt(question, db_path, style=getattr(policy, "prompt_style", "full"))}]
+        prm_prompt = prm.prompt(question, db_path) if prm is not None else messages[-1]["content"]
     except SchemaError as exc:
         raise DemoError(str(exc)) from None
-    completions = policy.sampler(n).sample([messages], n)[0]
+    completions = sampler.sample([messages], n)[0]
     candidates, selected, strategy = [], 0, None
     if n > 1:
         from ..inference import STRATEGIES, candidate_records, score_candidates
 
-        prompt = messages[-1]["content"]
-        pool = score_candidates([prompt] * n, completions, [db_path] * n, executor, prm)
+        pool = score_candidates([prm_prompt] * n, completions, [db_path] * n, executor, prm)
         strategy = "best-of-n" if prm is not None else "vote"
         aggregation = prm.aggregation if prm is not None else "min"
         selected = STRATEGIES[strategy](pool, aggregation=aggregation)

@@ -130,7 +130,7 @@ def explain_sql(db_path: str | os.PathLike, sql: str, executor, prm=None, questi
 
     ``executor`` is an ``SQLExecutor`` or ``SQLiteSandbox``. With ``prm`` (a
     :class:`~trl_processsql.prm.ProcessRewardModel`) and a ``question``, every step is scored
-    against the prompt built for that question and database; a step whose view fails scores 0.
+    against the prompt that PRM reads for that question and database; a step whose view fails scores 0.
     Raises :class:`DemoError` when there is no SQL to explain or the database file is missing.
 
     >>> from trl_processsql.sql import SQLiteSandbox
@@ -153,11 +153,8 @@ def explain_sql(db_path: str | os.PathLike, sql: str, executor, prm=None, questi
         if prm is not None and question.strip():
             from ..grpo.prm_reward import PRMReward
             from ..prm.aggregation import aggregate
-            from ..prompts import build_prompt
 
-            _, (views,), (scores,) = PRMReward(prm, executor).step_scores(
-                [build_prompt(question, db_path)], [sql], [os.fspath(db_path)]
-            )
+            _, (views,), (scores,) = PRMReward(prm, executor).step_scores([prm.prompt(question, db_path)], [sql], [os.fspath(db_path)])
             trajectory = aggregate(scores, prm.aggregation)
         else:
             views = execute_steps(cocte, db_path, executor)

@@ -11,7 +11,7 @@ import os
 from typing import Sequence
 
 from ..cocte import CoCTE, StepResult, execute_steps_many, parse_cocte
-from ..inference.scoring import score_steps
+from ..inference.scoring import prm_view_rows, score_steps
 from ..prm.aggregation import aggregate, weighted_mean
 from ..prm.model import ProcessRewardModel
 from ..rewards import completion_text
@@ -49,7 +49,7 @@ class PRMReward:
     ) -> tuple[list[CoCTE], list[list[StepResult]], list[list[float]]]:
         """Parse, execute and score every step of every completion text."""
         coctes = [parse_cocte(text) for text in texts]
-        views = execute_steps_many([(c, os.fspath(p)) for c, p in zip(coctes, db_paths)], self.executor)
+        views = execute_steps_many([(c, os.fspath(p)) for c, p in zip(coctes, db_paths)], self.executor, view_rows=prm_view_rows(self.prm))
         return coctes, views, score_steps(self.prm, [prompt_text(p) for p in prompts], views)
 
     def __call__(self, prompts, completions, db_path, log_metric=None, **kwargs) -> list[float]:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..data import database_path
-from ..prompts import build_prompt, saved_prompt_style
+from ..formats import FORMATS
+from ..prompts import saved_prompt_style
 from .beam import beam_search
 from .scoring import score_candidates
 from .selection import NEEDS_PRM, STRATEGIES, Candidate, best_of_n, result_groups, trajectory_score
@@ -89,6 +90,13 @@ def predict(
 
     model = getattr(sampler, "model", None)
     style = prompt_style or (saved_prompt_style(model.config) if model is not None else "full")
+    policy_format = getattr(sampler, "format", FORMATS["processsql"])
+    prm_format = getattr(prm, "format", policy_format)
+
+    def prompts_of(input_format, chunk: list[int]) -> list[str]:
+        """Each question's prompt as ``input_format`` writes it (the released checkpoints' own, or ``build_prompt``'s)."""
+        return [input_format.question_prompt(questions[i]["question"], paths[i], questions[i].get("evidence", ""), style=style) for i in chunk]
+
     paths = [database_path(db_dir, q["db_id"]) for q in questions]
     runnable = [i for i, path in enumerate(paths) if path.is_file()]
     if len(runnable) < len(questions):
@@ -97,8 +105,9 @@ def predict(
     with tqdm(total=len(runnable), desc=f"predicting ({strategy})", unit="question", disable=not progress) as bar:
         for start in range(0, len(runnable), chunk_size):
             chunk = runnable[start : start + chunk_size]
-            prompts = [build_prompt(questions[i]["question"], paths[i], questions[i].get("evidence", ""), style=style) for i in chunk]
-            conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
+            policy_prompts = prompts_of(policy_format, chunk)
+            prompts = policy_prompts if prm_format == policy_format else prompts_of(prm_format, chunk)  # the PRM's
+            conversations = [[{"role": "user", "content": prompt}] for prompt in policy_prompts]
             chunk_paths = [paths[i] for i in chunk]
             if strategy == "beam":
                 pools = beam_search(

@@ -42,6 +42,11 @@ def score_steps(prm, prompts: Sequence[str], views: Sequence[Sequence[StepResult
     return scores
 
 
+def prm_view_rows(prm) -> int | None:
+    """Rows a CTE step's view fetches for ``prm``: its format's (all of them for ``rewardsql``), else :data:`VIEW_ROWS`."""
+    return getattr(prm, "format", FORMATS["processsql"]).view_rows
+
+
 def score_candidates(
     prompts: Sequence[str],
     completions: Sequence[str],
@@ -58,7 +63,7 @@ def score_candidates(
     if not len(prompts) == len(completions) == len(db_paths):
         raise ValueError(f"{len(prompts)} prompts, {len(completions)} completions and {len(db_paths)} database paths")
     coctes = [parse_cocte(text) for text in completions]
-    views = execute_steps_many([(c, os.fspath(p)) for c, p in zip(coctes, db_paths)], executor)
+    views = execute_steps_many([(c, os.fspath(p)) for c, p in zip(coctes, db_paths)], executor, view_rows=prm_view_rows(prm))
     scores = score_steps(prm, prompts, views) if prm is not None else [None] * len(views)
     candidates = []
     for text, cocte, steps, step_scores in zip(completions, coctes, views, scores):

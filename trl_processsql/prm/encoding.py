@@ -2,7 +2,7 @@
 
 Training (:class:`ProcessRewardTrainer`) and scoring (:class:`ProcessRewardModel`) both encode
 through :func:`encode_steps`, so the model is read at inference exactly where it was trained.
-:func:`encode_tagged_steps` writes the ``rewardsql`` format of the paper's released PRM instead.
+:func:`encode_tagged_steps` reads a step-tag PRM instead, the paper's released one (``rewardsql``) as its own code does.
 """
 
 from __future__ import annotations
@@ -72,32 +72,38 @@ def encode_tagged_steps(
     prompt: str,
     steps: list[str],
     step_tag: str,
+    tag_id: int,
     max_length: int | None = None,
     max_prompt_length: int | None = None,
 ) -> EncodedSteps:
-    """Tokenize ``prompt``, then the steps as one text ``step1{tag} step2{tag} ... stepK{tag} ``.
+    """Tokenize ``prompt + step1{tag} step2{tag} ... stepK{tag} `` as one text, as a PRM trained on whole texts reads it.
 
-    The steps are tokenized together, as a model trained on whole texts saw them, and each
-    step's position is the token that ends its tag, found through the character offsets (a fast
-    tokenizer is needed). A long prompt keeps its end; steps past ``max_length`` get no position.
+    The prompt and the steps go through the tokenizer together (``tokenizer.encode`` of the whole
+    text, as the released PRM's code reads it: tokens may span the prompt's end), and each step's
+    position is the token that ends its tag, found through the character offsets (a fast tokenizer
+    is needed); that token must be ``tag_id``. A long prompt keeps its end; steps past
+    ``max_length`` get no position.
     """
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("the rewardsql format finds its step tags through character offsets: load a fast tokenizer")
-    prompt_ids = _prompt_ids(tokenizer, prompt, max_prompt_length)
-    text, tag_ends = "", []
+        raise ValueError("a step-tag PRM finds its step tags through character offsets: load a fast tokenizer")
+    text, tag_ends = prompt, []
     for step in steps:
         text += step + step_tag
         tag_ends.append(len(text))
         text += " "
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True) if steps else {"input_ids": [], "offset_mapping": []}
-    starts = [start for start, _ in encoding["offset_mapping"]]
+    encoding = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+    ids, starts = encoding["input_ids"], [start for start, _ in encoding["offset_mapping"]]
+    prompt_tokens = next((i for i, start in enumerate(starts) if start >= len(prompt)), len(ids))
+    cut = max(0, prompt_tokens - max_prompt_length) if max_prompt_length is not None else 0
     budget = max_length if max_length is not None else float("inf")
     step_ends, token = [], 0
     for end in tag_ends:
         while token + 1 < len(starts) and starts[token + 1] < end:
             token += 1  # the last token that starts before the tag's end holds its last character
-        if len(prompt_ids) + token + 1 > budget:
+        if ids[token] != tag_id:
+            raise ValueError(f"the step tag {step_tag!r} does not end in the token {tag_id} the PRM's verdicts are read at")
+        if token - cut + 1 > budget:
             break
-        step_ends.append(len(prompt_ids) + token)
-    input_ids = list(prompt_ids) + list(encoding["input_ids"])
+        step_ends.append(token - cut)
+    input_ids = ids[cut:]
     return EncodedSteps(input_ids[:max_length] if max_length is not None else input_ids, step_ends, len(steps))

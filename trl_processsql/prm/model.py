@@ -10,8 +10,9 @@ Two kinds of PRM load here:
 
 Either way every step of a whole batch is scored in one forward pass per batch of trajectories
 (not one pass per step prefix), through the same :func:`encode_steps` the trainer used.
-``format="rewardsql"`` reads the paper's released PRM exactly as it was trained: a causal LM
-at the tag ``" и"`` with ``" +"`` and ``" -"``, the steps as one text (:mod:`trl_processsql.formats`).
+``format="rewardsql"`` reads the paper's released PRM as its own code does: a causal LM reading the
+prompt and the steps as one text, at the tag ``" и"`` (the last id of ``tokenizer.encode("  и")``),
+with the verdicts ``tokenizer.encode(" + -")`` (:mod:`trl_processsql.formats`).
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ class ProcessRewardModel:
         failure_floor (`float`, defaults to `0.0`): the score of a trajectory with a step that failed to execute,
             with no step, or too long to score.
         max_length, max_prompt_length (`int`, *optional*): token limits, defaulting to the trainer's saved values
-            (else 2048, and three quarters of it for the prompt, which keeps its end).
+            (else 2048, or the model's context in a step-tag format, and three quarters of it for the prompt, which
+            keeps its end).
         batch_size (`int`, defaults to `16`): trajectories per forward pass.
         format (`str`, defaults to `"processsql"`): the input format (:data:`~trl_processsql.formats.FORMATS`);
-            `"rewardsql"` fixes the step tag and verdict tokens of the paper's released PRM, tokenizes the steps
-            as one text and reads the prompt as plain text.
+            `"rewardsql"` fixes the step tag and verdict ids of the paper's released PRM, tokenizes the prompt and
+            the steps as one text, and by default reads as many tokens as the model's context holds.
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class ProcessRewardModel:
         if self.format.step_tag is not None:
             if step_tag not in (None, self.format.step_tag):
                 raise ValueError(f"the {self.format.name} format reads its verdicts at {self.format.step_tag!r}, not {step_tag!r}")
-            step_tag, positive_token, negative_token = self.format.step_tag, self.format.positive_token, self.format.negative_token
+            step_tag = self.format.step_tag
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}: choose one of {', '.join(AGGREGATIONS)}")
         self.model = model.eval()
@@ -85,7 +87,9 @@ class ProcessRewardModel:
         )
         self.aggregation = aggregation
         self.failure_floor = failure_floor
-        self.max_length = max_length or getattr(config, "prm_max_length", None) or 2048
+        # A step-tag format reads whole texts, as the released PRM did: its default is the model's context.
+        context = getattr(config, "max_position_embeddings", None) if self.format.step_tag is not None else None
+        self.max_length = max_length or getattr(config, "prm_max_length", None) or context or 2048
         # A fixed prompt budget (never one that depends on the steps) keeps a step's score
         # independent of the steps after it.
         self.max_prompt_length = (
@@ -93,7 +97,9 @@ class ProcessRewardModel:
         )
         self.batch_size = batch_size
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        if step_tag is not None:
+        if self.format.step_tag is not None:
+            self.verdict_ids, self.tag_id = self.format.verdict_ids(tokenizer), self.format.tag_id(tokenizer)
+        elif step_tag is not None:
             self.verdict_ids = [self._single_token(positive_token), self._single_token(negative_token)]
         elif getattr(config, "num_labels", 1) != 1:
             raise ValueError(
@@ -155,6 +161,13 @@ class ProcessRewardModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def prompt(self, question: str, db_path: str | os.PathLike, evidence: str = "") -> str:
+        """The prompt this PRM reads for ``question``: its format's, in the prompt style its checkpoint records
+        (``processsql_prompt_style``, as a policy's does; the full prompt where none is recorded)."""
+        from ..prompts import saved_prompt_style
+
+        return self.format.question_prompt(question, db_path, evidence, style=saved_prompt_style(getattr(self.model, "config", None)))
+
     @torch.inference_mode()
     def score_steps(self, prompts: Sequence[str], completions: Sequence[Sequence[str]]) -> list[list[float]]:
         """The score in [0, 1] of every step; steps that do not fit in ``max_length`` get ``None``."""
@@ -184,7 +197,7 @@ class ProcessRewardModel:
         limits = dict(max_length=self.max_length, max_prompt_length=self.max_prompt_length)
         if self.format.step_tag is None:
             return encode_steps(self.tokenizer, prompt, steps, self.step_suffix, **limits)
-        return encode_tagged_steps(self.tokenizer, self.format.policy_prompt(prompt), steps, self.step_tag, **limits)
+        return encode_tagged_steps(self.tokenizer, self.format.policy_prompt(prompt), steps, self.step_tag, self.tag_id, **limits)
 
     def _step_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         if self.step_tag is None:
