@@ -94,6 +94,14 @@ def causal_lm(tokenizer):
     return build_tiny_model(tokenizer, "causal-lm", hidden_size=32, seed=5)
 
 
+class RecordingPRM(ProcessRewardModel):
+    """Keeps every (prompt, steps) it encodes."""
+
+    def encode(self, prompt, steps):
+        self.__dict__.setdefault("seen", []).append((prompt, list(steps)))
+        return super().encode(prompt, steps)
+
+
 def _views(completion, db_path):
     return execute_steps(parse_cocte(completion), db_path, SQLiteSandbox())
 
@@ -271,34 +279,21 @@ def test_predict_feeds_the_released_policy_and_prm_their_own_prompt(tokenizer, c
     from trl_processsql.inference import predict
     from trl_processsql.sql import SQLExecutor
 
-    seen = []
-
-    class Recording(ProcessRewardModel):
-        def encode(self, prompt, steps):
-            seen.append(prompt)
-            return super().encode(prompt, steps)
-
     sampler = TransformersSampler(causal_lm, tokenizer, temperature=0, max_new_tokens=4, format="rewardsql")
     sampled = []
     sampler.sample = lambda conversations, n: sampled.extend(c[-1]["content"] for c in conversations) or [["SELECT count(*) FROM singer"]] * len(conversations)
     question = {"index": 0, "db_id": "concert_singer", "question": "How many singers do we have?", "evidence": ""}
+    prm = RecordingPRM(causal_lm, tokenizer, format="rewardsql")
     with SQLExecutor(num_workers=1) as executor:
-        [record] = predict([question], sample_paths()[1], sampler, executor, strategy="best-of-n", n=1,
-                           prm=Recording(causal_lm, tokenizer, format="rewardsql"))
+        [record] = predict([question], sample_paths()[1], sampler, executor, strategy="best-of-n", n=1, prm=prm)
     expected = FORMATS["rewardsql"].question_prompt("How many singers do we have?", concert_singer)
-    assert sampled == [expected] and seen == [expected] and record["sql"].startswith("SELECT count(*)")
+    assert sampled == [expected] and [prompt for prompt, _ in prm.seen] == [expected] and record["sql"].startswith("SELECT count(*)")
 
 
 def test_the_released_prm_reads_every_row_of_a_cte_view(tokenizer, causal_lm, concert_singer):
     """Its result text counts rows (``str(dict(Counter(rows)))``): a view cut at the processsql bound would miscount them."""
-    seen = []
-
-    class Recording(ProcessRewardModel):
-        def encode(self, prompt, steps):
-            seen.extend(steps)
-            return super().encode(prompt, steps)
-
     completion = "WITH triples AS (SELECT a.Singer_ID FROM singer AS a, singer AS b, singer AS c)\n\nSELECT count(*) FROM triples"
-    score_candidates([PROMPT], [completion], [concert_singer], SQLiteSandbox(), Recording(causal_lm, tokenizer, format="rewardsql"))
-    assert "<result>{(1,): 36, (2,): 36, (3,): 36, (4,): 36, (5,): 36, (6,): 36}</result>" in seen[0]
+    prm = RecordingPRM(causal_lm, tokenizer, format="rewardsql")
+    score_candidates([PROMPT], [completion], [concert_singer], SQLiteSandbox(), prm)
+    assert "<result>{(1,): 36, (2,): 36, (3,): 36, (4,): 36, (5,): 36, (6,): 36}</result>" in prm.seen[0][1][0]
     assert len(_views(completion, concert_singer)[0].result.rows) < 216  # the processsql bound, for contrast
