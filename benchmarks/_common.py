@@ -80,8 +80,7 @@ def policy_settings(args: argparse.Namespace, base: Path | None = None):
 
     if base is None:
         return SmallModelSettings(max_steps=args.sft_steps or SFT_STEPS["scratch"], seed=args.seed, micro_batches=args.sft_micro_batches or 4)
-    return SmallModelSettings(base=str(base), max_steps=args.sft_steps or SFT_STEPS["base"], batch_size=8, micro_batches=args.sft_micro_batches or 2,
-                              learning_rate=2e-4, max_length=640, bf16=None, seed=args.seed)
+    return SmallModelSettings.pretrained(base, args.sft_steps or SFT_STEPS["base"], args.seed, args.sft_micro_batches or 2)
 
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -192,14 +192,14 @@ def train_method_prm(policy_dir: Path, labeler, tokenizer, labelled: list[dict],
 
     From scratch, a seeded half of its rows read the full prompt instead of the compact one; from a pretrained ``--base``,
     every row reads the policy's schema prompt, kept whole (``max_prompt_length``), in bf16 where the CPU has it."""
-    from trl_processsql.cpu_scale import train_small_prm, with_both_prompt_styles
+    from trl_processsql.cpu_scale import PRETRAINED_PRM_ARGS, train_small_prm, with_both_prompt_styles
     from trl_processsql.labeling import gold_chains, label_statistics, mutation_rows
 
     start = time.perf_counter()
     executor, (own_chains, answered) = labeler.executor, own
     chains, _ = gold_chains(labelled, db_dir, executor, prompt_style=prompt_style(args))
     rows = mutation_rows(chains, executor, seed=args.seed, equivalents=True) + own_sample_rows(chains, own_chains, labeler, args.seed, answered)
-    lengths = dict(max_prompt_length=448, max_length=768, batch_size=8, learning_rate=1e-4, bf16=None) if args.base else {}
+    lengths = PRETRAINED_PRM_ARGS if args.base else {}
     if not args.base:
         rows = with_both_prompt_styles(rows, db_dir, seed=args.seed)
     stats = label_statistics(rows)

@@ -149,6 +149,9 @@ def test_the_cli_prints_the_folder_and_reports_errors_in_one_line(local_index, t
     assert capsys.readouterr().out.startswith("tiny")
     assert main(["base-model", "gpt-9"]) == 2
     assert capsys.readouterr().err.strip() == "trl-processsql: error: unknown base model 'gpt-9': choose one of tiny"
+    assert main(["quickstart", "--base", "gpt-9", "--output-dir", str(tmp_path / "qs")]) == 2  # before any work
+    assert capsys.readouterr().err.strip() == "trl-processsql: error: unknown base model 'gpt-9': choose one of tiny"
+    assert not (tmp_path / "qs").exists()
 
 
 @pytest.mark.slow

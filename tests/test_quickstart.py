@@ -31,3 +31,26 @@ def test_quickstart_runs_every_stage_and_writes_its_report(tmp_path, capsys):
         assert (tmp_path / "qs" / name).exists(), name
     assert "summary" in out and "PRM best-of-2" in out
     assert "not whether\n      process supervision helps" in out and "bench_method.py --base smollm2-135m-instruct" in out
+
+
+@pytest.mark.slow
+def test_quickstart_on_a_pretrained_base_reads_the_schema_and_reports_the_base_before_sft(tmp_path, capsys):
+    """A tiny checkpoint folder stands in for the pretrained base: its weights start the policy and the PRM."""
+    from transformers import AutoConfig
+
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    base = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1)
+    settings = QuickstartSettings(
+        output_dir=str(tmp_path / "qs"), test_questions=6, sft_steps=2, samples=1, rollouts=2, prm_epochs=0.05, grpo_steps=1, n=2,
+        max_new_tokens=16, base=str(base),
+    )
+    report = run_quickstart(settings)
+    out = capsys.readouterr().out
+    assert "SFT: the pretrained model learns" in out and "the base model before SFT" in out
+    assert 0.0 <= report["sft"]["zero_shot_ex"] <= 1.0 and "before SFT" in out.split("[7/7]")[1]
+    assert AutoConfig.from_pretrained(tmp_path / "qs" / "policy-sft").processsql_prompt_style == "tables"
+    assert AutoConfig.from_pretrained(tmp_path / "qs" / "prm").processsql_prompt_style == "tables"
+    from datasets import load_from_disk
+
+    assert "Foreign keys:" in load_from_disk(str(tmp_path / "qs" / "sft-data"))[0]["prompt"][0]["content"]  # the schema prompt

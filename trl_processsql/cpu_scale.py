@@ -31,6 +31,7 @@ from .precision import cpu_has_bf16
 
 __all__ = [
     "ProgressBarCallback",
+    "PRETRAINED_PRM_ARGS",
     "SmallModelSettings",
     "cpu_training_args",
     "quiet_progress",
@@ -81,6 +82,13 @@ class SmallModelSettings:
     max_length: int = 1024
     bf16: bool | None = False
 
+    @classmethod
+    def pretrained(cls, base: str | os.PathLike, max_steps: int, seed: int = 0, micro_batches: int = 2) -> SmallModelSettings:
+        """Full fine-tuning of the pretrained ``base``: 8 examples a step, learning rate 2e-4, examples cut at 640 tokens
+        (the schema prompt and a long answer), bf16 autocast where the CPU has bf16 matrix units."""
+        return cls(base=str(base), max_steps=max_steps, batch_size=8, micro_batches=micro_batches, learning_rate=2e-4,
+                   max_length=640, bf16=None, seed=seed)
+
     def __post_init__(self):
         if self.micro_batches < 1 or self.batch_size % self.micro_batches:
             raise ValueError(f"micro_batches must divide batch_size ({self.batch_size}) into equal parts, got {self.micro_batches}")
@@ -127,6 +135,11 @@ def quiet_progress(trainer, desc: str | None, keys: Sequence[str] = ("loss", "re
     if desc is not None:
         trainer.add_callback(ProgressBarCallback(desc, keys))
     return trainer
+
+
+PRETRAINED_PRM_ARGS = {"max_prompt_length": 448, "max_length": 768, "batch_size": 8, "learning_rate": 1e-4, "bf16": None}
+""":func:`train_small_prm`'s arguments for a PRM started from a fine-tuned pretrained policy: its schema prompt kept
+whole, a pretrained model's learning rate, bf16 autocast where the CPU has it."""
 
 
 def cpu_training_args(output_dir: str | os.PathLike, *, bf16: bool | None = False, **kwargs) -> dict:

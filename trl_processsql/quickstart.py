@@ -20,6 +20,11 @@ Seven stages, each printing what it made and its figure:
 The models are small and train for a minute or two: the figures show every stage working and
 handing its output to the next on a few dozen questions, not what the method reaches with a 7B
 model (see ``benchmarks/bench_method.py`` for the measured method at CPU scale, and the recipes).
+
+With ``base`` (``trl-processsql quickstart --base smollm2-135m-instruct``) the policy is that
+pretrained model fine-tuned in full instead, reading the schema prompt (style ``tables``), in bf16
+where the CPU has bf16 matrix units; the PRM starts from it too. The stages and the report are
+the same.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ class QuickstartSettings:
     each labelled with ``rollouts`` rollouts per evaluated step, train the PRM with the planted
     mutants; ``n`` candidates per held-out question go to vote and best-of-N. Samples, rollouts and
     GRPO's generations use ``temperature``: below the paper's 1.0, which suits 7B models, because
-    most of a small policy's samples at 1.0 do not run.
+    most of a small policy's samples at 1.0 do not run. ``base`` is a pretrained checkpoint folder
+    fine-tuned instead of a small random policy (``hidden_size`` and ``num_layers`` then unused), with
+    ``sft_steps`` of 8 examples.
     """
 
     output_dir: str = "outputs/quickstart"
@@ -61,6 +68,7 @@ class QuickstartSettings:
     temperature: float = 0.7
     max_new_tokens: int = 128
     seed: int = 0
+    base: str | None = None
 
 
 def _stage(number: int, title: str) -> float:
@@ -124,7 +132,17 @@ def _run(settings: QuickstartSettings) -> dict:
     import transformers
     from datasets import Dataset
 
-    from .cpu_scale import SmallModelSettings, cpu_training_args, quiet_progress, split_by_question, train_small_policy, train_small_prm
+    from transformers import AutoTokenizer
+
+    from .cpu_scale import (
+        PRETRAINED_PRM_ARGS,
+        SmallModelSettings,
+        cpu_training_args,
+        quiet_progress,
+        split_by_question,
+        train_small_policy,
+        train_small_prm,
+    )
     from .data import database_path, load_questions, sample_paths
     from .grpo import PRMGRPOConfig, PRMGRPOTrainer, pass_rates, within_reach
     from .inference import TransformersSampler, predict, write_predictions
@@ -141,10 +159,12 @@ def _run(settings: QuickstartSettings) -> dict:
     questions_file, db_dir = sample_paths()
     test_questions, train_questions = split_by_question(load_questions(questions_file), [settings.test_questions], settings.seed)
     report: dict = {"settings": asdict(settings), "split": {"train_questions": len(train_questions), "test_questions": len(test_questions)}}
+    style = "tables" if settings.base else "compact"  # a pretrained model reads the schema; a small one learns the tables
+    bf16 = None if settings.base else False  # bf16 autocast for the pretrained model where the CPU has it
 
     with SQLExecutor() as executor:
         start = _stage(1, "SFT data: gold SQL as verified chains of CTEs")
-        sft_data, _ = build_sft_dataset(train_questions, db_dir, prompt_style="compact", executor=executor)
+        sft_data, _ = build_sft_dataset(train_questions, db_dir, prompt_style=style, executor=executor)
         sft_data.save_to_disk(out / "sft-data")
         steps = sft_data["num_steps"]
         report["sft_data"] = {"rows": len(sft_data), "multi_step_share": sum(s > 1 for s in steps) / len(steps)}
@@ -152,22 +172,32 @@ def _run(settings: QuickstartSettings) -> dict:
               f"{report['sft_data']['multi_step_share']:.0%} with 2+ steps; {len(test_questions)} questions held out")
         _done(start, out / "sft-data")
 
-        start = _stage(2, "SFT: a small random policy learns to write chains of CTEs")
-        tokenizer = build_tokenizer()
+        start = _stage(2, f"SFT: {'the pretrained model' if settings.base else 'a small random policy'} learns to write chains of CTEs")
         policy_dir = out / "policy-sft"
-        small = SmallModelSettings(hidden_size=settings.hidden_size, num_layers=settings.num_layers,
-                                   max_steps=settings.sft_steps, seed=settings.seed)
-        policy = train_small_policy(sft_data, tokenizer, policy_dir, small)
-        greedy = TransformersSampler(policy, tokenizer, temperature=0, max_new_tokens=settings.max_new_tokens, batch_size=64)
+        if settings.base:
+            tokenizer = AutoTokenizer.from_pretrained(settings.base)
+            small = SmallModelSettings.pretrained(settings.base, settings.sft_steps, settings.seed)
+        else:
+            tokenizer = build_tokenizer()
+            small = SmallModelSettings(hidden_size=settings.hidden_size, num_layers=settings.num_layers,
+                                       max_steps=settings.sft_steps, seed=settings.seed)
+        policy = train_small_policy(sft_data, tokenizer, policy_dir, small, prompt_style=style)
+        greedy = TransformersSampler(policy, tokenizer, temperature=0, max_new_tokens=settings.max_new_tokens, batch_size=64, bf16=bf16)
         greedy_records = list(predict(test_questions, db_dir, greedy, executor, strategy="greedy", chunk_size=64))
         sft_ex, sft_correct = _accuracy(greedy_records, test_questions, db_dir, executor)
         report["sft"] = {"steps": settings.sft_steps, "greedy_ex": sft_ex, "greedy_correct": sft_correct}
-        print(f"      greedy execution accuracy on the held-out questions: {sft_ex:.1%} ({sft_correct}/{len(test_questions)})")
+        if settings.base:  # the same prompts to the model before SFT
+            zero_shot = TransformersSampler(transformers.AutoModelForCausalLM.from_pretrained(settings.base), tokenizer, temperature=0,
+                                            max_new_tokens=settings.max_new_tokens, batch_size=64, bf16=bf16)
+            records = list(predict(test_questions, db_dir, zero_shot, executor, strategy="greedy", chunk_size=64, prompt_style=style))
+            report["sft"]["zero_shot_ex"] = _accuracy(records, test_questions, db_dir, executor)[0]
+        print(f"      greedy execution accuracy on the held-out questions: {sft_ex:.1%} ({sft_correct}/{len(test_questions)})"
+              + (f"; the base model before SFT {report['sft']['zero_shot_ex']:.1%}" if settings.base else ""))
         _done(start, policy_dir)
 
         start = _stage(3, "step labels: the policy's own samples (execution + rollouts) and planted mutants")
-        train_chains, _ = gold_chains(train_questions, db_dir, executor, prompt_style="compact")
-        test_chains, _ = gold_chains(test_questions, db_dir, executor, prompt_style="compact")
+        train_chains, _ = gold_chains(train_questions, db_dir, executor, prompt_style=style)
+        test_chains, _ = gold_chains(test_questions, db_dir, executor, prompt_style=style)
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=settings.rollouts, temperature=settings.temperature,
                                  max_new_tokens=settings.max_new_tokens, batch_size=64)
         train_rows = mutation_rows(train_chains, executor, seed=settings.seed)
@@ -184,7 +214,7 @@ def _run(settings: QuickstartSettings) -> dict:
 
         start = _stage(4, "PRM: started from the policy's weights, scores every step")
         prm, _ = train_small_prm(train_rows, tokenizer, init_from=policy_dir, output_dir=out / "prm",
-                                 epochs=settings.prm_epochs, seed=settings.seed)
+                                 epochs=settings.prm_epochs, seed=settings.seed, **(PRETRAINED_PRM_ARGS if settings.base else {}))
         scores = prm.score_steps([r["prompt"] for r in test_rows], [r["completions"] for r in test_rows])
         pairs = [(s, label >= 0.5) for row, ss in zip(test_rows, scores) for s, label in zip(ss, row["labels"]) if s is not None]
         auroc = _auroc(np.array([p for p, _ in pairs]), np.array([t for _, t in pairs]))
@@ -193,25 +223,26 @@ def _run(settings: QuickstartSettings) -> dict:
         _done(start, out / "prm")
 
         start = _stage(5, "PRM-GRPO: execution reward, PRM step scores decide the credit")
-        sampler = TransformersSampler(policy, tokenizer, temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, batch_size=64)
-        rates = pass_rates(train_questions, db_dir, sampler, executor, n=8, prompt_style="compact")
+        sampler = TransformersSampler(policy, tokenizer, temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, batch_size=64,
+                                      bf16=bf16)
+        rates = pass_rates(train_questions, db_dir, sampler, executor, n=8, prompt_style=style)
         reachable = within_reach(train_questions, rates)
         report["grpo_prompts"] = {"within_reach": len(reachable), "never": sum(r == 0 for r in rates), "always": sum(r == 1 for r in rates)}
         print(f"      prompts: the {len(reachable)} training questions the policy answers in some of 8 samples but not all "
               f"({report['grpo_prompts']['never']} never, {report['grpo_prompts']['always']} always)"
               + ("" if reachable else "; with none of those, GRPO runs on every training question"))
         grpo_rows = [
-            {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style="compact"),
+            {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style=style),
              "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
             for q in reachable or train_questions
         ]
         before = {name: p.detach().clone() for name, p in policy.named_parameters()}
         grpo = PRMGRPOTrainer(
             model=policy,
-            args=PRMGRPOConfig(**cpu_training_args(out / "policy-prm-grpo", max_steps=settings.grpo_steps, per_device_train_batch_size=16,
+            args=PRMGRPOConfig(**cpu_training_args(out / "policy-prm-grpo", bf16=bf16, max_steps=settings.grpo_steps, per_device_train_batch_size=16,
                                                    num_generations=8, max_completion_length=settings.max_new_tokens,
                                                    temperature=settings.temperature, beta=0.0,
-                                                   learning_rate=1e-4, logging_steps=1, seed=settings.seed)),
+                                                   learning_rate=1e-5 if settings.base else 1e-4, logging_steps=1, seed=settings.seed)),
             train_dataset=Dataset.from_list(grpo_rows).shuffle(seed=settings.seed),
             processing_class=tokenizer,
             prm=prm,
@@ -229,13 +260,13 @@ def _run(settings: QuickstartSettings) -> dict:
         start = _stage(6, f"inference on the {len(test_questions)} held-out questions: greedy, vote@{settings.n}, PRM best-of-{settings.n}")
         sft_policy = transformers.AutoModelForCausalLM.from_pretrained(policy_dir)
         sampler = TransformersSampler(sft_policy, tokenizer, temperature=settings.temperature,
-                                      max_new_tokens=settings.max_new_tokens, batch_size=64)
+                                      max_new_tokens=settings.max_new_tokens, batch_size=64, bf16=bf16)
         records = list(predict(test_questions, db_dir, sampler, executor, strategy="best-of-n", n=settings.n, prm=prm, chunk_size=64))
         write_predictions(records, out / "predictions.jsonl")
         best_ex, best_correct = _accuracy(records, test_questions, db_dir, executor)
         voted = [dict(r, sql=r["candidates"][_vote_pick(r["candidates"])]["sql"]) for r in records]
         vote_ex, vote_correct = _accuracy(voted, test_questions, db_dir, executor)
-        grpo_greedy = TransformersSampler(grpo.model, tokenizer, temperature=0, max_new_tokens=settings.max_new_tokens, batch_size=64)
+        grpo_greedy = TransformersSampler(grpo.model, tokenizer, temperature=0, max_new_tokens=settings.max_new_tokens, batch_size=64, bf16=bf16)
         grpo_ex, grpo_correct = _accuracy(
             list(predict(test_questions, db_dir, grpo_greedy, executor, strategy="greedy", chunk_size=64)), test_questions, db_dir, executor
         )
@@ -277,7 +308,8 @@ def _print_summary(report: dict, settings: QuickstartSettings) -> None:
     rewards = summary["grpo_rewards"]
     rows = [
         ("1 SFT data", f"{report['sft_data']['rows']} chains of CTEs", f"{report['sft_data']['multi_step_share']:.0%} with 2+ steps", "-"),
-        ("2 SFT", "policy-sft/", f"greedy EX {summary['sft_greedy_ex']:.1%} on {k} held-out", "0% before training"),
+        ("2 SFT", "policy-sft/", f"greedy EX {summary['sft_greedy_ex']:.1%} on {k} held-out",
+         f"{report['sft']['zero_shot_ex']:.1%} before SFT" if settings.base else "0% before training"),
         ("3 step labels", "prm-data/", f"{report['labels']['trajectories']} trajectories", f"{report['labels']['positive_step_share']:.0%} of steps positive"),
         ("4 PRM", "prm/", f"step AUROC {summary['prm_step_auroc']:.3f}", "chance 0.5"),
         ("5 PRM-GRPO", "policy-prm-grpo/",
@@ -291,6 +323,10 @@ def _print_summary(report: dict, settings: QuickstartSettings) -> None:
     print(f"\n[7/7] summary ({summary['seconds']:.0f} s in all; the same {k} held-out questions for every EX figure)")
     for row in [("stage", "made", "figure", "baseline")] + rows:
         print("      " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
-    print("      These figures come from a model trained from scratch in minutes: they show every stage working, not whether\n"
-          "      process supervision helps, which such a model cannot show. For that, the method on a pretrained model\n"
-          "      (SmolLM2-135M-Instruct) across databases: python benchmarks/bench_method.py --base smollm2-135m-instruct (README).")
+    if settings.base:
+        print(f"      {k} questions on the sample's 5 databases, all seen in training: the method across databases is\n"
+              "      python benchmarks/bench_method.py --base smollm2-135m-instruct (README).")
+    else:
+        print("      These figures come from a model trained from scratch in minutes: they show every stage working, not whether\n"
+              "      process supervision helps, which such a model cannot show. For that, the method on a pretrained model\n"
+              "      (SmolLM2-135M-Instruct) across databases: python benchmarks/bench_method.py --base smollm2-135m-instruct (README).")
