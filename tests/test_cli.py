@@ -171,3 +171,28 @@ def test_bad_arguments_get_one_line_errors(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_build_sft_offers_exactly_the_prompt_styles():
+    """The choices are spelled out in cli.py, to keep --help free of imports: they must stay the library's."""
+    from trl_processsql.prompts import PROMPT_STYLES
+
+    style = next(a for a in _subcommands()["build-sft"]._actions if a.dest == "prompt_style")
+    assert tuple(style.choices) == PROMPT_STYLES and style.default == "full"
+
+
+@pytest.mark.parametrize("style", ["tables", None])
+def test_build_sft_writes_prompts_in_the_prompt_style_and_records_it(style, tmp_path):
+    from datasets import load_from_disk
+
+    from trl_processsql.data import database_path, sample_paths
+    from trl_processsql.prompts import build_prompt
+
+    output = tmp_path / "sft"
+    chosen = ["--prompt-style", style] if style else []
+    assert main(["build-sft", "--sample", "--output", str(output), "--workers", "2", *chosen]) == 0
+    recorded = json.loads((output / "processsql_sft.json").read_text())
+    assert recorded == {"prompt_style": style or "full"}
+    row = load_from_disk(output)["train"][0]
+    db_path = database_path(sample_paths()[1], row["db_id"])
+    assert row["prompt"][0]["content"] == build_prompt(row["question"], db_path, style=style or "full")

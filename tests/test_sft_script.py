@@ -123,3 +123,75 @@ def test_gpu_grpo_recipes_sample_with_vllm_and_leave_memory_to_the_prm(recipe):
     assert 0 < values["vllm_gpu_memory_utilization"] <= 0.3  # the rest holds the policy's training state and the PRM
     assert {key for key in values if key.startswith("vllm")} <= {field.name for field in dataclasses.fields(GRPOConfig)}
     assert values["prm_model_name_or_path"] and values["bf16"] is True
+
+
+def test_sft_script_records_the_datas_prompt_style_in_the_saved_config(tmp_path):
+    """build-sft --prompt-style tables records the style with the data; the trained checkpoint carries it to inference."""
+    import json
+
+    from transformers import AutoConfig
+
+    from trl_processsql.cli import main
+    from trl_processsql.prompts import saved_prompt_style
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    questions_file, db_dir = sample_paths()
+    questions = tmp_path / "questions.json"
+    pets = [q for q in json.loads(Path(questions_file).read_text()) if q["db_id"] == "pets_1"]
+    questions.write_text(json.dumps(pets[:4]))
+    data = tmp_path / "data"
+    build = ["build-sft", "--questions", str(questions), "--db-dir", str(db_dir), "--prompt-style", "tables"]
+    assert main([*build, "--output", str(data)]) == 0
+    save_tiny_checkpoint(tmp_path / "policy", "causal-lm", hidden_size=32)
+    output = tmp_path / "sft"
+    overrides = {"model_name_or_path": tmp_path / "policy", "dataset_name": data, "output_dir": output, "max_steps": 1}
+    args = [f"--{key}={value}" for key, value in overrides.items()]
+    result = subprocess.run(
+        [sys.executable, "-m", "trl_processsql.scripts.sft", "--config", str(RECIPES / "smoke" / "sft.yaml"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert saved_prompt_style(AutoConfig.from_pretrained(output)) == "tables"
+
+
+def _script_args(data: Path, prompt_style=None, record=None):
+    """The SFT script's arguments for the dataset folder ``data``, with ``record`` as build-sft's record if given."""
+    import json
+
+    from trl_processsql.scripts.sft import DATA_RECORD, SFTScriptArguments
+
+    data.mkdir(exist_ok=True)
+    if record is not None:
+        (data / DATA_RECORD).write_text(json.dumps(record))
+    return SFTScriptArguments(dataset_name=str(data), prompt_style=prompt_style)
+
+
+def test_the_prompt_style_field_wins_over_the_datas_record_and_full_is_the_default(tmp_path):
+    from trl_processsql.scripts.sft import data_prompt_style
+
+    recorded = {"prompt_style": "tables"}
+    assert data_prompt_style(_script_args(tmp_path / "data", record=recorded)) == "tables"
+    assert data_prompt_style(_script_args(tmp_path / "data", prompt_style="compact", record=recorded)) == "compact"
+    assert data_prompt_style(_script_args(tmp_path / "unrecorded")) == "full"  # build-sft's default, and a Hub dataset's
+
+
+def test_an_unknown_prompt_style_stops_the_script_before_it_loads_anything(tmp_path):
+    from trl_processsql.scripts.sft import DATA_RECORD, main
+
+    with pytest.raises(ValueError, match=r"unknown prompt style 'wide' \(from --prompt_style\): choose one of full, tables"):
+        main(_script_args(tmp_path / "data", prompt_style="wide"), training_args=None, model_args=None)
+    with pytest.raises(ValueError, match=rf"unknown prompt style 'schema' \(from .*{DATA_RECORD}\)"):
+        main(_script_args(tmp_path / "data", record={"prompt_style": "schema"}), training_args=None, model_args=None)
+
+
+def test_the_prompt_style_field_parses_from_the_command_line():
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    from trl_processsql.scripts.sft import SFTScriptArguments
+
+    parser = TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+    args = ["--dataset_name", "d", "--output_dir", "o", "--use_cpu", "true", "--prompt_style", "tables"]
+    script_args, _, _ = parser.parse_args_and_config(args)
+    assert script_args.prompt_style == "tables"

@@ -328,9 +328,10 @@ def _add_build_sft(subparsers):
         "build-sft",
         help="SFT data: gold SQL rewritten as verified chains of CTEs, in TRL's formats",
         description="Rewrite every question's gold SQL as a chain of CTEs, keep the conversions that return the gold "
-        "result, and save them with their prompts (schema, evidence, question, instruction) as a datasets folder "
-        "for trl.SFTTrainer (save_to_disk; optionally pushed to the Hub with a dataset card). Prints the coverage "
-        "and why the other questions were skipped.",
+        "result, and save them with their prompts (in --prompt-style) as a datasets folder for trl.SFTTrainer "
+        "(save_to_disk; optionally pushed to the Hub with a dataset card). The folder's processsql_sft.json records "
+        "the prompt style, which the SFT script writes into the model's config so that inference builds the same "
+        "prompt. Prints the coverage and why the other questions were skipped.",
     )
     _add_data_arguments(parser)
     _add_dataset_output_arguments(parser)
@@ -341,10 +342,20 @@ def _add_build_sft(subparsers):
         help="conversational: prompt and completion are chat messages; prompt-completion: plain strings "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--prompt-style",
+        choices=("full", "tables", "compact"),  # trl_processsql.prompts.PROMPT_STYLES, without importing it for --help
+        default="full",
+        help="full: the instruction, the schema with example values and the question, for large models; tables: one "
+        "line per table with its columns, the foreign keys and the question, for small pretrained models trained on "
+        "a CPU; compact: the database name and the question, for small models trained from scratch "
+        "(default: %(default)s)",
+    )
     parser.set_defaults(run=_run_build_sft)
 
 
 def _run_build_sft(args) -> int:
+    import json
     import shlex
     import shutil
     from pathlib import Path
@@ -372,7 +383,9 @@ def _run_build_sft(args) -> int:
     from .sql import SQLExecutor
 
     with SQLExecutor(num_workers=args.workers) as executor:
-        dataset, report = build_sft_dataset(questions, db_dir, format=args.format, executor=executor, progress=True)
+        dataset, report = build_sft_dataset(
+            questions, db_dir, format=args.format, prompt_style=args.prompt_style, executor=executor, progress=True
+        )
     for label, value in report.stats().items():
         print(f"{label}: {value}")
         if label == "skipped, no_database":
@@ -389,6 +402,8 @@ def _run_build_sft(args) -> int:
     if replace:
         shutil.rmtree(output)
     splits.save_to_disk(output)
+    # the prompt style beside the data, where trl_processsql.scripts.sft reads it into the model's config (DATA_RECORD)
+    (output / "processsql_sft.json").write_text(json.dumps({"prompt_style": args.prompt_style}) + "\n")
     sizes = [(name, len(split), len(set(split["db_id"]))) for name, split in splits.items()]
     print(f"dataset written to {output}: " + ", ".join(f"{name} {n} rows ({k} database{'s' * (k != 1)})" for name, n, k in sizes))
     if args.push_to_hub:
@@ -396,7 +411,10 @@ def _run_build_sft(args) -> int:
 
         source = ["--sample"] if args.sample else ["--questions", args.questions, "--db-dir", args.db_dir]
         fraction = ["--eval-fraction", str(args.eval_fraction)] if args.eval_fraction else []
-        command = shlex.join(["trl-processsql", "build-sft", *source, "--format", args.format, *fraction, "--output", args.output])
+        command = shlex.join(
+            ["trl-processsql", "build-sft", *source, "--format", args.format, "--prompt-style", args.prompt_style, *fraction,
+             "--output", args.output]
+        )
         try:
             url = push_dataset(
                 splits, args.push_to_hub, private=args.private, **sft_card(splits, report, format=args.format, command=command)
