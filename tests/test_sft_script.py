@@ -38,14 +38,7 @@ def test_sft_script_trains_saves_and_the_model_generates(tmp_path, sandbox):
         "eval_steps": 2,
         "dataset_test_split": "test",
     }
-    args = [f"--{key}={value}" for key, value in overrides.items()]
-    result = subprocess.run(
-        [sys.executable, "-m", "trl_processsql.scripts.sft", "--config", str(RECIPES / "smoke" / "sft.yaml"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run_smoke_recipe(overrides)
     assert "eval_loss" in result.stdout + result.stderr and f"model saved to {output}" in result.stdout
 
     tokenizer = AutoTokenizer.from_pretrained(output)
@@ -145,6 +138,12 @@ def test_sft_script_records_the_datas_prompt_style_in_the_saved_config(tmp_path)
     save_tiny_checkpoint(tmp_path / "policy", "causal-lm", hidden_size=32)
     output = tmp_path / "sft"
     overrides = {"model_name_or_path": tmp_path / "policy", "dataset_name": data, "output_dir": output, "max_steps": 1}
+    _run_smoke_recipe(overrides)
+    assert saved_prompt_style(AutoConfig.from_pretrained(output)) == "tables"
+
+
+def _run_smoke_recipe(overrides: dict) -> subprocess.CompletedProcess:
+    """The SFT script on the smoke recipe with ``overrides``; fails the test if it fails."""
     args = [f"--{key}={value}" for key, value in overrides.items()]
     result = subprocess.run(
         [sys.executable, "-m", "trl_processsql.scripts.sft", "--config", str(RECIPES / "smoke" / "sft.yaml"), *args],
@@ -153,7 +152,7 @@ def test_sft_script_records_the_datas_prompt_style_in_the_saved_config(tmp_path)
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert saved_prompt_style(AutoConfig.from_pretrained(output)) == "tables"
+    return result
 
 
 def _script_args(data: Path, prompt_style=None, record=None):
