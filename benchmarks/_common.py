@@ -63,12 +63,10 @@ def add_policy_arguments(parser: argparse.ArgumentParser, *, base: bool = False)
 
 def base_checkpoint(name_or_dir: str) -> Path:
     """A checkpoint folder as given, else the packaged base model of that name; exits with the reason where neither works."""
-    from trl_processsql.base_models import BaseModelError, base_model_path
+    from trl_processsql.base_models import BaseModelError, resolve_base_model
 
-    if Path(name_or_dir).is_dir():
-        return Path(name_or_dir)
     try:
-        return base_model_path(name_or_dir)
+        return resolve_base_model(name_or_dir)
     except BaseModelError as error:
         sys.exit(f"--base {name_or_dir}: {error}")
 

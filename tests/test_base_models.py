@@ -140,6 +140,14 @@ def test_an_unknown_name_lists_the_known_ones(tmp_path):
         base_model_path("gpt-9", cache=tmp_path)
 
 
+def test_base_takes_a_checkpoint_folder_as_it_is_and_anything_else_as_a_packaged_name(tmp_path):
+    from trl_processsql.base_models import resolve_base_model
+
+    assert resolve_base_model(tmp_path) == tmp_path
+    with pytest.raises(BaseModelError, match="unknown base model 'no/such/folder'"):
+        resolve_base_model("no/such/folder")
+
+
 def test_the_cli_prints_the_folder_and_reports_errors_in_one_line(local_index, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("trl_processsql.base_models.BASE_MODELS", _entry(local_index))
     monkeypatch.setenv("PROCESSSQL_CACHE_DIR", str(tmp_path))

@@ -74,7 +74,7 @@ _EXPORTS = {
         "with_both_prompt_styles"
     ),
     "quickstart": ("QuickstartSettings", "run_quickstart"),
-    "base_models": ("BASE_MODELS", "BaseModelError", "PackagedModel", "base_model_path"),
+    "base_models": ("BASE_MODELS", "BaseModelError", "PackagedModel", "base_model_path", "resolve_base_model"),
     "precision": ("cpu_autocast", "cpu_has_bf16"),
     "sweep": ("JudgedPool", "SweepResult", "budgets", "judge_pools", "load_records", "plot_sweep"),
     "tiny": ("CHATML_TEMPLATE", "build_tiny_model", "build_tokenizer", "sample_corpus", "save_tiny_checkpoint"),

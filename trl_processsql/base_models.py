@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["BASE_MODELS", "BaseModelError", "PackagedModel", "base_model_path"]
+__all__ = ["BASE_MODELS", "BaseModelError", "PackagedModel", "base_model_path", "resolve_base_model"]
 
 SOURCE_FILE = "processsql_base_model.json"
 """Written into each converted checkpoint: the registry entry it came from."""
@@ -94,6 +94,11 @@ def base_model_path(name: str, *, cache: str | os.PathLike | None = None, regist
             shutil.rmtree(target)
         checkpoint.rename(target)
     return target
+
+
+def resolve_base_model(name_or_dir: str | os.PathLike) -> Path:
+    """A checkpoint folder as given, else the packaged model of that name (:func:`base_model_path`): what ``--base`` takes."""
+    return Path(name_or_dir) if Path(name_or_dir).is_dir() else base_model_path(str(name_or_dir))
 
 
 def fetch_file(entry: PackagedModel, scratch: Path) -> Path:

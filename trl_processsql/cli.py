@@ -251,10 +251,10 @@ def _run_quickstart(args) -> int:
 
     base = None
     if args.base:
-        from .base_models import BaseModelError, base_model_path
+        from .base_models import BaseModelError, resolve_base_model
 
         try:
-            base = args.base if os.path.isdir(args.base) else str(base_model_path(args.base))
+            base = str(resolve_base_model(args.base))
         except BaseModelError as error:
             return _fail(str(error))
     run_quickstart(
