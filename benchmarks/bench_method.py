@@ -16,7 +16,7 @@ stage and every figure below is measured on them, all on the same questions.
    chains and, labelled right, mutants whose answer stays the gold's; the PRM starts from the
    policy's weights (as ``bench_selection.py`` trains it, where its judgement of unseen errors is
    measured, with one pass over the labels instead of two to keep the run within the hour). It
-   is saved in ``--work-dir``/prm. With ``--prm DIR`` a saved PRM judges instead, such as the one
+   is saved in ``--work-dir``/prm-<key>. With ``--prm DIR`` a saved PRM judges instead, such as the one
    ``bench_selection.py --save-prm DIR`` trains on the same training questions with the full recipe.
 4. Selection on N samples per test question: greedy, vote@N, PRM best-of-N, PRM vote@N, step beam.
 5. GRPO prompts: the own questions of step 2 that the policy answers sometimes but not always
@@ -31,6 +31,10 @@ stage and every figure below is measured on them, all on the same questions.
    The runs train ``--workers`` at a time, each in a process of its own.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
+
+Every stage keeps its output in ``--work-dir`` under a name made from its inputs (the policy, the own
+samples, the PRM, the test samples, the beam's answers, each GRPO run's answers), so a rerun, after an
+interruption or with ``--stop-after`` lifted, resumes at the first stage not done, with the same draws.
 
 With ``--base NAME_OR_DIR`` the policy is a pretrained model fine-tuned in full instead (a packaged base
 model such as ``smollm2-135m-instruct``, fetched once, or a checkpoint folder), and the setting is
@@ -53,6 +57,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import pickle
 import random
 import time
 import warnings
@@ -130,8 +135,8 @@ def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: 
     """The SFT policy of ``settings`` on ``train``: loaded from ``work_dir`` when an earlier run saved it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    key = hashlib.sha256(json.dumps([asdict(settings), [q["index"] for q in train]]).encode()).hexdigest()[:12]
-    policy_dir = work_dir / f"policy-{key}"
+    # a packaged base is keyed by its folder's name (name and version), so moving the cache keeps the policy
+    policy_dir = work_dir / f"policy-{stage_key({**asdict(settings), 'base': settings.base and Path(settings.base).name}, [q['index'] for q in train])}"
     if (policy_dir / "config.json").is_file():
         print(f"SFT policy: reusing {policy_dir}")
         return policy_dir, AutoModelForCausalLM.from_pretrained(policy_dir), AutoTokenizer.from_pretrained(policy_dir), 0.0
@@ -139,6 +144,38 @@ def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: 
     start = time.perf_counter()
     model = train_small_policy(sft_data, tokenizer, policy_dir, settings, prompt_style="tables" if settings.base else "compact")
     return policy_dir, model, tokenizer, time.perf_counter() - start
+
+
+def stage_key(*inputs) -> str:
+    """A short name for a stage's inputs: a stage whose inputs are unchanged finds its output under the same name."""
+    return hashlib.sha256(json.dumps(inputs, default=str).encode()).hexdigest()[:12]
+
+
+def cached(path: Path, compute):
+    """``compute()``'s value, pickled at ``path`` the first time, loaded from there after (a rerun resumes here)."""
+    if path.is_file():
+        print(f"{path.stem.split('-')[0]}: reusing {path}")
+        return pickle.loads(path.read_bytes())
+    value = compute()
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(pickle.dumps(value))
+    partial.replace(path)
+    return value
+
+
+def rng_state() -> tuple:
+    """The state of every generator ``transformers.set_seed`` seeds, to continue a cached stage's randomness exactly."""
+    import torch
+
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def set_rng_state(state: tuple) -> None:
+    import torch
+
+    random.setstate(state[0])
+    np.random.set_state(state[1])
+    torch.set_rng_state(state[2])
 
 
 def prm_questions(train: list[dict], args) -> tuple[list[dict], list[dict]]:
@@ -233,8 +270,11 @@ def grpo_run(job: dict) -> dict:
     by token generation, which a second thread barely speeds up and a second process nearly doubles.
 
     Returns the trained policy's greedy answers to ``job["test_prompts"]`` and to its own training prompts
-    (``job["train_prompts"]``), and the mean reward of every step.
+    (``job["train_prompts"]``), and the mean reward of every step; kept in ``job["output_dir"]`` for a rerun.
     """
+    done = Path(job["output_dir"]) / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
     import torch
     import transformers
     from datasets import Dataset
@@ -265,9 +305,12 @@ def grpo_run(job: dict) -> dict:
         quiet_progress(trainer, f"{job['name']}, seed {job['seed']}", keys=("reward",))
         trainer.train()
     bf16 = job["config"].get("bf16", False)
-    return {"answers": greedy_answers(trainer.model, tokenizer, job["test_prompts"], bf16),
-            "train_answers": greedy_answers(trainer.model, tokenizer, job["train_prompts"], bf16),
-            "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e]}
+    result = {"answers": greedy_answers(trainer.model, tokenizer, job["test_prompts"], bf16),
+              "train_answers": greedy_answers(trainer.model, tokenizer, job["train_prompts"], bf16),
+              "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e]}
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(result))
+    return result
 
 
 def paired_interval(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, draws: int = 2000) -> tuple[float, float]:
@@ -299,8 +342,9 @@ def main() -> None:
     parser.add_argument("--grpo-seeds", type=int, default=2, help="seeds each GRPO run is repeated with (its EX is their mean)")
     parser.add_argument("--min-form", action="store_true", help="also run PRM-GRPO with min-form credit (PURE's), a third run per seed")
     parser.add_argument("--workers", type=int, default=2, help="GRPO runs trained at a time, each in a process with one thread")
-    parser.add_argument("--sft-only", action="store_true",
-                        help="stop after SFT: greedy EX of the policy (and, with --base, of the base model before SFT) on the test questions")
+    parser.add_argument("--stop-after", choices=("sft", "selection"),
+                        help="stop after this stage: sft (greedy EX of the policy and, with --base, of the base model before SFT) or "
+                        "selection (also the own samples, the PRM and selection; the PRM stays in --work-dir/prm for a later --prm)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
@@ -390,7 +434,7 @@ def run_method(args, spider_dir: Path) -> None:
             "greedy_minutes": round((time.perf_counter() - start) / 60, 1),
         }
         results = write_results(results_name(args), figures, work_dir if args.quick else RESULTS_DIR)
-        if args.sft_only:
+        if args.stop_after == "sft":
             print(f"figures: {results}")
             return
 
@@ -400,8 +444,15 @@ def run_method(args, spider_dir: Path) -> None:
         own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style=style)
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE,
                                  max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, progress=True)
-        labeler.reseed(args.seed)  # the same samples whether the policy was just trained or loaded, with or without --prm
-        own = own_chains, answer_samples(own_chains, labeler)
+        own_key = stage_key(policy_dir.name, [q["index"] for q in answered], ANSWER_SAMPLES, TEMPERATURE, SAMPLE_MAX_NEW_TOKENS, args.seed)
+
+        def own_samples():
+            labeler.reseed(args.seed)  # the same samples whether the policy was just trained or loaded, with or without --prm
+            return own_chains, answer_samples(own_chains, labeler), rng_state()
+
+        *own, state = cached(work_dir / f"own-{own_key}.pkl", own_samples)
+        own_chains, own = own[0], tuple(own)
+        set_rng_state(state)  # the PRM's rollouts below draw as if the samples had just been drawn
         rates = answer_pass_rates(*own)
         reachable = within_reach([chain.question for chain in own_chains], rates)
         print(f"own samples: {ANSWER_SAMPLES} on each of {len(own_chains)} training questions, {(time.perf_counter() - start) / 60:.1f} min; "
@@ -414,14 +465,23 @@ def run_method(args, spider_dir: Path) -> None:
             prm = ProcessRewardModel.from_pretrained(prm_dir)
             print(f"PRM: loaded from {prm_dir}")
         else:
-            prm_dir = work_dir / "prm"
-            prm = train_method_prm(policy_dir, labeler, tokenizer, labelled, own, prm_dir, db_dir, args)
+            prm_dir = work_dir / f"prm-{stage_key(own_key, [q['index'] for q in labelled], args.prm_epochs, args.seed, bool(base))}"
+            if (prm_dir / "config.json").is_file():
+                prm = ProcessRewardModel.from_pretrained(prm_dir)
+                print(f"PRM: reusing {prm_dir}")
+            else:
+                prm = train_method_prm(policy_dir, labeler, tokenizer, labelled, own, prm_dir, db_dir, args)
 
         # -- selection on the same samples --------------------------------------------------------
         start = time.perf_counter()
         sampler = TransformersSampler(policy, tokenizer, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, bf16=bf16)
-        torch.manual_seed(args.seed)
-        samples = sampler.sample([[{"role": "user", "content": p}] for p in prompts], args.n)
+        test_key = stage_key(policy_dir.name, [q["index"] for q in test], args.n, TEMPERATURE, SAMPLE_MAX_NEW_TOKENS, args.seed)
+
+        def test_samples():
+            torch.manual_seed(args.seed)
+            return sampler.sample([[{"role": "user", "content": p}] for p in prompts], args.n)
+
+        samples = cached(work_dir / f"samples-{test_key}.pkl", test_samples)
         flat = score_candidates([p for p, row in zip(prompts, samples) for _ in row], [t for row in samples for t in row],
                                 [p for p, row in zip(paths, samples) for _ in row], executor, prm)
         pools = [flat[i * args.n : (i + 1) * args.n] for i in range(len(test))]
@@ -430,8 +490,11 @@ def run_method(args, spider_dir: Path) -> None:
         def picked(strategy, **kwargs) -> np.ndarray:
             return np.array([correct[i][strategy(pool, **kwargs)] for i, pool in enumerate(pools)], dtype=float)
 
-        torch.manual_seed(args.seed)
-        beam_records = list(predict(test, db_dir, sampler, executor, strategy="beam", n=args.n, beam_width=2, prm=prm, prompt_style=style))
+        def beam_search():
+            torch.manual_seed(args.seed)
+            return list(predict(test, db_dir, sampler, executor, strategy="beam", n=args.n, beam_width=2, prm=prm, prompt_style=style))
+
+        beam_records = cached(work_dir / f"beam-{stage_key(test_key, str(prm_dir.resolve()) if args.prm else prm_dir.name)}.pkl", beam_search)
         beam_found = executor.execute_many([(p, r["sql"]) for p, r in zip(paths, beam_records)])
         beam = np.array([right(c, i) for i, c in enumerate(beam_found)], dtype=float)
         table = [
@@ -444,6 +507,25 @@ def run_method(args, spider_dir: Path) -> None:
             (f"pass@{args.n} (any sample right: the ceiling)", np.array([any(row) for row in correct], dtype=float)),
         ]
         selection_seconds = time.perf_counter() - start
+        n = len(test)
+        print(f"\nSelection on {n} held-out questions, {args.n} samples each at temperature {TEMPERATURE} ({selection_seconds / 60:.1f} min)")
+        print(f"{'strategy':<48}{'EX':>7}   {'vs greedy, 95% CI (paired bootstrap)':<38}")
+        intervals = {}
+        for name, found in table:
+            low, high = intervals[name] = paired_interval(found, sft_greedy, rng)
+            delta = "" if name == "greedy" else f"{(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
+            print(f"{name:<48}{found.mean():>7.1%}   {delta}")
+        best, (low_b, high_b) = dict(table)[f"PRM best-of-{args.n} (min)"], intervals[f"PRM best-of-{args.n} (min)"]
+        print(f"\nOn {n} held-out Spider {'dev' if base else 'train'} questions: PRM best-of-{args.n} {best.mean():.1%} against greedy "
+              f"{sft_greedy.mean():.1%} ({(best.mean() - sft_greedy.mean()) * 100:+.1f} points, 95% CI [{low_b * 100:+.1f}, {high_b * 100:+.1f}]) "
+              f"and vote@{args.n} {dict(table)[f'vote@{args.n}'].mean():.1%}")
+        figures["selection"] = {name: {"ex": found.mean(), "vs_greedy_ci95": intervals[name]} for name, found in table}
+        figures["selection_minutes"] = round(selection_seconds / 60, 1)
+        figures["checkpoints"] = {"policy": str(policy_dir), "prm": str(prm_dir)}
+        if args.stop_after == "selection":
+            figures["minutes_in_all"] = round((time.perf_counter() - began) / 60, 1)
+            print(f"figures: {write_results(results_name(args), figures, work_dir if args.quick else RESULTS_DIR)}")
+            return
 
         # -- GRPO: with the PRM's step credit, and on the outcome alone, ``--workers`` runs at a time ----
         grpo_questions = reachable or [chain.question for chain in own_chains]
@@ -464,13 +546,16 @@ def run_method(args, spider_dir: Path) -> None:
                       logging_steps=1, bf16=bf16)
         runs = {**GRPO_RUNS, **(MIN_FORM_RUN if args.min_form else {})}
         seeds, prompt_rows = range(args.seed, args.seed + args.grpo_seeds), grpo_rows.to_list()
+        grpo_key = stage_key(policy_dir.name, str(prm_dir.resolve()) if args.prm else prm_dir.name, prompt_rows, common, test_key)
         jobs = [
             {"name": name, "rule": rule, "seed": seed, "rows": prompt_rows, "config": common, "policy_dir": str(policy_dir),
-             "prm_dir": str(prm_dir), "output_dir": str(work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}-{seed}"),
+             "prm_dir": str(prm_dir), "output_dir": str(work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}-{seed}-{stage_key(grpo_key, rule)}"),
              "test_prompts": prompts, "train_prompts": grpo_prompts}
             for name, rule in runs.items() for seed in seeds
         ]
         start = time.perf_counter()
+        if finished := sum((Path(job["output_dir"]) / "result.json").is_file() for job in jobs):
+            print(f"GRPO: reusing the answers of {finished} of {len(jobs)} runs in {work_dir}")
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             done = list(pool.map(grpo_run, jobs))
         grpo_seconds = time.perf_counter() - start
@@ -486,15 +571,7 @@ def run_method(args, spider_dir: Path) -> None:
                     last.append(np.mean(result["rewards"][-quarter:]))
             grpo_results[name] = (np.mean(found, axis=0), [f.mean() for f in found], (np.mean(first), np.mean(last)), np.mean(seen))
 
-    # -- the tables ------------------------------------------------------------------------------
-    n = len(test)
-    print(f"\nSelection on {n} held-out questions, {args.n} samples each at temperature {TEMPERATURE} ({selection_seconds / 60:.1f} min)")
-    print(f"{'strategy':<48}{'EX':>7}   {'vs greedy, 95% CI (paired bootstrap)':<38}")
-    intervals = {}
-    for name, found in table:
-        low, high = intervals[name] = paired_interval(found, sft_greedy, rng)
-        delta = "" if name == "greedy" else f"{(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
-        print(f"{name:<48}{found.mean():>7.1%}   {delta}")
+    # -- the GRPO table ----------------------------------------------------------------------------
     print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(grpo_rows)} training prompts and start, "
           f"{args.grpo_seeds} seeds ({', '.join(str(args.seed + k) for k in range(args.grpo_seeds))}) each; greedy EX on the same {n} questions, "
           f"the mean over seeds ({len(jobs)} runs, {args.workers} at a time: {grpo_seconds / 60:.1f} min)")
@@ -508,8 +585,6 @@ def run_method(args, spider_dir: Path) -> None:
               f"{f'{first:.3f} -> {last:.3f}':>30}   {seen:.1%}")
     prm_run, outcome_run = grpo_results["PRM-GRPO (rewardsql)"][0], grpo_results["outcome-only GRPO"][0]
     low, high = paired_interval(prm_run, outcome_run, rng)
-    best = dict(table)[f"PRM best-of-{args.n} (min)"]
-    low_b, high_b = intervals[f"PRM best-of-{args.n} (min)"]  # as in the table
     print(
         f"\nOn {n} held-out Spider {'dev' if base else 'train'} questions: PRM best-of-{args.n} {best.mean():.1%} against greedy {sft_greedy.mean():.1%} "
         f"({(best.mean() - sft_greedy.mean()) * 100:+.1f} points, 95% CI [{low_b * 100:+.1f}, {high_b * 100:+.1f}]) and vote@{args.n} "
@@ -517,8 +592,6 @@ def run_method(args, spider_dir: Path) -> None:
         f"{outcome_run.mean():.1%} ({(prm_run.mean() - outcome_run.mean()) * 100:+.1f} points, 95% CI [{low * 100:+.1f}, {high * 100:+.1f}]); "
         f"{(time.perf_counter() - began) / 60:.1f} minutes in all"
     )
-    figures["selection"] = {name: {"ex": found.mean(), "vs_greedy_ci95": intervals[name]} for name, found in table}
-    figures["selection_minutes"] = round(selection_seconds / 60, 1)
     figures["grpo"] = {name: {"ex": found.mean(), "ex_per_seed": each, "vs_sft_ci95": paired_interval(found, sft_greedy, rng),
                               "reward_first_last_quarter": [first, last], "ex_on_training_prompts": seen}
                        for name, (found, each, (first, last), seen) in grpo_results.items()}

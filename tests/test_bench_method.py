@@ -34,7 +34,7 @@ def test_the_quick_run_prints_both_tables_and_saves_its_prm(spider_dir, quick_wo
         row = re.search(rf"^{re.escape(run)}\s+\d+\.\d%.*?((?:\d+\.\d% ){{2}}).*->.*\d+\.\d%$", out, re.M)
         assert row, run  # one EX per seed, then the EX on the training prompts
     assert "min_form" not in out  # a third run only with --min-form
-    prm = ProcessRewardModel.from_pretrained(quick_work_dir / "prm")
+    prm = ProcessRewardModel.from_pretrained(next(quick_work_dir.glob("prm-*")))
     assert prm.max_length == 512
 
 
@@ -73,12 +73,21 @@ def test_the_quick_run_on_a_pretrained_base_measures_spider_dev_against_the_base
     assert "On 8 held-out Spider dev questions: PRM best-of-2" in out
     policy = next((tmp_path / "work").glob("policy-*"))
     assert AutoConfig.from_pretrained(policy).processsql_prompt_style == "tables"
-    assert AutoConfig.from_pretrained(tmp_path / "work" / "prm").processsql_prompt_style == "tables"
+    assert AutoConfig.from_pretrained(next((tmp_path / "work").glob("prm-*"))).processsql_prompt_style == "tables"
     record = json.loads((tmp_path / "work" / "bench_method_base.json").read_text())  # a quick run writes beside its work, not into benchmarks/results
     assert record["command"].startswith("python benchmarks/bench_method.py --quick --base") and record["git_revision"]
     assert set(record["figures"]["greedy_ex"]) == {"SFT", "zero-shot (the base model before SFT)"}
     assert {"greedy", "PRM best-of-2 (min)", "pass@2 (any sample right: the ceiling)"} <= set(record["figures"]["selection"])
     assert set(record["figures"]["grpo"]) == {"PRM-GRPO (rewardsql)", "outcome-only GRPO"}
+
+    again = subprocess.run(done.args, capture_output=True, text=True)  # every stage resumes from what the first run kept
+    assert again.returncode == 0, again.stderr[-3000:]
+    for stage in ("SFT policy", "own", "PRM", "samples", "beam"):
+        assert re.search(rf"^{stage}: reusing ", again.stdout, re.M), stage
+    assert "GRPO: reusing the answers of 4 of 4 runs" in again.stdout
+    rerun = json.loads((tmp_path / "work" / "bench_method_base.json").read_text())["figures"]
+    for key in ("greedy_ex", "selection", "grpo"):
+        assert rerun[key] == record["figures"][key]
 
 
 def test_sft_only_stops_after_the_greedy_figures(spider_dir, tmp_path):
@@ -86,12 +95,12 @@ def test_sft_only_stops_after_the_greedy_figures(spider_dir, tmp_path):
 
     base = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1)
     done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_method.py"), "--quick", "--sft-only", "--base", str(base),
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "bench_method.py"), "--quick", "--stop-after", "sft", "--base", str(base),
          "--spider-dir", str(spider_dir), "--work-dir", str(tmp_path / "work")],
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "greedy EX on the 8 held-out questions: SFT" in done.stdout
-    assert "own samples" not in done.stdout and not (tmp_path / "work" / "prm").exists()
+    assert "own samples" not in done.stdout and not list((tmp_path / "work").glob("prm-*"))
     assert "selection" not in json.loads((tmp_path / "work" / "bench_method_base.json").read_text())["figures"]
