@@ -442,3 +442,62 @@ def test_the_page_explains_a_pasted_chain_step_by_step(served, browser, tmp_path
     browser.save_screenshot(str(screenshot))
     print(f"screenshot: {screenshot}")
     assert screenshot.stat().st_size > 10_000
+
+
+@pytest.fixture
+def answering(executor):
+    """The demo answering questions, served on 127.0.0.1: with the checkpoints named by ``PROCESSSQL_DEMO_MODEL`` and
+    ``PROCESSSQL_DEMO_PRM`` (a trained policy and PRM, such as the SmolLM2 ones ``bench_method.py --base`` writes), else
+    with a stand-in policy that writes a fixed chain and no PRM. Yields the URL and whether a real model answers."""
+    import os
+
+    pytest.importorskip("gradio", reason='the app needs gradio: pip install -e ".[demo]"')
+    from trl_processsql.demo.app import build_demo, launch
+
+    model, prm = os.environ.get("PROCESSSQL_DEMO_MODEL"), os.environ.get("PROCESSSQL_DEMO_PRM")
+    demo = build_demo(model=model or FixedPolicy(DOG_OWNERS_AGE), prm=prm, executor=executor, max_new_tokens=192)
+    port = _free_port()
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", bool(model and prm)
+    demo.close()
+
+
+@pytest.mark.slow
+def test_the_page_answers_a_question_with_the_policys_own_steps(answering, browser, tmp_path):
+    """Ask a question, see the policy's chain executed step by step (and scored where a PRM is loaded). With
+    ``PROCESSSQL_SCREENSHOT`` the page is saved there (README's picture of the demo is made this way)."""
+    import os
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, real = answering
+    wait = WebDriverWait(browser, 300)
+    browser.get(url)
+    wait.until(lambda d: d.find_elements(By.ID, "explain-button"))
+    browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Ask a question')]").click()
+    wait.until(lambda d: d.find_element(By.ID, "ask-button").is_displayed())
+    browser.find_element(By.CSS_SELECTOR, "#sample input").click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#sample li[aria-label="pets_1"]')).click()
+    wait.until(lambda d: "pets_1" in d.find_element(By.ID, "database").text)
+    question = browser.find_element(By.CSS_SELECTOR, "#question textarea")
+    question.send_keys(Keys.CONTROL, "a")
+    question.send_keys(os.environ.get("PROCESSSQL_DEMO_QUESTION", "What is the average age of the students who have a dog?"))
+    browser.find_element(By.ID, "ask-button").click()
+
+    wait.until(lambda d: d.find_element(By.ID, "step-1-table").is_displayed())
+    status = browser.find_element(By.ID, "status").text
+    assert "every view executed" in status and "pets_1" in status, status
+    from trl_processsql.demo.app import MAX_STEPS
+
+    shown = [e for k in range(1, MAX_STEPS + 1) for e in browser.find_elements(By.ID, f"step-{k}") if e.is_displayed()]
+    headers = [" ".join(e.text.split()) for e in shown]
+    assert headers and headers[-1].startswith(f"Step {len(headers)} · final answer")
+    if real:
+        assert all("PRM" in h for h in headers), headers  # every step carries its score
+    else:
+        assert [h.split(" · ")[1] for h in headers] == ["dogs", "dog_owners", "final answer"]
+    screenshot = Path(os.environ.get("PROCESSSQL_SCREENSHOT") or tmp_path / "demo_answer.png")
+    browser.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000

@@ -1160,6 +1160,60 @@ def _run_demo(args) -> int:
     return 0
 
 
+def _add_space(subparsers):
+    parser = subparsers.add_parser(
+        "space",
+        help="write a Hugging Face Space folder that runs the demo, and push it with --push",
+        description="Write a Gradio Space folder that runs the demo: app.py, README.md (the Space's card, its sdk_version "
+        "the installed gradio's), requirements.txt (trl-processsql's requirements and its demo extra, read from the "
+        "installed package's metadata) and the package itself as a wheel, built from the source tree it is imported "
+        "from, or copied from --wheel. A Space installs requirements.txt before the folder's other files are copied in, "
+        "so app.py unpacks the wheel when it starts. The Space reads its policy and PRM from the variables "
+        "PROCESSSQL_MODEL and PROCESSSQL_PRM, which default to --model and --prm; without a policy it explains pasted "
+        "SQL only. Writing the folder twice from the same source tree gives the same bytes.",
+    )
+    parser.add_argument("--output", required=True, metavar="DIR",
+                        help="folder to write: new, empty, or written by this command before (its files are replaced)")
+    parser.add_argument("--model", metavar="ID_OR_PATH",
+                        help="default policy of the app; a Hub id is listed under models: in the card and set as the "
+                        "Space variable PROCESSSQL_MODEL by --push")
+    parser.add_argument("--prm", metavar="ID_OR_PATH",
+                        help="default process reward model of the app; a Hub id is listed under models: and set as "
+                        "PROCESSSQL_PRM by --push")
+    parser.add_argument("--wheel", metavar="PATH",
+                        help="copy this trl-processsql wheel into the folder instead of building one from the source tree "
+                        "(needed where the package was installed from a wheel)")
+    parser.add_argument("--push", metavar="REPO_ID",
+                        help="then create the Space if it does not exist (Gradio SDK), set its variables for the Hub ids "
+                        "among --model and --prm, and upload the folder (needs a Hub token: hf auth login)")
+    parser.add_argument("--private", action="store_true", help="make the Space private when --push creates it")
+    parser.set_defaults(run=_run_space)
+
+
+def _run_space(args) -> int:
+    from .demo.space import SpaceError, check_repo_id, push_space, write_space
+
+    if args.private and not args.push:
+        return _fail("--private applies to --push: give both or neither")
+    try:
+        if args.push:
+            check_repo_id(args.push)
+        folder = write_space(args.output, model=args.model, prm=args.prm, wheel=args.wheel, log=lambda line: print(line, flush=True))
+    except SpaceError as exc:
+        return _fail(str(exc))
+    for note in folder.notes:
+        print(f"note: {note}")
+    print(f"Space folder written to {folder.path}: {', '.join(folder.files)}")
+    if not args.push:
+        return 0
+    try:
+        url = push_space(folder, args.push, private=args.private)
+    except Exception as exc:  # the folder is on disk whatever the Hub says
+        return _fail(f"push to {args.push} failed ({exc}); the Space folder is in {folder.path}")
+    print(f"pushed to {url}")
+    return 0
+
+
 def _fail(message: str) -> int:
     print(f"trl-processsql: error: {message}", file=sys.stderr)
     return 2
@@ -1177,7 +1231,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_add_quickstart, _add_execute, _add_evaluate, _add_predict, _add_analyze, _add_build_sft, _add_label_steps, _add_merge_labels, _add_ensemble_prms,
-                _add_tiny_model, _add_base_model, _add_demo):
+                _add_tiny_model, _add_base_model, _add_demo, _add_space):
         add(subparsers)
     return parser
 

@@ -233,15 +233,17 @@ def build_demo(model=None, prm=None, *, executor=None, max_new_tokens: int = 512
             return _error_page("; ".join([message, *extra]), answer.completion, answer)
         return _page(_status_markdown(answer.explanation, source, extra), answer.explanation.steps, answer.completion, answer)
 
+    # the first database's note is part of the page: a load event answering after the user picked another one would overwrite it
+    first_note, first_schema = show_database(EXAMPLES[0][0], None)
     with gr.Blocks(title="trl-processsql: chain-of-CTEs text-to-SQL", analytics_enabled=False) as demo:
         gr.Markdown(_INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=280):
                 sample = gr.Dropdown(samples, value=EXAMPLES[0][0], label="Sample database (Spider)", elem_id="sample")
                 upload = gr.File(label="…or upload a SQLite file", type="filepath", elem_id="upload")
-                db_note = gr.Markdown(elem_id="database")
+                db_note = gr.Markdown(first_note, elem_id="database")
                 with gr.Accordion("Schema (what the model reads)", open=False):
-                    schema = gr.Textbox(show_label=False, lines=14, max_lines=30, interactive=False, elem_classes="schema")
+                    schema = gr.Textbox(first_schema, show_label=False, lines=14, max_lines=30, interactive=False, elem_classes="schema")
             with gr.Column(scale=3):
                 with gr.Tabs():
                     with gr.Tab("Explain SQL", id="explain"):
@@ -307,7 +309,7 @@ def build_demo(model=None, prm=None, *, executor=None, max_new_tokens: int = 512
             )
         outputs = [status, written, candidates, *headers, *tables]
 
-        for event in (sample.change, upload.change, demo.load):
+        for event in (sample.change, upload.change):
             event(show_database, [sample, upload], [db_note, schema], api_name=False, queue=False)
         explain_button.click(explain, [sample, upload, sql, explain_question], outputs, api_name="explain")
         ask_button.click(ask, [sample, upload, question, n], outputs, api_name="ask")
