@@ -349,6 +349,7 @@ def main() -> None:
     parser.add_argument("--prm", metavar="DIR", help="use this saved PRM (e.g. bench_selection.py --save-prm DIR, trained on the same training "
                         "questions) instead of labelling and training one; --prm-questions and --prm-epochs are then unused")
     parser.add_argument("--n", type=int, default=8, help="samples per test question for vote, best-of-N and beam")
+    parser.add_argument("--beam-width", type=int, default=2, help="step beam search's width (0: no beam search, the slowest selection)")
     parser.add_argument("--grpo-steps", type=int, default=200, help="steps of each GRPO run (8 completions of 2 prompts per step)")
     parser.add_argument("--grpo-learning-rate", type=float, default=2e-4)
     parser.add_argument("--grpo-seeds", type=int, default=2, help="seeds each GRPO run is repeated with (its EX is their mean)")
@@ -429,10 +430,13 @@ def run_method(args, spider_dir: Path) -> None:
 
         # -- greedy EX of the SFT policy (and of the pretrained base before SFT) ------------------------
         start = time.perf_counter()
-        sft_greedy = judged(greedy_answers(policy, tokenizer, prompts, bf16), test, prompts, paths, golds)
+        test_indices = [q["index"] for q in test]
+        sft_greedy = judged(cached(work_dir / f"greedy-{stage_key(policy_dir.name, test_indices, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl",
+                                   lambda: greedy_answers(policy, tokenizer, prompts, bf16)), test, prompts, paths, golds)
         zero_shot = []
         if base:  # the pretrained model before SFT, on the same prompts
-            zero_shot = [("zero-shot (the base model before SFT)", judged(greedy_answers(for_inference(AutoModelForCausalLM.from_pretrained(base), bf16), tokenizer, prompts, bf16),
+            zero_shot = [("zero-shot (the base model before SFT)", judged(cached(work_dir / f"zeroshot-{stage_key(Path(base).name, test_indices, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl",
+                                                                                 lambda: greedy_answers(for_inference(AutoModelForCausalLM.from_pretrained(base), bf16), tokenizer, prompts, bf16)),
                                                                           test, prompts, paths, golds))]
         print(f"greedy EX on the {len(test)} held-out questions: SFT {sft_greedy.mean():.1%}"
               + "".join(f", {name} {found.mean():.1%} ({(sft_greedy.mean() - found.mean()) * 100:+.1f} points for SFT, 95% CI "
@@ -492,7 +496,7 @@ def run_method(args, spider_dir: Path) -> None:
 
         # -- selection on the same samples --------------------------------------------------------
         start = time.perf_counter()
-        test_key = stage_key(policy_dir.name, [q["index"] for q in test], args.n, TEMPERATURE, SAMPLE_MAX_NEW_TOKENS, args.seed)
+        test_key = stage_key(policy_dir.name, test_indices, args.n, TEMPERATURE, SAMPLE_MAX_NEW_TOKENS, args.seed)
 
         def test_samples():
             torch.manual_seed(args.seed)
@@ -509,18 +513,25 @@ def run_method(args, spider_dir: Path) -> None:
 
         def beam_search():
             torch.manual_seed(args.seed)
-            return list(predict(test, db_dir, sampler, executor, strategy="beam", n=args.n, beam_width=2, prm=prm, prompt_style=style))
+            return list(predict(test, db_dir, sampler, executor, strategy="beam", n=args.n, beam_width=args.beam_width, prm=prm, prompt_style=style))
 
-        beam_records = cached(work_dir / f"beam-{stage_key(test_key, str(prm_dir.resolve()) if args.prm else prm_dir.name)}.pkl", beam_search)
-        beam_found = executor.execute_many([(p, r["sql"]) for p, r in zip(paths, beam_records)])
-        beam = np.array([right(c, i) for i, c in enumerate(beam_found)], dtype=float)
+        beam = []
+        if args.beam_width:
+            beam_key = stage_key(test_key, str(prm_dir.resolve()) if args.prm else prm_dir.name, args.beam_width)
+            beam_found = executor.execute_many([(p, r["sql"]) for p, r in zip(paths, cached(work_dir / f"beam-{beam_key}.pkl", beam_search))])
+            beam = [(f"step beam (width {args.beam_width}, {args.n} samples per round)",
+                     np.array([right(c, i) for i, c in enumerate(beam_found)], dtype=float))]
+        # what a pick that cannot judge steps gets: the share of right answers among the candidates that ran
+        running = np.array([np.mean([ok for c, ok in zip(pool, row) if c.ok]) if any(c.ok for c in pool) else 0.0
+                            for pool, row in zip(pools, correct)])
         table = [
             *zero_shot,
             ("greedy", sft_greedy),
+            ("random among the running (expected)", running),
             (f"vote@{args.n}", picked(majority_vote)),
             (f"PRM best-of-{args.n} (min)", picked(best_of_n, aggregation="min")),
             (f"PRM vote@{args.n} (min)", picked(prm_vote, aggregation="min")),
-            (f"step beam (width 2, {args.n} samples per round)", beam),
+            *beam,
             (f"pass@{args.n} (any sample right: the ceiling)", np.array([any(row) for row in correct], dtype=float)),
         ]
         selection_seconds = time.perf_counter() - start

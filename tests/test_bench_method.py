@@ -25,7 +25,7 @@ def test_the_quick_run_prints_both_tables_and_saves_its_prm(spider_dir, quick_wo
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert re.search(r"own samples: 8 on each of \d+ training questions", out)  # one sampling: answer labels and GRPO prompts
-    for strategy in ("greedy", "vote@4", "PRM best-of-4 (min)", "PRM vote@4 (min)", "step beam", "pass@4"):
+    for strategy in ("greedy", "random among the running (expected)", "vote@4", "PRM best-of-4 (min)", "PRM vote@4 (min)", "step beam", "pass@4"):
         assert re.search(rf"^{re.escape(strategy)}.*\d+\.\d%", out, re.M), strategy
     assert "4 runs, 2 at a time" in out
     assert re.search(r"EX on its \d+ training prompts$", out, re.M)  # did GRPO learn its prompts, beside held-out EX
@@ -82,7 +82,7 @@ def test_the_quick_run_on_a_pretrained_base_measures_spider_dev_against_the_base
 
     again = subprocess.run(done.args, capture_output=True, text=True)  # every stage resumes from what the first run kept
     assert again.returncode == 0, again.stderr[-3000:]
-    for stage in ("SFT policy", "own", "PRM", "samples", "beam"):
+    for stage in ("SFT policy", "greedy", "zeroshot", "own", "PRM", "samples", "beam"):
         assert re.search(rf"^{stage}: reusing ", again.stdout, re.M), stage
     assert "GRPO: reusing the answers of 4 of 4 runs" in again.stdout
     rerun = json.loads((tmp_path / "work" / "bench_method_base.json").read_text())["figures"]
