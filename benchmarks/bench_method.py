@@ -478,6 +478,9 @@ def run_method(args, spider_dir: Path) -> None:
         print(f"own samples: {ANSWER_SAMPLES} on each of {len(own_chains)} training questions, {(time.perf_counter() - start) / 60:.1f} min; "
               f"{len(reachable)} answered sometimes but not always (the GRPO prompts; never: {sum(r == 0 for r in rates)}, "
               f"always: {sum(r == 1 for r in rates)}; mean pass rate {np.mean(rates):.1%})")
+        figures["own_samples"] = {"questions": len(own_chains), "grpo_prompts": len(reachable), "mean_pass_rate": float(np.mean(rates)),
+                                  "minutes": round((time.perf_counter() - start) / 60, 1)}  # near 0 where cached
+        start = time.perf_counter()
 
         # -- PRM: the policy's own samples (execution + rollouts, answers) and planted mutants --------
         if args.prm:
@@ -492,6 +495,7 @@ def run_method(args, spider_dir: Path) -> None:
             else:
                 prm = train_method_prm(policy_dir, labeler, tokenizer, labelled, own, prm_dir, db_dir, args)
 
+        figures["prm_minutes"] = round((time.perf_counter() - start) / 60, 1)  # labels and training; near 0 where cached or given
         prm.model = for_inference(prm.model, bf16)
 
         # -- selection on the same samples --------------------------------------------------------

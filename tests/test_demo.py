@@ -464,39 +464,47 @@ def answering(executor):
 
 @pytest.mark.slow
 def test_the_page_answers_a_question_with_the_policys_own_steps(answering, browser, tmp_path):
-    """Ask a question, see the policy's chain executed step by step (and scored where a PRM is loaded). With
-    ``PROCESSSQL_SCREENSHOT`` the page is saved there (README's picture of the demo is made this way)."""
+    """Ask a question, see the policy's chain executed step by step. The stand-in's chain runs whole; a real policy
+    picks among 8 samples with its PRM, and every step it shows carries the PRM's score. With ``PROCESSSQL_SCREENSHOT``
+    the page is saved there (the README's picture of the demo is made this way)."""
     import os
 
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from trl_processsql.demo.app import MAX_STEPS
+
     url, real = answering
+    database, asked, candidates = (("concert_singer", "How many concerts are there in each stadium? Show the stadium name.", 8) if real
+                                   else ("pets_1", "What is the average age of the students who have a dog?", 1))
     wait = WebDriverWait(browser, 300)
     browser.get(url)
     wait.until(lambda d: d.find_elements(By.ID, "explain-button"))
     browser.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Ask a question')]").click()
     wait.until(lambda d: d.find_element(By.ID, "ask-button").is_displayed())
     browser.find_element(By.CSS_SELECTOR, "#sample input").click()
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#sample li[aria-label="pets_1"]')).click()
-    wait.until(lambda d: "pets_1" in d.find_element(By.ID, "database").text)
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f'#sample li[aria-label="{database}"]')).click()
+    wait.until(lambda d: database in d.find_element(By.ID, "database").text)
+    count = browser.find_element(By.CSS_SELECTOR, "#candidates-count input[type=number]")
+    count.send_keys(Keys.CONTROL, "a")
+    count.send_keys(str(candidates), Keys.TAB)
     question = browser.find_element(By.CSS_SELECTOR, "#question textarea")
     question.send_keys(Keys.CONTROL, "a")
-    question.send_keys(os.environ.get("PROCESSSQL_DEMO_QUESTION", "What is the average age of the students who have a dog?"))
+    question.send_keys(asked)
     browser.find_element(By.ID, "ask-button").click()
 
-    wait.until(lambda d: d.find_element(By.ID, "step-1-table").is_displayed())
+    wait.until(lambda d: d.find_element(By.ID, "step-1").is_displayed())
     status = browser.find_element(By.ID, "status").text
-    assert "every view executed" in status and "pets_1" in status, status
-    from trl_processsql.demo.app import MAX_STEPS
-
+    assert database in status, status
     shown = [e for k in range(1, MAX_STEPS + 1) for e in browser.find_elements(By.ID, f"step-{k}") if e.is_displayed()]
     headers = [" ".join(e.text.split()) for e in shown]
-    assert headers and headers[-1].startswith(f"Step {len(headers)} · final answer")
+    assert headers[0].startswith("Step 1 · ")
     if real:
-        assert all("PRM" in h for h in headers), headers  # every step carries its score
+        assert f"of {candidates} chosen by PRM best-of-N" in status, status
+        assert all("PRM score" in h for h in headers), headers
     else:
+        assert "every view executed" in status
         assert [h.split(" · ")[1] for h in headers] == ["dogs", "dog_owners", "final answer"]
     screenshot = Path(os.environ.get("PROCESSSQL_SCREENSHOT") or tmp_path / "demo_answer.png")
     browser.save_screenshot(str(screenshot))
