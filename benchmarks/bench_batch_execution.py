@@ -46,6 +46,7 @@ from _common import (
     runnable_dev_pairs,
     timed,
     warm_connections,
+    write_results,
 )
 
 from trl_processsql.sql import ExecutionLimits, SQLExecutor
@@ -154,6 +155,10 @@ def main(argv=None) -> None:
     )
     print(f"  {load.report()}; waited {quiet.waited:.1f} s for quiet before batches")
     print(f"ours vs naive: {t_naive / t_ours:.1f}x faster")
+    print("figures:", write_results("bench_batch_execution", {
+        "predictions_per_batch": n, "batches": args.batches, "ours_batch_seconds": round(t_ours, 4), "naive_batch_seconds": round(t_naive, 4),
+        "speedup": round(t_naive / t_ours, 2), "floor_batch_seconds": round(floor, 4), "ours_over_floor_ratio": round(t_ours / floor, 2),
+        "background_load": load.report()}))
 
 
 if __name__ == "__main__":

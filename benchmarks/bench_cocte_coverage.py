@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import add_spider_dir_argument, cores, require_spider
+from _common import add_spider_dir_argument, cores, require_spider, write_results
 from tqdm.auto import tqdm
 
 from trl_processsql.gold_to_cocte import CONVERSION_FAILURES, convert_gold_many
@@ -81,6 +81,9 @@ def main() -> None:
     print(f"\nwall time: {wall:.1f} s for {runnable} runnable gold queries ({cores()} CPUs)")
     print(f"HEADLINE: {converted / runnable:.1%} of {runnable} runnable Spider gold queries converted to CoCTE "
           f"with identical results; {dev_multi / dev_runnable:.1%} of dev queries have two or more steps")
+    print("figures:", write_results("bench_cocte_coverage", {
+        "runnable_gold": runnable, "converted_share": converted / runnable, "dev_two_or_more_steps_share": dev_multi / dev_runnable,
+        "wall_seconds": round(wall, 1)}))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import BackgroundLoad, add_spider_dir_argument, median, require_spider
+from _common import BackgroundLoad, add_spider_dir_argument, median, require_spider, write_results
 
 _OURS = """
 import json, resource, sys, time
@@ -95,6 +95,10 @@ def main() -> None:
     print("  official test-suite     : about 2 s and 30 MB on a 2-core machine (reference from the issue, not run here)")
     print(f"  {load.report()}")
     print(f"evaluate vs peer-style sequential: {peer_wall / ours_wall:.1f}x faster ({ours_wall:.2f} s vs {peer_wall:.2f} s)")
+    print("figures:", write_results("bench_evaluation", {
+        "questions": ours[0]["n"], "repeats": args.repeats, "evaluate_seconds": round(ours_wall, 3), "peer_seconds": round(peer_wall, 3),
+        "speedup": round(peer_wall / ours_wall, 2), "evaluator_peak_mb": round(max(r["self_mb"] for r in ours)),
+        "worker_peak_mb": round(max(r["worker_mb"] for r in ours)), "background_load": load.report()}))
 
 
 if __name__ == "__main__":

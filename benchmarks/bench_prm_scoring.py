@@ -15,6 +15,7 @@ import argparse
 import time
 
 import torch
+from _common import write_results
 
 from trl_processsql.data import load_questions, sample_paths
 from trl_processsql.labeling import gold_chains, mutation_rows
@@ -65,6 +66,9 @@ def main() -> None:
     print(f"  one pass per step prefix (naive)       : {per_prefix:.2f} s ({steps / per_prefix:.0f} steps/s)")
     print(f"  largest score difference: {worst:.1e} (limit 1e-4)")
     print(f"one-pass scoring vs one pass per prefix: {per_prefix / one_pass:.1f}x faster")
+    print("figures:", write_results("bench_prm_scoring", {
+        "trajectories": len(rows), "steps": steps, "one_pass_seconds": round(one_pass, 3), "per_prefix_seconds": round(per_prefix, 3),
+        "speedup": round(per_prefix / one_pass, 2), "largest_score_difference": worst}))
 
 
 if __name__ == "__main__":
