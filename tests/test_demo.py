@@ -404,15 +404,10 @@ def browser():
             driver.quit()
 
 
-@pytest.mark.slow
-def test_the_page_explains_a_pasted_chain_step_by_step(served, browser, tmp_path):
+def explain_dog_owners(browser, wait) -> list[str]:
+    """Pick pets_1 in the page, explain ``DOG_OWNERS_AGE`` with its question, wait for the three steps; their titles."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    wait = WebDriverWait(browser, 60)
-    browser.get(served)
-    wait.until(lambda d: d.find_elements(By.ID, "explain-button"))
 
     browser.find_element(By.CSS_SELECTOR, "#sample input").click()
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#sample li[aria-label="pets_1"]')).click()
@@ -425,11 +420,23 @@ def test_the_page_explains_a_pasted_chain_step_by_step(served, browser, tmp_path
     question.send_keys(Keys.CONTROL, "a")
     question.send_keys("What is the average age of the students who have a dog?")
     browser.find_element(By.ID, "explain-button").click()
-
     wait.until(lambda d: d.find_element(By.ID, "step-3-table").is_displayed())
     status = browser.find_element(By.ID, "status").text
     assert "3 steps, every view executed; the answer has 1 row" in status and "pets_1" in status
-    titles = [" ".join(browser.find_element(By.ID, f"step-{k}").text.split()) for k in (1, 2, 3)]
+    return [" ".join(browser.find_element(By.ID, f"step-{k}").text.split()) for k in (1, 2, 3)]
+
+
+@pytest.mark.slow
+def test_the_page_explains_a_pasted_chain_step_by_step(served, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(served)
+    wait.until(lambda d: d.find_elements(By.ID, "explain-button"))
+
+    titles = explain_dog_owners(browser, wait)
     assert titles[0].startswith("Step 1 · dogs · 2 rows") and "PetType = 'dog'" in titles[0]
     assert titles[1].startswith("Step 2 · dog_owners · 1 row")
     assert titles[2].startswith("Step 3 · final answer · 1 row")

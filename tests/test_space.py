@@ -399,7 +399,6 @@ def _stop(server: subprocess.Popen) -> None:
 @pytest.mark.timeout(900)
 def test_the_folder_installs_and_serves_as_a_space_does(tmp_path, browser, capsys):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     _needs_the_checkout()
@@ -452,24 +451,7 @@ def test_the_folder_installs_and_serves_as_a_space_does(tmp_path, browser, capsy
             wait = WebDriverWait(browser, 120)
             browser.get(url)
             wait.until(lambda d: d.find_elements(By.ID, "explain-button"))
-            # the page's load event names the first sample: wait for it, or its answer may land after the choice below
-            wait.until(lambda d: "concert_singer" in d.find_element(By.ID, "database").text)
-            browser.find_element(By.CSS_SELECTOR, "#sample input").click()
-            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#sample li[aria-label="pets_1"]')).click()
-            wait.until(lambda d: "pets_1" in d.find_element(By.ID, "database").text)
-            sql = browser.find_element(By.CSS_SELECTOR, "#sql textarea")
-            sql.send_keys(Keys.CONTROL, "a")
-            sql.send_keys(Keys.DELETE)
-            sql.send_keys(test_demo.DOG_OWNERS_AGE)
-            question = browser.find_element(By.CSS_SELECTOR, "#explain-question textarea")
-            question.send_keys(Keys.CONTROL, "a")
-            question.send_keys("What is the average age of the students who have a dog?")
-            browser.find_element(By.ID, "explain-button").click()
-
-            wait.until(lambda d: d.find_element(By.ID, "step-3-table").is_displayed())
-            status = browser.find_element(By.ID, "status").text
-            assert "3 steps, every view executed; the answer has 1 row" in status and "pets_1" in status
-            titles = [" ".join(browser.find_element(By.ID, f"step-{k}").text.split()) for k in (1, 2, 3)]
+            titles = test_demo.explain_dog_owners(browser, wait)
             assert titles[0].startswith("Step 1 · dogs · 2 rows")
             assert titles[1].startswith("Step 2 · dog_owners · 1 row")
             assert titles[2].startswith("Step 3 · final answer · 1 row")
