@@ -117,6 +117,14 @@ def write_results(name: str, figures: dict, results_dir: Path = RESULTS_DIR) -> 
     return path
 
 
+def add_results_argument(parser: argparse.ArgumentParser) -> None:
+    """``--results-dir``: where the run's results file goes. Smoke runs and tests pass another folder, so that only
+    real runs land in ``benchmarks/results/`` (from which ``make_results.py`` writes ``benchmarks/RESULTS.md``)."""
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, metavar="DIR",
+                        help="write the results file <name>.json into DIR (default: benchmarks/results, which "
+                        "benchmarks/make_results.py turns into benchmarks/RESULTS.md)")
+
+
 def require_spider(spider_dir: str | os.PathLike) -> Path:
     """The Spider folder, or exit with a message saying what is missing and how to point at it."""
     path = Path(spider_dir)

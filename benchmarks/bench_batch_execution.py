@@ -33,6 +33,7 @@ from _common import (
     BackgroundLoad,
     QuietWaiter,
     add_quiet_argument,
+    add_results_argument,
     add_spider_dir_argument,
     check_agreement,
     cores,
@@ -64,6 +65,7 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--workers", type=int, default=None, help="executor workers (default: the usable cores)")
     add_quiet_argument(parser, 10.0)
+    add_results_argument(parser)
     args = parser.parse_args(argv)
 
     spider_dir = require_spider(args.spider_dir)
@@ -158,7 +160,7 @@ def main(argv=None) -> None:
     print("figures:", write_results("bench_batch_execution", {
         "predictions_per_batch": n, "batches": args.batches, "ours_batch_seconds": round(t_ours, 4), "naive_batch_seconds": round(t_naive, 4),
         "speedup": round(t_naive / t_ours, 2), "floor_batch_seconds": round(floor, 4), "ours_over_floor_ratio": round(t_ours / floor, 2),
-        "background_load": load.report()}))
+        "background_load": load.report()}, args.results_dir))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import add_spider_dir_argument, cores, require_spider, write_results
+from _common import add_results_argument, add_spider_dir_argument, cores, require_spider, write_results
 from tqdm.auto import tqdm
 
 from trl_processsql.gold_to_cocte import CONVERSION_FAILURES, convert_gold_many
@@ -64,6 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_spider_dir_argument(parser)
     parser.add_argument("--workers", type=int, default=None, help="SQL worker processes (default: all CPUs)")
+    parser.add_argument("--max-questions", type=int, default=None, metavar="N",
+                        help="convert only the first N questions of each split (a smoke run; default: all)")
+    add_results_argument(parser)
     args = parser.parse_args()
     spider_dir = require_spider(args.spider_dir)
     db_dir = spider_dir / "database"
@@ -71,7 +74,7 @@ def main() -> None:
     totals = {}
     with SQLExecutor(num_workers=args.workers) as executor:
         for split, filename in SPLITS.items():
-            questions = load_questions(spider_dir / filename)
+            questions = load_questions(spider_dir / filename)[: args.max_questions]
             results = convert_split(questions, db_dir, executor, f"converting {split}")
             totals[split] = report(split, questions, results, db_dir)
     wall = time.perf_counter() - start
@@ -83,7 +86,7 @@ def main() -> None:
           f"with identical results; {dev_multi / dev_runnable:.1%} of dev queries have two or more steps")
     print("figures:", write_results("bench_cocte_coverage", {
         "runnable_gold": runnable, "converted_share": converted / runnable, "dev_two_or_more_steps_share": dev_multi / dev_runnable,
-        "wall_seconds": round(wall, 1)}))
+        "wall_seconds": round(wall, 1)}, args.results_dir))
 
 
 if __name__ == "__main__":

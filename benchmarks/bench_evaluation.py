@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import BackgroundLoad, add_spider_dir_argument, median, require_spider, write_results
+from _common import BackgroundLoad, add_results_argument, add_spider_dir_argument, median, require_spider, write_results
 
 _OURS = """
 import json, resource, sys, time
@@ -73,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spider_dir_argument(parser)
     parser.add_argument("--repeats", type=int, default=5, help="runs of each way; the median wall time is reported")
+    add_results_argument(parser)
     args = parser.parse_args()
     spider_dir = require_spider(args.spider_dir).resolve()
 
@@ -98,7 +99,7 @@ def main() -> None:
     print("figures:", write_results("bench_evaluation", {
         "questions": ours[0]["n"], "repeats": args.repeats, "evaluate_seconds": round(ours_wall, 3), "peer_seconds": round(peer_wall, 3),
         "speedup": round(peer_wall / ours_wall, 2), "evaluator_peak_mb": round(max(r["self_mb"] for r in ours)),
-        "worker_peak_mb": round(max(r["worker_mb"] for r in ours)), "background_load": load.report()}))
+        "worker_peak_mb": round(max(r["worker_mb"] for r in ours)), "background_load": load.report()}, args.results_dir))
 
 
 if __name__ == "__main__":

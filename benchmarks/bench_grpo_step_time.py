@@ -34,10 +34,11 @@ import time
 import traceback
 import warnings
 from collections import defaultdict
+from pathlib import Path
 
 import datasets
 import torch
-from _common import WORK_DIR, BackgroundLoad, QuietWaiter, add_quiet_argument
+from _common import WORK_DIR, BackgroundLoad, QuietWaiter, add_quiet_argument, add_results_argument, write_results
 from transformers import PrinterCallback, TrainerCallback
 from transformers.utils import logging as transformers_logging
 
@@ -139,9 +140,9 @@ def sft_policy(args) -> str:
     from trl_processsql.sft_data import build_sft_dataset
     from trl_processsql.tiny import build_tiny_model, build_tokenizer
 
-    path = WORK_DIR / "grpo_step_time" / f"policy-h{args.hidden_size}-l{args.num_layers}-sft{args.sft_steps}-seed{args.seed}"
+    path = args.work_dir / f"policy-h{args.hidden_size}-l{args.num_layers}-sft{args.sft_steps}-seed{args.seed}"
     if (path / "config.json").is_file():
-        print(f"policy: SFT model cached in {path.relative_to(WORK_DIR.parent.parent)}")
+        print(f"policy: SFT model cached in {path}")
         return str(path)
     questions_file, db_dir = sample_paths()
     dataset, _ = build_sft_dataset(load_questions(questions_file), db_dir)
@@ -188,7 +189,7 @@ def build_trainer(name: str, args, policy: str, timer: StepTimer):
     tokenizer = AutoTokenizer.from_pretrained(policy)
     batch = args.prompts_per_step * args.num_generations
     settings = dict(
-        output_dir=str(WORK_DIR / "grpo_step_time" / name),
+        output_dir=str(args.work_dir / name),
         per_device_train_batch_size=batch,
         num_generations=args.num_generations,
         max_completion_length=args.max_completion_length,
@@ -266,6 +267,26 @@ def summary(trainer, timer: StepTimer, warmup: int, load: BackgroundLoad) -> dic
     }
 
 
+def step_figures(results: dict[str, dict], args) -> dict:
+    """The figures of a run: its sizes; each trainer's median step time (the stock one is the baseline), their ratio (the
+    headline, goal at most 1.3) and the ratio of median CPU times; the medians of what PRM-GRPO adds to a step (decoding with
+    offsets, executing the steps, the PRM forward); the work the PRM had; how busy other processes kept the machine."""
+    base, ours = results["GRPOTrainer"], results["PRMGRPOTrainer"]
+    base_median, ours_median = statistics.median(base["steps"]), statistics.median(ours["steps"])
+    busy = sum(cores * wall for cores, wall in (base["load"], ours["load"])) / sum(wall for _, wall in (base["load"], ours["load"]))
+    return {
+        "timed_steps": args.steps, "warmup_steps": args.warmup, "prompts_per_step": args.prompts_per_step,
+        "num_generations": args.num_generations, "max_completion_length": args.max_completion_length,
+        "hidden_size": args.hidden_size, "num_layers": args.num_layers,
+        "grpo_step_seconds": round(base_median, 4), "prm_grpo_step_seconds": round(ours_median, 4),
+        "step_time_ratio": round(ours_median / base_median, 3), "cpu_time_ratio": round(ours["cpu"] / base["cpu"], 3),
+        "decode_seconds": round(ours["phases"][PHASES[0]], 4), "execute_seconds": round(ours["phases"][PHASES[1]], 4),
+        "prm_forward_seconds": round(ours["phases"][PHASES[2]], 4),
+        "cocte_steps_per_completion": round(ours["cocte_steps"], 3), "scored_per_step": round(ours["scored"], 3),
+        "background_cores": round(busy, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden-size", type=int, default=64, help="policy and PRM width (default: %(default)s)")
@@ -281,7 +302,10 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=300, help="SFT steps of the policy (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads per trainer (default: torch's own choice)")
+    parser.add_argument("--work-dir", type=Path, default=WORK_DIR / "grpo_step_time",
+                        help="where the SFT policy is cached and the trainers write (default: benchmarks/_work/grpo_step_time)")
     add_quiet_argument(parser, 10.0)
+    add_results_argument(parser)
     args = parser.parse_args()
     quiet_libraries()
 
@@ -340,6 +364,7 @@ def main() -> None:
         f"outcome advantage of 0); PRM forward share of a PRM-GRPO step: {ours['phases'][PHASES[2]] / ours_median:.1%}"
     )
     print(f"PRMGRPOTrainer vs GRPOTrainer: {ours_median / base_median:.2f} x step time")
+    print("figures:", write_results("bench_grpo_step_time", step_figures(results, args), args.results_dir))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import json
 import time
 
 import numpy as np
-from _common import add_spider_dir_argument, require_spider
+from _common import add_results_argument, add_spider_dir_argument, require_spider, write_results
 
 from trl_processsql.cpu_scale import train_small_prm
 from trl_processsql.data import load_questions
@@ -52,14 +52,17 @@ def main() -> None:
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--num-layers", type=int, default=2)
     parser.add_argument("--max-prompt-length", type=int, default=48, help="prompt tokens kept (the end: the question)")
+    parser.add_argument("--dev-questions", type=int, default=None, metavar="N",
+                        help="score only the first N Spider dev questions (a smoke run; default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    add_results_argument(parser)
     args = parser.parse_args()
     spider_dir = require_spider(args.spider_dir)
 
     start = time.perf_counter()
     with SQLExecutor() as executor:
         train_rows = _labels(_train_questions(spider_dir, args.train_questions, args.seed), spider_dir, executor, args.seed)
-        dev_rows = _labels(load_questions(spider_dir / "dev.json"), spider_dir, executor, args.seed)
+        dev_rows = _labels(load_questions(spider_dir / "dev.json")[: args.dev_questions], spider_dir, executor, args.seed)
     labelling = time.perf_counter() - start
     for name, rows in (("train", train_rows), ("dev", dev_rows)):
         stats = label_statistics(rows)
@@ -85,15 +88,22 @@ def main() -> None:
             if score is not None:
                 scored.append((score, label >= 0.5, 0.0 if failed else 1.0))
     probs, truth, error_seen = (np.array(column) for column in zip(*scored))
-    auroc = _auroc(probs, truth)
+    auroc, execution = _auroc(probs, truth), _auroc(error_seen, truth)
     running = error_seen == 1.0  # steps where execution saw no failure so far: only the PRM can judge them
+    running_auroc, accuracy = _auroc(probs[running], truth[running]), float(((probs >= 0.5) == truth).mean())
     print(f"labelling {labelling:.0f} s, training {training:.0f} s ({args.epochs:g} epochs, {len(train_rows)} trajectories, CPU)")
     print(f"dev steps scored: {len(truth)} ({truth.mean():.1%} positive)")
     print("  chance                       : AUROC 0.500")
-    print(f"  execution only (view errors) : AUROC {_auroc(error_seen, truth):.3f}")
-    print(f"  step accuracy at 0.5         : {((probs >= 0.5) == truth).mean():.3f}")
-    print(f"  PRM on steps that ran ({running.sum()} steps, {truth[running].mean():.1%} positive): AUROC {_auroc(probs[running], truth[running]):.3f}")
+    print(f"  execution only (view errors) : AUROC {execution:.3f}")
+    print(f"  step accuracy at 0.5         : {accuracy:.3f}")
+    print(f"  PRM on steps that ran ({running.sum()} steps, {truth[running].mean():.1%} positive): AUROC {running_auroc:.3f}")
     print(f"PRM step AUROC on Spider dev (synthetic labels): {auroc:.3f}")
+    print("figures:", write_results("bench_prm_learning", {
+        "train_trajectories": len(train_rows), "dev_trajectories": len(dev_rows), "dev_steps": len(truth), "dev_positive_share": round(float(truth.mean()), 4),
+        "epochs": args.epochs, "hidden_size": args.hidden_size, "num_layers": args.num_layers,
+        "auroc": round(auroc, 4), "execution_auroc": round(execution, 4), "chance_auroc": 0.5, "auroc_over_execution_ratio": round(auroc / execution, 2),
+        "running_steps": int(running.sum()), "running_auroc": round(running_auroc, 4), "step_accuracy": round(accuracy, 4),
+        "labelling_seconds": round(labelling, 1), "training_seconds": round(training, 1)}, args.results_dir))
 
 
 if __name__ == "__main__":

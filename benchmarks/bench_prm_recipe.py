@@ -34,9 +34,10 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from _common import WORK_DIR, add_policy_arguments, add_spider_dir_argument, require_spider
+from _common import RESULTS_DIR, WORK_DIR, add_policy_arguments, add_results_argument, add_spider_dir_argument, require_spider, write_results
 from bench_method import answer_rows, prm_questions
 from bench_selection import FOLDS, cached_policy, mutant_pools, of_kind, picked, policy_pools, questions_of, random_running, score
 
@@ -102,7 +103,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--mutants", type=int, default=3, help="wrong candidates per dev pool, at most")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the labels and the pools")
+    add_results_argument(parser)
     args = parser.parse_args()
+    if args.quick and args.results_dir == RESULTS_DIR:  # a smoke run's figures stay beside its work
+        args.results_dir = Path(args.work_dir)
     if args.quick:
         args.test_questions, args.sft_steps, args.prm_questions, args.own_questions = 40, 60, 30, [20, 40]
         args.check_questions, args.epochs, args.dev_questions, args.seeds = 40, 1.0, 60, [0]
@@ -163,7 +167,34 @@ def main() -> None:
                 print(f"   {size} own questions, seed {seed}: {len(rows)} trajectories in the second PRM, both trained in {judgement.minutes:.1f} min",
                       flush=True)
     report(results, sizes, args.seeds)
-    print(f"({(time.perf_counter() - began) / 60:.0f} minutes in all)")
+    minutes = (time.perf_counter() - began) / 60
+    print(f"({minutes:.0f} minutes in all)")
+    figures = {"prm_questions": args.prm_questions, "test_questions": args.test_questions, "check_questions": args.check_questions,
+               "epochs": args.epochs, **recipe_figures(results, sizes, args.seeds), "minutes": round(minutes, 1)}
+    print("figures:", write_results("bench_prm_recipe", figures, args.results_dir))
+
+
+def recipe_figures(results: dict[tuple[int, int], Judgement], sizes: list[int], seeds: list[int]) -> dict:
+    """The figures of :func:`report`: per size (key: the number of own questions), means over seeds and both PRMs of the left-out
+    kinds above random, the PRM's pick on them and on the own samples; the random pick among running beside them (the baseline
+    every size must beat, the same pools for all), per left-out kind each size's mean over seeds, and each size's gain over the first."""
+    first = results[sizes[0], seeds[0]]
+    by_size = {}
+    for size in sizes:
+        runs = [results[size, s] for s in seeds]
+        by_size[str(size)] = {
+            "kinds_above_random": mean(j.wins() for j in runs), "mean_over_kinds": mean(v for j in runs for v, _ in j.kinds.values()),
+            "own_held_out": mean(p[0] for j in runs for p in j.own if p), "own_unused": mean(p[0] for j in runs for p in j.check if p),
+            "minutes": round(mean(j.minutes for j in runs), 1),
+        }
+    base = by_size[str(sizes[0])]
+    for figures in list(by_size.values())[1:]:
+        figures["gain_over_first"] = {key: figures[key] - base[key] for key in ("mean_over_kinds", "own_held_out", "own_unused")}
+    baseline = {"mean_over_kinds": mean(b for _, b in first.kinds.values()),  # the pools are the same for every PRM, and so is this
+                "own_held_out": next((p[1] for p in first.own if p), float("nan")), "own_unused": next((p[1] for p in first.check if p), float("nan"))}
+    kinds = {kind: {"random_running": first.kinds[kind][1], **{str(size): mean(results[size, s].kinds[kind][0] for s in seeds) for size in sizes}}
+             for kind in first.kinds}
+    return {"sizes": sizes, "seeds": seeds, "kinds": len(first.kinds), "by_size": by_size, "random_running": baseline, "by_kind": kinds}
 
 
 def report(results: dict[tuple[int, int], Judgement], sizes: list[int], seeds: list[int]) -> None:

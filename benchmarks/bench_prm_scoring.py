@@ -15,7 +15,7 @@ import argparse
 import time
 
 import torch
-from _common import write_results
+from _common import add_results_argument, write_results
 
 from trl_processsql.data import load_questions, sample_paths
 from trl_processsql.labeling import gold_chains, mutation_rows
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--num-layers", type=int, default=4)
     parser.add_argument("--trajectories", type=int, default=96, help="trajectories scored (multi-step ones first)")
     parser.add_argument("--batch-size", type=int, default=4)
+    add_results_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
 
@@ -68,7 +69,8 @@ def main() -> None:
     print(f"one-pass scoring vs one pass per prefix: {per_prefix / one_pass:.1f}x faster")
     print("figures:", write_results("bench_prm_scoring", {
         "trajectories": len(rows), "steps": steps, "one_pass_seconds": round(one_pass, 3), "per_prefix_seconds": round(per_prefix, 3),
-        "speedup": round(per_prefix / one_pass, 2), "largest_score_difference": worst}))
+        "speedup": round(per_prefix / one_pass, 2), "largest_score_difference": worst, "hidden_size": args.hidden_size,
+        "num_layers": args.num_layers, "batch_size": args.batch_size}, args.results_dir))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import WORK_DIR, add_policy_arguments, add_spider_dir_argument, policy_settings, require_spider
+from _common import WORK_DIR, add_policy_arguments, add_results_argument, add_spider_dir_argument, policy_settings, require_spider, write_results
 from bench_method import SAMPLE_MAX_NEW_TOKENS, TEMPERATURE, own_sample_rows, prm_questions, small_policy, spider_train
 
 from trl_processsql.cpu_scale import split_by_question, train_small_prm, with_both_prompt_styles
@@ -192,6 +192,18 @@ def of_kind(pools: list[Pool], founds: list[list[list]], kind: str) -> tuple[lis
     return sub, [[[found[k][i] for i in keeps[k]] for k in holding] for found in founds]
 
 
+def against_random(pools: list[Pool], founds: list[list[list]]) -> dict:
+    """The figures of one set of pools scored by a PRM (``founds[0]``) and by each of its members alone (the rest): how many pools,
+    the PRM's best-of-N (min) pick and a random pick among running candidates (shares right), and the gain of the one over the other;
+    with members, the mean of their picks alone and how many of them beat random."""
+    prm, baseline = picked(pools, founds[0], best_of_n), random_running(pools, founds[0])
+    figures = {"pools": len(pools), "prm": prm, "random_running": baseline, "gain": prm - baseline}
+    if len(founds) > 1:
+        alone = [picked(pools, f, best_of_n) for f in founds[1:]]
+        figures.update(members_alone=float(np.mean(alone)), members_above_random=sum(v > baseline for v in alone))
+    return figures
+
+
 def members_alone(prm: ProcessRewardModel) -> list[ProcessRewardModel]:
     """Each member of an ensemble PRM as a PRM of its own (none for a single PRM)."""
     if not isinstance(prm.model, StepScoreEnsemble):
@@ -249,6 +261,7 @@ def main() -> None:
     parser.add_argument("--prm", metavar="DIR", help="judge with this saved PRM (e.g. an earlier --save-prm) instead of training one; "
                         "implies --skip-folds")
     parser.add_argument("--seed", type=int, default=0)
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.prm_members < 1:
         parser.error(f"--prm-members must be at least 1, got {args.prm_members}")
@@ -314,12 +327,24 @@ def main() -> None:
         ("random among those that run", random_running(pools, found)),
         ("majority vote (execution result)", picked(pools, found, majority_vote)),
     ]
-    table += [(f"PRM best-of-N, {a}", picked(pools, found, lambda c, a=a: best_of_n(c, aggregation=a))) for a in AGGREGATIONS]
+    best = {a: picked(pools, found, lambda c, a=a: best_of_n(c, aggregation=a)) for a in AGGREGATIONS}
+    votes = {a: picked(pools, found, lambda c, a=a: prm_vote(c, aggregation=a)) for a in AGGREGATIONS}
+    table += [(f"PRM best-of-N, {a}", value) for a, value in best.items()]
     if found_alone:
         table.append((f"each of the {len(alone)} PRMs alone, min (mean)", float(np.mean([picked(pools, f, best_of_n) for f in found_alone]))))
-    table += [(f"PRM-weighted vote, {a}", picked(pools, found, lambda c, a=a: prm_vote(c, aggregation=a))) for a in AGGREGATIONS]
+    table += [(f"PRM-weighted vote, {a}", value) for a, value in votes.items()]
     for name, value in table:
         print(f"   {name:<36}{value:>8.1%}")
+    figures = {
+        "prm_members": args.prm_members, "epochs": args.epochs, "mutants": args.mutants, "trained": not args.prm,
+        "dev": {"pools": len(pools), "candidates_per_pool": round(sum(sizes) / len(sizes), 2), "run_share": ran / sum(sizes),
+                "random": table[0][1], "random_running": table[1][1], "majority_vote": table[2][1],
+                "best_of_n": best, "prm_vote": votes},
+        "left_out": {},
+        "own": {},
+    }
+    if found_alone:
+        figures["dev"]["members_alone"] = table[3 + len(AGGREGATIONS)][1]
 
     # -- 2-4. errors the PRM never saw ------------------------------------------------------------
     print("\nErrors the PRM was not trained on: PRM best-of-N (min) against a random pick among the candidates that run")
@@ -328,13 +353,17 @@ def main() -> None:
     print(f"   {'pools':<44}{'n':>5}{'PRM':>8}{'random':>8}" + (f"{'alone':>8}" if args.prm_members > 1 else ""))
     headline = []
 
-    def line(name: str, pools_: list[Pool], founds: list[list[list]], sizes: bool = True) -> tuple[float, float] | None:
+    def line(name: str, pools_: list[Pool], founds: list[list[list]], sizes: bool = True, into: dict | None = None,
+             key: str = "") -> tuple[float, float] | None:
         """One set of pools scored by the PRM (``founds[0]``) and by each of its members alone (the rest): the
-        PRM's pick against random among running."""
+        PRM's pick against random among running (its figures go to ``into[key]``)."""
         if not pools_:
             print(f"   {name:<44}{0:>5}")
             return None
-        prm_value, baseline = picked(pools_, founds[0], best_of_n), random_running(pools_, founds[0])
+        found_figures = against_random(pools_, founds)
+        if into is not None:
+            into[key] = found_figures
+        prm_value, baseline = found_figures["prm"], found_figures["random_running"]
         alone = [picked(pools_, f, best_of_n) for f in founds[1:]]
         headline.append((prm_value, baseline, alone))
         alone = f"{np.mean(alone):>8.1%} {sum(v > baseline for v in alone)} of {len(alone)}   " if alone else "   "
@@ -347,18 +376,22 @@ def main() -> None:
     for left_out, fold_pools, fold_founds in folds:
         print(f"   2. a PRM trained without {', '.join(left_out)}; Spider dev pools of each:")
         for kind in left_out:
-            line(f"   left-out kind '{kind}'", *of_kind(fold_pools, fold_founds, kind))
+            line(f"   left-out kind '{kind}'", *of_kind(fold_pools, fold_founds, kind), into=figures["left_out"], key=kind)
     print("   3. the policy's own samples, 8 per question, where some run and are right and some run and are wrong:")
     own_lines = [
-        line("   held-out Spider train questions", own, [own_found, *own_alone], sizes=False),
-        line(f"   {len(check_chains)} training questions the PRM never saw", check, [check_found, *check_alone], sizes=False),
+        line("   held-out Spider train questions", own, [own_found, *own_alone], sizes=False, into=figures["own"], key="held_out"),
+        line(f"   {len(check_chains)} training questions the PRM never saw", check, [check_found, *check_alone], sizes=False,
+             into=figures["own"], key="unused"),
     ]
     print("      the same pools, each distinct result once (the policy repeats its answers; best-of-N keeps one candidate "
           "however many agree):")
     print(f"      {'':<44}{'random':>8}   right result scored above a wrong one   PRM vote / majority vote")
-    for name, pools_, found_ in (("held-out Spider train questions", own, own_found), ("training questions the PRM never saw", check, check_found)):
+    for name, key, pools_, found_ in (("held-out Spider train questions", "held_out", own, own_found),
+                                      ("training questions the PRM never saw", "unused", check, check_found)):
         if pools_:
             n_pairs, share = answer_pairs(pools_, found_)
+            figures["own"][key].update(random_answer=random_answer(pools_, found_), answer_pairs=n_pairs, right_above_wrong=share,
+                                       prm_vote=picked(pools_, found_, prm_vote), majority_vote=picked(pools_, found_, majority_vote))
             pairs = f"{share:.1%} of {n_pairs} pairs"
             print(f"      {name:<44}{random_answer(pools_, found_):>8.1%}   {pairs:<39}"
                   f"{picked(pools_, found_, prm_vote):.1%} / {picked(pools_, found_, majority_vote):.1%}")
@@ -375,6 +408,8 @@ def main() -> None:
           f"held-out error sets (worst {100 * worst:+.1f} points){members}; on the policy's own errors {own_words}; "
           f"on planted mutants on unseen databases best-of-N (min) {table[3][1]:.1%} against {table[1][1]:.1%} "
           f"({(time.perf_counter() - began) / 60:.0f} minutes in all)" if headline else "")
+    figures.update(sets_won=wins, sets=len(headline), worst_gain=worst, minutes=round((time.perf_counter() - began) / 60, 1))
+    print("figures:", write_results("bench_selection", figures, args.results_dir))
     if args.save_prm and not args.prm:
         print(f"PRM saved to {args.save_prm}: ProcessRewardModel.from_pretrained({args.save_prm!r}) scores as above")
 

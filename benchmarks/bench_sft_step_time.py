@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import add_spider_dir_argument, base_checkpoint, policy_settings, require_spider
+from _common import add_results_argument, add_spider_dir_argument, base_checkpoint, policy_settings, require_spider, write_results
 from bench_method import sft_data_and_tokenizer, spider_train
 from transformers import TrainerCallback
 
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--test-questions", type=int, default=300, help="held out as bench_method.py holds them out")
     parser.add_argument("--base", metavar="NAME_OR_DIR", help="time fp32 against bf16 autocast on this pretrained model (a packaged base model "
                         "or a checkpoint folder) instead of the micro-batches of the small model from scratch")
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.steps < 10:
         parser.error(f"--steps must be at least 10 (a loss is logged every 10 steps), got {args.steps}")
@@ -81,12 +82,12 @@ def main() -> None:
     else:
         default = policy_settings(argparse.Namespace(sft_steps=args.steps, sft_micro_batches=None, seed=0), base)
         runs = {name: dataclasses.replace(default, bf16=bf16) for name, bf16 in (("fp32", False), ("bf16 autocast", True))}
-    means = {}
+    means, losses = {}, {}
     for name, settings in runs.items():  # the baseline first
         timer = StepTimer()
         with tempfile.TemporaryDirectory() as scratch:
             train_small_policy(data, tokenizer, scratch, settings, progress=False, callbacks=[timer], prompt_style="tables" if base else "compact")
-        means[name] = statistics.mean(timer.seconds)
+        means[name], losses[name] = statistics.mean(timer.seconds), statistics.mean(timer.losses[-3:])
         print(f"{name:<16} mean step {means[name]:.3f} s over {args.steps} steps; "
               f"loss over the last {10 * len(timer.losses[-3:])} steps {statistics.mean(timer.losses[-3:]):.3f}; "
               f"{means[name] * default.max_steps / 60:.0f} min for {default.max_steps:,} steps")
@@ -98,6 +99,15 @@ def main() -> None:
     else:
         print(f"\n{len(data):,} SFT examples, {default.batch_size} a step, {base.name}: bf16 autocast takes {ratio:.2f}x the step time of fp32 "
               f"({1 / ratio:.1f}x as fast); this CPU {'has' if cpu_has_bf16() else 'lacks'} bf16 matrix units")
+    keys = dict(zip(runs, ("one_batch", "micro_batches") if base is None else ("fp32", "bf16")))
+    figures = {"steps": args.steps, "examples": len(data), "batch_size": default.batch_size}
+    if base is None:
+        figures["micro_batches"] = default.micro_batches
+    for name, key in keys.items():
+        figures.update({f"{key}_step_seconds": round(means[name], 4), f"{key}_loss": round(losses[name], 4)})
+    figures.update(step_time_ratio=round(ratio, 3), speedup=round(1 / ratio, 2))
+    name = "bench_sft_step_time" + (f"_{Path(args.base).name}" if args.base else "")
+    print("figures:", write_results(name, figures, args.results_dir))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from _common import (
     Prediction,
     QuietWaiter,
     add_quiet_argument,
+    add_results_argument,
     add_spider_dir_argument,
     check_agreement,
     cores,
@@ -63,6 +64,7 @@ from _common import (
     runnable_dev_pairs,
     timed,
     warm_connections,
+    write_results,
 )
 
 from trl_processsql.data import database_path
@@ -264,6 +266,7 @@ def main(argv=None) -> None:
         "--timeout", type=float, default=10.0, help="per-query timeout for both ways, in seconds (default: %(default)s)"
     )
     add_quiet_argument(parser, 20.0)
+    add_results_argument(parser)
     args = parser.parse_args(argv)
 
     spider_dir = require_spider(args.spider_dir)
@@ -404,6 +407,14 @@ def main(argv=None) -> None:
     )
     print(f"  {load.report()}; waited {quiet.waited:.1f} s for quiet before batches")
     print(f"ours vs naive (equal executions): {t_naive / t_uncached:.1f}x faster")
+    print("figures:", write_results("bench_slow_queries", {
+        "database": args.db, "scale_factor": meta["factor"], "database_mib": round(meta["bytes"] / 2**20, 1), "queries_per_batch": n,
+        "batches": args.batches, "cores": cores(), "workers": workers,
+        "ours_batch_seconds": round(t_uncached, 3), "naive_batch_seconds": round(t_naive, 3), "speedup": round(t_naive / t_uncached, 2),
+        "ours_cached_batch_seconds": round(t_cached, 3), "cached_speedup": round(t_naive / t_cached, 2),
+        "plain_parallel_batch_seconds": round(t_plain, 3), "plain_parallel_speedup": round(t_naive / t_plain, 2),
+        "ours_over_plain_parallel_ratio": round(t_uncached / t_plain, 2),
+        "parallel_efficiency": round(t_naive / t_uncached / min(workers, cores()), 3), "background_load": load.report()}, args.results_dir))
 
 
 if __name__ == "__main__":

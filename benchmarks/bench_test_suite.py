@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BackgroundLoad, Prediction, add_spider_dir_argument, judge_naive, median, require_spider
+from _common import BackgroundLoad, Prediction, add_results_argument, add_spider_dir_argument, judge_naive, median, require_spider, write_results
 
 from trl_processsql.data import database_path, load_questions, neighbour_databases
 from trl_processsql.evaluation import evaluate
@@ -65,10 +65,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spider_dir_argument(parser)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each way; the median wall time is reported")
+    parser.add_argument("--max-databases", type=int, default=None, metavar="N",
+                        help="only the questions of the first N dev databases, by name (a smoke run; default: all)")
+    add_results_argument(parser)
     args = parser.parse_args()
     spider_dir = require_spider(args.spider_dir).resolve()
     db_dir = spider_dir / "database"
     questions = [q for q in load_questions(spider_dir / "dev.json") if database_path(db_dir, q["db_id"]).is_file()]
+    if args.max_databases is not None:
+        kept = sorted({q["db_id"] for q in questions})[: args.max_databases]
+        questions = [q for q in questions if q["db_id"] in kept]
     gold = [q["gold_sql"] for q in questions]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,6 +106,11 @@ def main() -> None:
     print(f"  {load.report()}")
     print(f"each database costs {three / one / 3:.2f} of a single-database evaluation (3 separate runs: {3 * one:.2f} s)")
     print(f"3-database evaluate vs peer-style: {naive / three:.1f}x faster ({three:.2f} s vs {naive:.2f} s)")
+    print("figures:", write_results("bench_test_suite", {
+        "questions": len(questions), "databases_per_question": round(per_question, 2), "repeats": args.repeats,
+        "suite_build_seconds": round(built, 1), "one_database_seconds": round(one, 3), "three_databases_seconds": round(three, 3),
+        "peer_seconds": round(naive, 3), "speedup": round(naive / three, 2), "three_over_one_ratio": round(three / one, 2),
+        "per_database_ratio": round(three / one / 3, 2), "background_load": load.report()}, args.results_dir))
 
 
 if __name__ == "__main__":

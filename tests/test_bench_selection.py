@@ -58,3 +58,15 @@ def test_each_member_of_an_ensemble_prm_is_judged_alone_with_the_ensembles_limit
     assert [prm.model for prm in alone] == members
     assert {(prm.max_length, prm.max_prompt_length) for prm in alone} == {(256, 32)}
     assert members_alone(alone[0]) == []  # a single PRM has no members to judge apart
+
+
+def test_a_set_of_pools_is_written_as_the_prm_against_random_among_running():
+    from bench_selection import against_random
+
+    # the PRM picks the right candidate in the first pool (0.9 > 0.2) and the wrong one in the second; random among running: 1/2 each
+    first, first_found = _pool([True, False], [0.9, 0.2], [1, 2])
+    second, second_found = _pool([True, False], [0.1, 0.8], [1, 2])
+    figures = against_random([first, second], [[first_found, second_found]])
+    assert figures == {"pools": 2, "prm": 0.5, "random_running": 0.5, "gain": 0.0}
+    with_members = against_random([first], [[first_found], [first_found], [_pool([True, False], [0.1, 0.8], [1, 2])[1]]])
+    assert with_members["members_alone"] == 0.5 and with_members["members_above_random"] == 1
