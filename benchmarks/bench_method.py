@@ -47,12 +47,13 @@ reads the same prompt, and the table starts with the base model's own greedy ans
     python benchmarks/bench_method.py            # about 60 minutes on 2 cores: 24 for the SFT policy (cached), 36 for the rest
     python benchmarks/bench_method.py --prm DIR  # the PRM of bench_selection.py --save-prm DIR, not one trained here
     python benchmarks/bench_method.py --quick    # a few minutes: small sizes, a smoke run
-    python benchmarks/bench_method.py --base smollm2-135m-instruct --work-dir DIR   # SmolLM2-135M-Instruct on Spider dev
+    python benchmarks/bench_method.py --base smollm2-135m-instruct --work-dir DIR   # SmolLM2-135M-Instruct on Spider dev (SIZES)
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -78,6 +79,21 @@ TEMPERATURE = 0.7
 
 ANSWER_SAMPLES = 8
 """Samples per own question: the PRM's answer labels and the GRPO prompts' pass rates (GRPO's group size)."""
+
+SIZES = {
+    "scratch": {"test_questions": 300, "prm_questions": 600, "own_questions": 1500, "beam_width": 2, "grpo_steps": 200,
+                "grpo_learning_rate": 2e-4, "grpo_seeds": 2, "workers": 2},
+    "base": {"test_questions": 200, "prm_questions": 80, "own_questions": 160, "beam_width": 0, "grpo_steps": 20,
+             "grpo_learning_rate": 1e-5, "grpo_seeds": 1, "workers": 1},
+}
+"""The run's sizes unless given: from scratch, and on a pretrained ``--base`` (the run README quotes, about three hours on
+2 cores, beam search left out; GRPO at 1e-4 unlearned the task in both runs; one GRPO run at a time, since one takes up
+to 17 GiB)."""
+
+
+
+def sizes_help(key: str) -> str:
+    return f" (default: {SIZES['scratch'][key]:g} from scratch, {SIZES['base'][key]:g} with --base)"
 
 GRPO_RUNS = {
     "PRM-GRPO (rewardsql)": {"process_advantage": "rewardsql"},
@@ -131,19 +147,23 @@ def sft_data_and_tokenizer(db_dir: Path, train: list[dict], executor, base: Path
     return sft_data, tokenizer
 
 
-def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: SmallModelSettings, executor):
-    """The SFT policy of ``settings`` on ``train``: loaded from ``work_dir`` when an earlier run saved it."""
+def small_policy(spider_dir: Path, work_dir: Path, train: list[dict], settings: SmallModelSettings, executor, stages: StageCache | None = None):
+    """The SFT policy of ``settings`` on ``train``: loaded from ``work_dir`` when an earlier run saved it (a stage of
+    ``stages``). Returns its folder, model, tokenizer and the seconds its training took (None where unrecorded)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     # a packaged base is keyed by its folder's name (name and version), so moving the cache keeps the policy
     policy_dir = work_dir / f"policy-{stage_key({**asdict(settings), 'base': settings.base and Path(settings.base).name}, [q['index'] for q in train])}"
+    stages = stages or StageCache(work_dir)
     if (policy_dir / "config.json").is_file():
-        print(f"SFT policy: reusing {policy_dir}")
-        return policy_dir, AutoModelForCausalLM.from_pretrained(policy_dir), AutoTokenizer.from_pretrained(policy_dir), 0.0
+        minutes = stages.reuse(policy_dir.name)
+        return (policy_dir, AutoModelForCausalLM.from_pretrained(policy_dir), AutoTokenizer.from_pretrained(policy_dir),
+                None if minutes is None else minutes * 60)
     sft_data, tokenizer = sft_data_and_tokenizer(spider_dir / "database", train, executor, Path(settings.base) if settings.base else None)
     start = time.perf_counter()
     model = train_small_policy(sft_data, tokenizer, policy_dir, settings, prompt_style="tables" if settings.base else "compact")
-    return policy_dir, model, tokenizer, time.perf_counter() - start
+    stages.record(policy_dir.name, seconds := time.perf_counter() - start)
+    return policy_dir, model, tokenizer, seconds
 
 
 def stage_key(*inputs) -> str:
@@ -151,16 +171,55 @@ def stage_key(*inputs) -> str:
     return hashlib.sha256(json.dumps(inputs, default=str).encode()).hexdigest()[:12]
 
 
-def cached(path: Path, compute):
-    """``compute()``'s value, pickled at ``path`` the first time, loaded from there after (a rerun resumes here)."""
-    if path.is_file():
-        print(f"{path.stem.split('-')[0]}: reusing {path}")
-        return pickle.loads(path.read_bytes())
-    value = compute()
-    partial = path.with_suffix(".partial")
-    partial.write_bytes(pickle.dumps(value))
-    partial.replace(path)
-    return value
+class StageCache:
+    """The stages of a run kept in ``work_dir``, each under a name made from its inputs, and in ``stages.json`` the
+    minutes each took when it ran: a rerun resumes at the first stage not done, and still reports what every stage
+    cost rather than the moment it took to load it."""
+
+    def __init__(self, work_dir: Path):
+        self.work_dir, self.reused = Path(work_dir), []
+
+    def minutes(self, name: str) -> float | None:
+        """The minutes the stage saved as ``name`` took when it ran; None where no run recorded them."""
+        return self._log().get(name, {}).get("minutes")
+
+    def total(self, names: list[str]) -> float | None:
+        """The minutes the stages ``names`` took together; None where one of them is unrecorded."""
+        found = [self.minutes(name) for name in names]
+        return None if None in found else round(sum(found), 1)
+
+    def record(self, name: str, seconds: float) -> None:
+        log = self._log()
+        log[name] = {"minutes": round(seconds / 60, 1), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.work_dir / "stages.json.partial"
+        partial.write_text(json.dumps(log, indent=1, sort_keys=True) + "\n")
+        partial.replace(self.work_dir / "stages.json")
+
+    def reuse(self, name: str) -> float | None:
+        """Say that the stage ``name`` is reused; the minutes it took when it ran."""
+        minutes = self.minutes(name)
+        print(f"{name.split('-')[0]}: reusing {self.work_dir / name}" + (f" ({minutes} min when it ran)" if minutes is not None else ""))
+        self.reused.append(name)
+        return minutes
+
+    def pickled(self, name: str, compute):
+        """``compute()``'s value, pickled as ``name`` the first time (its minutes recorded), loaded from there after."""
+        path = self.work_dir / name
+        if path.is_file():
+            self.reuse(name)
+            return pickle.loads(path.read_bytes())
+        start = time.perf_counter()
+        value = compute()
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(value))
+        partial.replace(path)
+        self.record(name, time.perf_counter() - start)
+        return value
+
+    def _log(self) -> dict:
+        path = self.work_dir / "stages.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def rng_state() -> tuple:
@@ -215,6 +274,22 @@ def own_sample_rows(chains, own_chains, labeler, seed: int = 0, answered=None) -
     return policy_rows(chains, labeler, samples_per_question=2) + answer_rows(own_chains, labeler, seed, answered)
 
 
+def own_samples(stages: StageCache, policy_dir: Path, answered: list[dict], chains, labeler, seed: int) -> tuple[str, list, tuple]:
+    """Step 2, a stage of ``stages``: ``ANSWER_SAMPLES`` samples of the policy on each of ``chains`` (those of the ``answered``
+    questions) labelled by their answer, drawn from ``seed`` whether the policy was just trained or loaded. Returns the stage's
+    key, the chains and (trajectories, labels); the random generators go on as if the samples had just been drawn, so that
+    the rollouts labelled after them are the same on a rerun (``bench_selection.py`` labels from the same stage)."""
+    key = stage_key(policy_dir.name, [q["index"] for q in answered], ANSWER_SAMPLES, TEMPERATURE, SAMPLE_MAX_NEW_TOKENS, seed)
+
+    def draw():
+        labeler.reseed(seed)
+        return chains, answer_samples(chains, labeler), rng_state()
+
+    chains, answers, state = stages.pickled(f"own-{key}.pkl", draw)
+    set_rng_state(state)
+    return key, chains, answers
+
+
 def answer_samples(chains, labeler) -> tuple[list, list]:
     """``ANSWER_SAMPLES`` policy samples per question of ``chains`` and their steps labelled by execution and the answer."""
     trajectories = labeler.sample(chains, ANSWER_SAMPLES)
@@ -259,6 +334,14 @@ def train_method_prm(policy_dir: Path, labeler, tokenizer, labelled: list[dict],
     return prm
 
 
+def run_minutes(figures: dict) -> float | None:
+    """The minutes the run's stages took when they ran, together (a run resumed from cached stages took less);
+    None where one of them is unrecorded."""
+    parts = [figures["policy"]["sft_minutes"], figures["greedy_minutes"], figures.get("own_samples", {}).get("minutes", 0.0),
+             figures.get("prm_minutes", 0.0), figures.get("selection_minutes", 0.0), figures.get("grpo_settings", {}).get("minutes", 0.0)]
+    return None if None in parts else round(sum(parts), 1)
+
+
 def results_name(args) -> str:
     """The results file's name: ``bench_method``, with the base model's name for ``--base``."""
     return "bench_method" + (f"_{Path(args.base).name}" if args.base else "")
@@ -278,15 +361,16 @@ def greedy_answers(model, tokenizer, prompts: list[str], bf16: bool | None = Fal
 
 
 def grpo_run(job: dict) -> dict:
-    """One GRPO run from the SFT policy, in a process of its own with one thread: GRPO's steps are mostly token
-    by token generation, which a second thread barely speeds up and a second process nearly doubles.
+    """One GRPO run from the SFT policy, in a process of its own with ``job["threads"]`` threads (the cores shared among
+    the runs trained at a time): GRPO's steps are mostly token by token generation, which a second thread barely speeds
+    up and a second process nearly doubles, where memory allows two.
 
     Returns the trained policy's greedy answers to ``job["test_prompts"]`` and to its own training prompts
     (``job["train_prompts"]``), and the mean reward of every step; kept in ``job["output_dir"]`` for a rerun.
     """
-    done = Path(job["output_dir"]) / "result.json"
+    done, start = Path(job["output_dir"]) / "result.json", time.perf_counter()
     if done.is_file():
-        return json.loads(done.read_text())
+        return {**json.loads(done.read_text()), "reused": True}
     import torch
     import transformers
     from datasets import Dataset
@@ -298,7 +382,7 @@ def grpo_run(job: dict) -> dict:
     from trl_processsql.rewards import execution_accuracy_reward, set_reward_executor
     from trl_processsql.sql import SQLExecutor
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(job["threads"])
     transformers.logging.set_verbosity_error()
     warnings.simplefilter("ignore", FutureWarning)  # deprecations inside TRL's generation code, not this run's to act on
     rule, rows = job["rule"], Dataset.from_list(job["rows"])
@@ -319,7 +403,7 @@ def grpo_run(job: dict) -> dict:
     bf16 = job["config"].get("bf16", False)
     result = {"answers": greedy_answers(trainer.model, tokenizer, job["test_prompts"], bf16),
               "train_answers": greedy_answers(trainer.model, tokenizer, job["train_prompts"], bf16),
-              "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e]}
+              "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e], "seconds": time.perf_counter() - start}
     done.parent.mkdir(parents=True, exist_ok=True)
     done.write_text(json.dumps(result))
     return result
@@ -338,23 +422,27 @@ def main() -> None:
     add_spider_dir_argument(parser)
     parser.add_argument("--quick", action="store_true", help="small sizes everywhere: a smoke run of a few minutes")
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where the SFT policy is cached and the PRM saved (default: %(default)s)")
-    parser.add_argument("--test-questions", type=int, default=300,
-                        help="held-out questions every figure is measured on (with --base: a fixed subset of Spider dev)")
+    parser.add_argument("--test-questions", type=int, help="held-out questions every figure is measured on (with --base: a fixed subset "
+                        f"of Spider dev){sizes_help('test_questions')}")
     add_policy_arguments(parser, base=True)
-    parser.add_argument("--prm-questions", type=int, default=600, help="training questions with mutants and rollout-labelled samples for the PRM")
-    parser.add_argument("--own-questions", type=int, default=1500,
-                        help="more training questions with 8 samples each: the PRM's answer labels and the GRPO prompts")
+    parser.add_argument("--prm-questions", type=int,
+                        help=f"training questions with mutants and rollout-labelled samples for the PRM{sizes_help('prm_questions')}")
+    parser.add_argument("--own-questions", type=int, help="more training questions with 8 samples each: the PRM's answer labels and the "
+                        f"GRPO prompts{sizes_help('own_questions')}")
     parser.add_argument("--prm-epochs", type=float, default=1.0,
                         help="passes over the PRM's labels (bench_selection.py trains two; one keeps this run within the hour)")
     parser.add_argument("--prm", metavar="DIR", help="use this saved PRM (e.g. bench_selection.py --save-prm DIR, trained on the same training "
                         "questions) instead of labelling and training one; --prm-questions and --prm-epochs are then unused")
     parser.add_argument("--n", type=int, default=8, help="samples per test question for vote, best-of-N and beam")
-    parser.add_argument("--beam-width", type=int, default=2, help="step beam search's width (0: no beam search, the slowest selection)")
-    parser.add_argument("--grpo-steps", type=int, default=200, help="steps of each GRPO run (8 completions of 2 prompts per step)")
-    parser.add_argument("--grpo-learning-rate", type=float, default=2e-4)
-    parser.add_argument("--grpo-seeds", type=int, default=2, help="seeds each GRPO run is repeated with (its EX is their mean)")
+    parser.add_argument("--beam-width", type=int,
+                        help=f"step beam search's width (0: no beam search, the slowest selection){sizes_help('beam_width')}")
+    parser.add_argument("--grpo-steps", type=int, help=f"steps of each GRPO run (8 completions of 2 prompts per step){sizes_help('grpo_steps')}")
+    parser.add_argument("--grpo-learning-rate", type=float, help=f"learning rate of the GRPO runs{sizes_help('grpo_learning_rate')}")
+    parser.add_argument("--grpo-seeds", type=int, help=f"seeds each GRPO run is repeated with (its EX is their mean){sizes_help('grpo_seeds')}")
     parser.add_argument("--min-form", action="store_true", help="also run PRM-GRPO with min-form credit (PURE's), a third run per seed")
-    parser.add_argument("--workers", type=int, default=2, help="GRPO runs trained at a time, each in a process with one thread")
+    parser.add_argument("--workers", type=int, help="GRPO runs trained at a time, each in a process of its own with the cores shared "
+                        "among them (a GRPO run of a 135M-parameter model takes up to 17 GiB: two side by side were killed for memory on a "
+                        f"24 GiB machine){sizes_help('workers')}")
     parser.add_argument("--stop-after", choices=("sft", "selection"),
                         help="stop after this stage: sft (greedy EX of the policy and, with --base, of the base model before SFT) or "
                         "selection (also the own samples, the PRM and selection; the PRM stays in --work-dir/prm for a later --prm)")
@@ -365,6 +453,10 @@ def main() -> None:
         args.grpo_steps, args.grpo_seeds = 4, 2
         if args.base:
             args.test_questions, args.sft_steps, args.prm_questions, args.own_questions, args.n, args.grpo_steps = 8, 4, 4, 8, 2, 2
+        args.beam_width = 2 if args.beam_width is None else args.beam_width  # every stage, beam search too
+    for key, value in SIZES["base" if args.base else "scratch"].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.prm and not Path(args.prm).is_dir():
         parser.error(f"--prm {args.prm}: no such folder (give a saved PRM, e.g. the DIR of bench_selection.py --save-prm DIR)")
     spider_dir = require_spider(args.spider_dir)
@@ -397,6 +489,7 @@ def run_method(args, spider_dir: Path) -> None:
     base, style = (base_checkpoint(args.base) if args.base else None), prompt_style(args)
     bf16 = None if base else False  # a pretrained model samples and trains in bf16 where the CPU has it; small ones stay fp32
     work_dir = Path(args.work_dir)
+    stages = StageCache(work_dir)
     settings = policy_settings(args, base)
     if base:
         test, train = spider_dev(spider_dir, args.test_questions, args.seed), questions
@@ -409,7 +502,7 @@ def run_method(args, spider_dir: Path) -> None:
               f"{len(train)} for training, {len(test)} held out (split by question: every test database is seen in training)")
 
     with SQLExecutor() as executor:
-        policy_dir, policy, tokenizer, sft_seconds = small_policy(spider_dir, work_dir, train, settings, executor)
+        policy_dir, policy, tokenizer, sft_seconds = small_policy(spider_dir, work_dir, train, settings, executor, stages)
         policy = for_inference(policy, bf16)  # from here on the policy only samples; GRPO loads it again from policy_dir
         print(f"policy: {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M parameters, {settings.max_steps} SFT steps of {settings.batch_size}"
               + (f", {sft_seconds / 60:.1f} min" if sft_seconds else ""))
@@ -429,34 +522,40 @@ def run_method(args, spider_dir: Path) -> None:
             return np.array([matches(c, g, q) for c, g, q in zip(found, golds_, questions_)], dtype=float)
 
         # -- greedy EX of the SFT policy (and of the pretrained base before SFT) ------------------------
-        start = time.perf_counter()
         test_indices = [q["index"] for q in test]
-        sft_greedy = judged(cached(work_dir / f"greedy-{stage_key(policy_dir.name, test_indices, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl",
-                                   lambda: greedy_answers(policy, tokenizer, prompts, bf16)), test, prompts, paths, golds)
+        greedy_stages = [f"greedy-{stage_key(policy_dir.name, test_indices, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl"]
+        sft_greedy = judged(stages.pickled(greedy_stages[0], lambda: greedy_answers(policy, tokenizer, prompts, bf16)), test, prompts, paths, golds)
         zero_shot = []
         if base:  # the pretrained model before SFT, on the same prompts
-            zero_shot = [("zero-shot (the base model before SFT)", judged(cached(work_dir / f"zeroshot-{stage_key(Path(base).name, test_indices, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl",
-                                                                                 lambda: greedy_answers(for_inference(AutoModelForCausalLM.from_pretrained(base), bf16), tokenizer, prompts, bf16)),
-                                                                          test, prompts, paths, golds))]
+            greedy_stages.append(f"zeroshot-{stage_key(Path(base).name, test_indices, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl")
+            answers = stages.pickled(greedy_stages[1], lambda: greedy_answers(for_inference(AutoModelForCausalLM.from_pretrained(base), bf16),
+                                                                              tokenizer, prompts, bf16))
+            zero_shot = [("zero-shot (the base model before SFT)", judged(answers, test, prompts, paths, golds))]
+        greedy_minutes = stages.total(greedy_stages)
         print(f"greedy EX on the {len(test)} held-out questions: SFT {sft_greedy.mean():.1%}"
               + "".join(f", {name} {found.mean():.1%} ({(sft_greedy.mean() - found.mean()) * 100:+.1f} points for SFT, 95% CI "
                         f"[{low * 100:+.1f}, {high * 100:+.1f}])" for name, found in zero_shot for low, high in [paired_interval(sft_greedy, found, rng)])
-              + f" ({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
+              + (f" ({greedy_minutes} min)" if greedy_minutes is not None else ""), flush=True)
         figures = {
             "test_questions": f"{len(test)} " + (f"Spider dev questions (seed {args.seed}), databases unseen in training" if base else
                                                  "held-out Spider train questions, databases seen in training"),
             "policy": {"base": str(args.base) if base else None, "sft_steps": settings.max_steps, "batch_size": settings.batch_size,
-                       "prompt_style": style, "sft_minutes": round(sft_seconds / 60, 1) if sft_seconds else "cached"},
+                       "prompt_style": style, "sft_minutes": None if sft_seconds is None else round(sft_seconds / 60, 1)},
             "greedy_ex": {"SFT": sft_greedy.mean(), **{name: found.mean() for name, found in zero_shot}},
-            "greedy_minutes": round((time.perf_counter() - start) / 60, 1),
+            "greedy_minutes": greedy_minutes,
         }
-        results = write_results(results_name(args), figures, work_dir if args.quick else RESULTS_DIR)
+
+        def written() -> Path:
+            """The results file, with the figures so far, the stages reused, and the minutes of this invocation and of the run's stages."""
+            figures.update(reused=stages.reused, minutes_in_all=round((time.perf_counter() - began) / 60, 1), stage_minutes=run_minutes(figures))
+            return write_results(results_name(args), figures, work_dir if args.quick else RESULTS_DIR)
+
+        results = written()
         if args.stop_after == "sft":
             print(f"figures: {results}")
             return
 
         # -- the policy's own samples on training questions: answer labels and GRPO prompts ---------
-        start = time.perf_counter()
         labelled, answered = prm_questions(train, args)
         own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style=style)
         sampler = TransformersSampler(policy, tokenizer, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32, bf16=bf16,
@@ -464,23 +563,16 @@ def run_method(args, spider_dir: Path) -> None:
         # a pretrained policy samples through the sampler (prompts sorted by length, bf16); from scratch as the recipe was measured
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS,
                                  batch_size=32, progress=True, sampler=sampler if base else None)
-        own_key = stage_key(policy_dir.name, [q["index"] for q in answered], ANSWER_SAMPLES, TEMPERATURE, SAMPLE_MAX_NEW_TOKENS, args.seed)
-
-        def own_samples():
-            labeler.reseed(args.seed)  # the same samples whether the policy was just trained or loaded, with or without --prm
-            return own_chains, answer_samples(own_chains, labeler), rng_state()
-
-        *own, state = cached(work_dir / f"own-{own_key}.pkl", own_samples)
-        own_chains, own = own[0], tuple(own)
-        set_rng_state(state)  # the PRM's rollouts below draw as if the samples had just been drawn
+        own_key, own_chains, answers = own_samples(stages, policy_dir, answered, own_chains, labeler, args.seed)
+        own = own_chains, answers
         rates = answer_pass_rates(*own)
         reachable = within_reach([chain.question for chain in own_chains], rates)
-        print(f"own samples: {ANSWER_SAMPLES} on each of {len(own_chains)} training questions, {(time.perf_counter() - start) / 60:.1f} min; "
+        own_minutes = stages.minutes(f"own-{own_key}.pkl")
+        print(f"own samples: {ANSWER_SAMPLES} on each of {len(own_chains)} training questions, {own_minutes} min; "
               f"{len(reachable)} answered sometimes but not always (the GRPO prompts; never: {sum(r == 0 for r in rates)}, "
               f"always: {sum(r == 1 for r in rates)}; mean pass rate {np.mean(rates):.1%})")
         figures["own_samples"] = {"questions": len(own_chains), "grpo_prompts": len(reachable), "mean_pass_rate": float(np.mean(rates)),
-                                  "minutes": round((time.perf_counter() - start) / 60, 1)}  # near 0 where cached
-        start = time.perf_counter()
+                                  "minutes": own_minutes}
 
         # -- PRM: the policy's own samples (execution + rollouts, answers) and planted mutants --------
         if args.prm:
@@ -490,25 +582,28 @@ def run_method(args, spider_dir: Path) -> None:
         else:
             prm_dir = work_dir / f"prm-{stage_key(own_key, [q['index'] for q in labelled], args.prm_epochs, args.seed, bool(base))}"
             if (prm_dir / "config.json").is_file():
+                stages.reuse(prm_dir.name)
                 prm = ProcessRewardModel.from_pretrained(prm_dir)
-                print(f"PRM: reusing {prm_dir}")
             else:
+                start = time.perf_counter()
                 prm = train_method_prm(policy_dir, labeler, tokenizer, labelled, own, prm_dir, db_dir, args)
-
-        figures["prm_minutes"] = round((time.perf_counter() - start) / 60, 1)  # labels and training; near 0 where cached or given
+                stages.record(prm_dir.name, time.perf_counter() - start)
+            figures["prm_minutes"] = stages.minutes(prm_dir.name)  # labels and training
         prm.model = for_inference(prm.model, bf16)
 
         # -- selection on the same samples --------------------------------------------------------
-        start = time.perf_counter()
         test_key = stage_key(policy_dir.name, test_indices, args.n, TEMPERATURE, SAMPLE_MAX_NEW_TOKENS, args.seed)
 
         def test_samples():
             torch.manual_seed(args.seed)
             return sampler.sample([[{"role": "user", "content": p}] for p in prompts], args.n)
 
-        samples = cached(work_dir / f"samples-{test_key}.pkl", test_samples)
-        flat = score_candidates([p for p, row in zip(prompts, samples) for _ in row], [t for row in samples for t in row],
-                                [p for p, row in zip(paths, samples) for _ in row], executor, prm)
+        prm_key = str(prm_dir.resolve()) if args.prm else prm_dir.name
+        selection_stages = [f"samples-{test_key}.pkl", f"scored-{stage_key(test_key, prm_key)}.pkl"]
+        samples = stages.pickled(selection_stages[0], test_samples)
+        flat = stages.pickled(selection_stages[1], lambda: score_candidates(
+            [p for p, row in zip(prompts, samples) for _ in row], [t for row in samples for t in row],
+            [p for p, row in zip(paths, samples) for _ in row], executor, prm))
         pools = [flat[i * args.n : (i + 1) * args.n] for i in range(len(test))]
         correct = [[right(c, i) for c in pool] for i, pool in enumerate(pools)]
 
@@ -521,8 +616,8 @@ def run_method(args, spider_dir: Path) -> None:
 
         beam = []
         if args.beam_width:
-            beam_key = stage_key(test_key, str(prm_dir.resolve()) if args.prm else prm_dir.name, args.beam_width)
-            beam_found = executor.execute_many([(p, r["sql"]) for p, r in zip(paths, cached(work_dir / f"beam-{beam_key}.pkl", beam_search))])
+            selection_stages.append(f"beam-{stage_key(test_key, prm_key, args.beam_width)}.pkl")
+            beam_found = executor.execute_many([(p, r["sql"]) for p, r in zip(paths, stages.pickled(selection_stages[-1], beam_search))])
             beam = [(f"step beam (width {args.beam_width}, {args.n} samples per round)",
                      np.array([right(c, i) for i, c in enumerate(beam_found)], dtype=float))]
         # what a pick that cannot judge steps gets: the share of right answers among the candidates that ran
@@ -538,9 +633,10 @@ def run_method(args, spider_dir: Path) -> None:
             *beam,
             (f"pass@{args.n} (any sample right: the ceiling)", np.array([any(row) for row in correct], dtype=float)),
         ]
-        selection_seconds = time.perf_counter() - start
+        selection_minutes = stages.total(selection_stages)
         n = len(test)
-        print(f"\nSelection on {n} held-out questions, {args.n} samples each at temperature {TEMPERATURE} ({selection_seconds / 60:.1f} min)")
+        print(f"\nSelection on {n} held-out questions, {args.n} samples each at temperature {TEMPERATURE}"
+              + (f" ({selection_minutes} min: sampling, scoring{', beam' if beam else ''})" if selection_minutes is not None else ""))
         print(f"{'strategy':<48}{'EX':>7}   {'vs greedy, 95% CI (paired bootstrap)':<38}")
         intervals = {}
         for name, found in table:
@@ -552,11 +648,10 @@ def run_method(args, spider_dir: Path) -> None:
               f"{sft_greedy.mean():.1%} ({(best.mean() - sft_greedy.mean()) * 100:+.1f} points, 95% CI [{low_b * 100:+.1f}, {high_b * 100:+.1f}]) "
               f"and vote@{args.n} {dict(table)[f'vote@{args.n}'].mean():.1%}")
         figures["selection"] = {name: {"ex": found.mean(), "vs_greedy_ci95": intervals[name]} for name, found in table}
-        figures["selection_minutes"] = round(selection_seconds / 60, 1)
+        figures["selection_minutes"] = selection_minutes
         figures["checkpoints"] = {"policy": str(policy_dir), "prm": str(prm_dir)}
         if args.stop_after == "selection":
-            figures["minutes_in_all"] = round((time.perf_counter() - began) / 60, 1)
-            print(f"figures: {write_results(results_name(args), figures, work_dir if args.quick else RESULTS_DIR)}")
+            print(f"figures: {written()}")
             return
 
         # -- GRPO: with the PRM's step credit, and on the outcome alone, ``--workers`` runs at a time ----
@@ -570,7 +665,10 @@ def run_method(args, spider_dir: Path) -> None:
         grpo_paths = [str(database_path(db_dir, q["db_id"])) for q in grpo_questions]
         grpo_prompts = [build_prompt(q["question"], p, style=style) for q, p in zip(grpo_questions, grpo_paths)]
         grpo_set = grpo_questions, grpo_prompts, grpo_paths, executor.execute_many([(p, q["gold_sql"]) for q, p in zip(grpo_questions, grpo_paths)], cache=True)
-        sft_on_grpo = judged(greedy_answers(policy, tokenizer, grpo_prompts, bf16), *grpo_set)
+        sft_on_grpo = judged(stages.pickled(f"greedy-{stage_key(policy_dir.name, grpo_prompts, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl",
+                                            lambda: greedy_answers(policy, tokenizer, grpo_prompts, bf16)), *grpo_set)
+        policy = prm = sampler = labeler = None  # each GRPO run loads its own; this process only judges answers from here on
+        gc.collect()  # a GRPO run of a pretrained model needs most of 24 GiB
         if not reachable:
             print("GRPO prompts: none within the policy's reach, so GRPO runs on all own questions (expect no signal)")
         common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=ANSWER_SAMPLES,
@@ -578,19 +676,25 @@ def run_method(args, spider_dir: Path) -> None:
                       logging_steps=1, bf16=bf16)
         runs = {**GRPO_RUNS, **(MIN_FORM_RUN if args.min_form else {})}
         seeds, prompt_rows = range(args.seed, args.seed + args.grpo_seeds), grpo_rows.to_list()
-        grpo_key = stage_key(policy_dir.name, str(prm_dir.resolve()) if args.prm else prm_dir.name, prompt_rows, common, test_key)
+        grpo_key = stage_key(policy_dir.name, prm_key, prompt_rows, common, test_key)
         jobs = [
             {"name": name, "rule": rule, "seed": seed, "rows": prompt_rows, "config": common, "policy_dir": str(policy_dir),
              "prm_dir": str(prm_dir), "output_dir": str(work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}-{seed}-{stage_key(grpo_key, rule)}"),
-             "test_prompts": prompts, "train_prompts": grpo_prompts}
+             "test_prompts": prompts, "train_prompts": grpo_prompts, "threads": max(1, len(os.sched_getaffinity(0)) // args.workers)}
             for name, rule in runs.items() for seed in seeds
         ]
-        start = time.perf_counter()
         if finished := sum((Path(job["output_dir"]) / "result.json").is_file() for job in jobs):
             print(f"GRPO: reusing the answers of {finished} of {len(jobs)} runs in {work_dir}")
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # a fresh process for every run: a process that had trained one run held on to its memory through the next
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
             done = list(pool.map(grpo_run, jobs))
-        grpo_seconds = time.perf_counter() - start
+        runs_done = [Path(job["output_dir"]).name for job in jobs]
+        for name, result in zip(runs_done, done):
+            if result.get("reused"):
+                stages.reuse(name)
+            else:
+                stages.record(name, result["seconds"])
+        grpo_minutes = stages.total(runs_done)  # the runs' minutes added up: the wall time where --workers is 1
         grpo_results = {}
         for name in runs:
             found, seen, first, last = [], [], [], []
@@ -606,7 +710,7 @@ def run_method(args, spider_dir: Path) -> None:
     # -- the GRPO table ----------------------------------------------------------------------------
     print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(grpo_rows)} training prompts and start, "
           f"{args.grpo_seeds} seeds ({', '.join(str(args.seed + k) for k in range(args.grpo_seeds))}) each; greedy EX on the same {n} questions, "
-          f"the mean over seeds ({len(jobs)} runs, {args.workers} at a time: {grpo_seconds / 60:.1f} min)")
+          f"the mean over seeds ({len(jobs)} runs, {args.workers} at a time" + (f": {grpo_minutes} min)" if grpo_minutes is not None else ")"))
     seen_header = f"EX on its {len(grpo_rows)} training prompts"
     print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'EX of each seed':<22}{'reward, first -> last quarter':>30}   {seen_header}")
     print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}{'':<82}{sft_on_grpo.mean():.1%}")
@@ -627,10 +731,9 @@ def run_method(args, spider_dir: Path) -> None:
     figures["grpo"] = {name: {"ex": found.mean(), "ex_per_seed": each, "vs_sft_ci95": paired_interval(found, sft_greedy, rng),
                               "reward_first_last_quarter": [first, last], "ex_on_training_prompts": seen}
                        for name, (found, each, (first, last), seen) in grpo_results.items()}
-    figures["grpo_settings"] = {"steps": args.grpo_steps, "seeds": args.grpo_seeds, "prompts": len(grpo_rows), "minutes": round(grpo_seconds / 60, 1)}
+    figures["grpo_settings"] = {"steps": args.grpo_steps, "seeds": args.grpo_seeds, "prompts": len(grpo_rows), "minutes": grpo_minutes}
     figures["prm_grpo_vs_outcome_only_ci95"] = [low, high]
-    figures["minutes_in_all"] = round((time.perf_counter() - began) / 60, 1)
-    print(f"figures: {write_results(results_name(args), figures, work_dir if args.quick else RESULTS_DIR)}")
+    print(f"figures: {written()}")
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def main() -> None:
     spider_dir = require_spider(args.spider_dir)
     db_dir = spider_dir / "database"
     began = time.perf_counter()
-    test, train, dev = questions_of(spider_dir, args)
+    test, train, dev = questions_of(spider_dir, args.test_questions, args.seed)
     if args.dev_questions:
         dev = random.Random(args.seed).sample(dev, min(args.dev_questions, len(dev)))
     args.own_questions = sizes[-1]  # prm_questions picks the largest size's questions; smaller sizes take a prefix

@@ -34,8 +34,16 @@ many, or fewer (a PRM that judges by the size of a result fails one way round). 
 which repeat answers: the same pools with each distinct result once (a random pick among them, and how often the PRM
 scores a right result above a wrong one), and PRM-weighted vote against majority vote.
 
+With ``--base NAME_OR_DIR`` the policy is ``bench_method.py --base``'s (a pretrained model fine-tuned on all of Spider
+train, cached in ``--work-dir``), its own samples are that run's cached stage, policy and PRM read the schema prompt, the
+PRMs start from the policy in bf16 where the CPU has bf16 matrix units, and the held-out questions of part 3 are Spider
+dev questions, whose databases no training question uses. With ``--prm`` naming the PRM that ``bench_method.py`` saved
+in the same ``--work-dir`` (``prm-<key>``), the PRM judged here is the one whose best-of-N its table reports.
+
     python benchmarks/bench_selection.py [--save-prm DIR] [--prm-questions 800] [--epochs 2]
-    python benchmarks/bench_selection.py --prm DIR     # judge with a saved PRM: parts 1 and 3 only
+    python benchmarks/bench_selection.py --prm DIR --skip-folds   # judge with a saved PRM: parts 1 and 3 only
+    python benchmarks/bench_selection.py --base smollm2-135m-instruct --work-dir DIR --prm DIR/prm-<key> --prm-questions 80 \
+        --own-questions 160 --epochs 1 --prm-members 1 --test-questions 200 --check-questions 100 --dev-questions 300
 """
 
 from __future__ import annotations
@@ -48,10 +56,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import WORK_DIR, add_policy_arguments, add_results_argument, add_spider_dir_argument, policy_settings, require_spider, write_results
-from bench_method import SAMPLE_MAX_NEW_TOKENS, TEMPERATURE, own_sample_rows, prm_questions, small_policy, spider_train
+from _common import (
+    WORK_DIR,
+    add_policy_arguments,
+    add_results_argument,
+    add_spider_dir_argument,
+    base_checkpoint,
+    policy_settings,
+    require_spider,
+    write_results,
+)
+from bench_method import (
+    SAMPLE_MAX_NEW_TOKENS,
+    TEMPERATURE,
+    StageCache,
+    for_inference,
+    own_sample_rows,
+    own_samples,
+    prm_questions,
+    small_policy,
+    spider_dev,
+    spider_train,
+)
 
-from trl_processsql.cpu_scale import split_by_question, train_small_prm, with_both_prompt_styles
+from trl_processsql.cpu_scale import PRETRAINED_PRM_ARGS, split_by_question, train_small_prm, with_both_prompt_styles
 from trl_processsql.data import database_path, load_questions
 from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates, trajectory_score
 from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows
@@ -213,13 +241,17 @@ def members_alone(prm: ProcessRewardModel) -> list[ProcessRewardModel]:
 
 
 def prm_rows(chains, labeler_rows: list[dict], executor, kinds, args, db_dir) -> list[dict]:
+    """The PRM's rows: mutants of ``kinds`` (and equivalent ones) and the policy's own; from scratch, half read the full prompt."""
     rows = mutation_rows(chains, executor, kinds=kinds, seed=args.seed, equivalents=True) + labeler_rows
-    return with_both_prompt_styles(rows, db_dir, seed=args.seed)
+    return rows if args.base else with_both_prompt_styles(rows, db_dir, seed=args.seed)
 
 
-def questions_of(spider_dir: Path, args) -> tuple[list[dict], list[dict], list[dict]]:
-    """The held-out and training questions of Spider train (split as ``bench_method.py`` splits them) and Spider dev,
-    those whose database is present; libraries quietened for a readable run."""
+def questions_of(spider_dir: Path, test_questions: int, seed: int, base: Path | None = None,
+                 dev_questions: int | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+    """The held-out questions, the training questions and the Spider dev questions of the planted pools (a fixed sample of
+    ``dev_questions``, or all), those whose database is present; libraries quietened for a readable run. From scratch the
+    held-out questions come from Spider train (split as ``bench_method.py`` splits it); with a pretrained ``base``, from
+    Spider dev as there, and all of train trains."""
     import datasets
     import transformers
 
@@ -228,16 +260,30 @@ def questions_of(spider_dir: Path, args) -> tuple[list[dict], list[dict], list[d
     datasets.disable_progress_bars()
     db_dir = spider_dir / "database"
     questions = [q for q in spider_train(spider_dir) if database_path(db_dir, q["db_id"]).is_file()]
-    test, train = split_by_question(questions, [args.test_questions], args.seed)
-    dev = [q for q in load_questions(spider_dir / "dev.json") if database_path(db_dir, q["db_id"]).is_file()]
+    if base:
+        test, train = spider_dev(spider_dir, test_questions, seed), questions
+    else:
+        test, train = split_by_question(questions, [test_questions], seed)
+    if dev_questions is None:
+        dev = [q for q in load_questions(spider_dir / "dev.json") if database_path(db_dir, q["db_id"]).is_file()]
+    else:
+        dev = spider_dev(spider_dir, dev_questions, seed + 1)
     return test, train, dev
 
 
-def cached_policy(spider_dir: Path, train: list[dict], args, executor):
-    """The SFT policy of ``bench_method.py`` (trained once, then loaded from ``args.work_dir``) and a labeler that samples it."""
-    policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, policy_settings(args), executor)
+def cached_policy(spider_dir: Path, train: list[dict], args, executor, stages: StageCache | None = None, base: Path | None = None):
+    """The SFT policy of ``bench_method.py`` (trained once, then loaded from ``args.work_dir``) and a labeler that samples it;
+    from a pretrained ``base`` it samples through the batched sampler with bf16 weights where the CPU has bf16 matrix units."""
+    from trl_processsql.inference import TransformersSampler
+
+    policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, policy_settings(args, base), executor, stages)
+    sampler = None
+    if base:
+        policy = for_inference(policy, None)
+        sampler = TransformersSampler(policy, tokenizer, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32,
+                                      bf16=None, progress=True)
     labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS,
-                             batch_size=32, progress=True)
+                             batch_size=32, progress=True, sampler=sampler)
     return policy_dir, policy, tokenizer, labeler
 
 
@@ -246,8 +292,11 @@ def main() -> None:
     add_spider_dir_argument(parser)
     parser.add_argument("--save-prm", metavar="DIR", help="write the PRM trained on every mutation kind here")
     parser.add_argument("--work-dir", default=str(WORK_DIR / "method"), help="where bench_method.py caches its SFT policy")
-    parser.add_argument("--test-questions", type=int, default=300, help="Spider train questions held out (as in bench_method.py)")
-    add_policy_arguments(parser)
+    parser.add_argument("--test-questions", type=int, default=300,
+                        help="questions held out whose policy samples test the PRM (as in bench_method.py: of Spider train, of Spider dev with --base)")
+    parser.add_argument("--dev-questions", type=int, default=None, metavar="N",
+                        help="Spider dev questions of the planted pools: a fixed sample of N (default: all)")
+    add_policy_arguments(parser, base=True)
     parser.add_argument("--prm-questions", type=int, default=800, help="Spider train questions with mutants and rollout-labelled samples (as in bench_method.py)")
     parser.add_argument("--own-questions", type=int, default=2500,
                         help="more with 8 answer-labelled samples each (bench_method.py takes fewer to fit in its hour)")
@@ -258,8 +307,8 @@ def main() -> None:
     parser.add_argument("--prm-members", type=int, default=2,
                         help="PRMs trained on the same labels with seeds --seed, --seed + 1, ...; the mean of their step scores judges "
                         "(1: a single PRM). Each PRM of the run, the left-out-kind ones too, is such an ensemble")
-    parser.add_argument("--prm", metavar="DIR", help="judge with this saved PRM (e.g. an earlier --save-prm) instead of training one; "
-                        "implies --skip-folds")
+    parser.add_argument("--prm", metavar="DIR", help="judge with this saved PRM (e.g. an earlier --save-prm, or the PRM bench_method.py "
+                        "saved in --work-dir) instead of training one; the left-out-kind PRMs are still trained unless --skip-folds")
     parser.add_argument("--seed", type=int, default=0)
     add_results_argument(parser)
     args = parser.parse_args()
@@ -268,51 +317,65 @@ def main() -> None:
     spider_dir = require_spider(args.spider_dir)
     db_dir = spider_dir / "database"
     began = time.perf_counter()
-    test, train, dev = questions_of(spider_dir, args)
+    base = base_checkpoint(args.base) if args.base else None
+    test, train, dev = questions_of(spider_dir, args.test_questions, args.seed, base, args.dev_questions)
+    style = "tables" if args.base else "compact"  # the policy's prompt, which the PRM reads too (from scratch: half the full one)
+    lengths = PRETRAINED_PRM_ARGS if args.base else {}
+    stages = StageCache(Path(args.work_dir))
     with SQLExecutor() as executor:
-        policy_dir, policy, tokenizer, labeler = cached_policy(spider_dir, train, args, executor)
+        policy_dir, policy, tokenizer, labeler = cached_policy(spider_dir, train, args, executor, stages, base)
         labelled, answered = prm_questions(train, args)
+
+        def trained_prm(rows: list[dict], output_dir=None) -> tuple[ProcessRewardModel, float]:
+            prm_, seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, output_dir=output_dir, seed=args.seed,
+                                            members=args.prm_members, **lengths)
+            if args.base:  # it only scores from here on
+                prm_.model = for_inference(prm_.model, None)
+            return prm_, seconds
+
+        if not (args.prm and args.skip_folds):  # the labels of the main PRM and of the left-out-kind ones
+            start = time.perf_counter()
+            chains, _ = gold_chains(labelled, db_dir, executor, prompt_style=style)
+            own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style=style)
+            _, own_chains, answers = own_samples(stages, policy_dir, answered, own_chains, labeler, args.seed)  # bench_method.py's stage
+            own_rows = own_sample_rows(chains, own_chains, labeler, args.seed, answers)
+            labelling = time.perf_counter() - start
         if args.prm:
             prm, trained = ProcessRewardModel.from_pretrained(args.prm), f"loaded from {args.prm}"
+            if args.base:
+                prm.model = for_inference(prm.model, None)
         else:
-            start = time.perf_counter()
-            chains, _ = gold_chains(labelled, db_dir, executor, prompt_style="compact")
-            own_chains, _ = gold_chains(answered, db_dir, executor, prompt_style="compact")
-            own_rows = own_sample_rows(chains, own_chains, labeler, args.seed)
-            labelling = time.perf_counter() - start
             rows = prm_rows(chains, own_rows, executor, MUTATIONS, args, db_dir)
-            prm, training = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, output_dir=args.save_prm, seed=args.seed,
-                                            members=args.prm_members)
-            n_rows = len(rows)
+            prm, training = trained_prm(rows, args.save_prm)
             ensemble = f"{args.prm_members} PRMs (seeds {args.seed}-{args.seed + args.prm_members - 1}) " if args.prm_members > 1 else ""
-            trained = (f"{ensemble}from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {n_rows} trajectories "
+            trained = (f"{ensemble}from the {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M-parameter SFT policy, {len(rows)} trajectories "
                        f"(policy samples on {len(chains)} Spider train questions with rollouts and on {len(own_chains)} more by their "
                        f"answer, gold chains, mutants of every kind); labelling {labelling / 60:.1f} min, training {training / 60:.1f} min")
-        dev_chains, _ = gold_chains(dev, db_dir, executor)
+        dev_chains, _ = gold_chains(dev, db_dir, executor, prompt_style="tables" if args.base else "full")
         dev_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, seed=args.seed + 1)
         pools = mutant_pools(dev_rows, db_dir, args.seed)
         found = score(pools, prm, executor)
         alone = members_alone(prm)
         found_alone = [score(pools, m, executor) for m in alone]
-        test_chains, _ = gold_chains(test, db_dir, executor, prompt_style="compact")
+        test_chains, _ = gold_chains(test, db_dir, executor, prompt_style=style)
         own = policy_pools(test_chains, labeler, executor, 8, args.seed)
         own_found = score(own, prm, executor)
         own_alone = [score(own, m, executor) for m in alone]
         used = {q["index"] for q in labelled + answered}
         unused = [q for q in train if q["index"] not in used]
         check_chains, _ = gold_chains(random.Random(args.seed + 3).sample(unused, min(args.check_questions, len(unused))), db_dir, executor,
-                                      prompt_style="compact")
+                                      prompt_style=style)
         check = policy_pools(check_chains, labeler, executor, 8, args.seed + 1)
         check_found = score(check, prm, executor)
         check_alone = [score(check, m, executor) for m in alone]
 
         folds = []
-        if not (args.skip_folds or args.prm):
+        if not args.skip_folds:
             for kept, left_out in zip(FOLDS, FOLDS[::-1]):
                 rows = prm_rows(chains, own_rows, executor, kept, args, db_dir)
                 fold_rows = mutation_rows(dev_chains, executor, mutants_per_question=args.mutants, attempts=8 * args.mutants, kinds=left_out, seed=args.seed + 2)
                 fold_pools = mutant_pools(fold_rows, db_dir, args.seed)
-                fold_prm, _ = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, seed=args.seed, members=args.prm_members)
+                fold_prm, _ = trained_prm(rows)
                 folds.append((left_out, fold_pools, [score(fold_pools, fold_prm, executor)] + [score(fold_pools, m, executor) for m in members_alone(fold_prm)]))
 
     # -- 1. planted kinds on dev: every strategy --------------------------------------------------
@@ -336,7 +399,7 @@ def main() -> None:
     for name, value in table:
         print(f"   {name:<36}{value:>8.1%}")
     figures = {
-        "prm_members": args.prm_members, "epochs": args.epochs, "mutants": args.mutants, "trained": not args.prm,
+        "base": args.base, "prm_members": args.prm_members, "epochs": args.epochs, "mutants": args.mutants, "trained": not args.prm,
         "dev": {"pools": len(pools), "candidates_per_pool": round(sum(sizes) / len(sizes), 2), "run_share": ran / sum(sizes),
                 "random": table[0][1], "random_running": table[1][1], "majority_vote": table[2][1],
                 "best_of_n": best, "prm_vote": votes},
@@ -378,15 +441,16 @@ def main() -> None:
         for kind in left_out:
             line(f"   left-out kind '{kind}'", *of_kind(fold_pools, fold_founds, kind), into=figures["left_out"], key=kind)
     print("   3. the policy's own samples, 8 per question, where some run and are right and some run and are wrong:")
+    held_out = f"held-out Spider {'dev' if args.base else 'train'} questions"
     own_lines = [
-        line("   held-out Spider train questions", own, [own_found, *own_alone], sizes=False, into=figures["own"], key="held_out"),
+        line(f"   {held_out}", own, [own_found, *own_alone], sizes=False, into=figures["own"], key="held_out"),
         line(f"   {len(check_chains)} training questions the PRM never saw", check, [check_found, *check_alone], sizes=False,
              into=figures["own"], key="unused"),
     ]
     print("      the same pools, each distinct result once (the policy repeats its answers; best-of-N keeps one candidate "
           "however many agree):")
     print(f"      {'':<44}{'random':>8}   right result scored above a wrong one   PRM vote / majority vote")
-    for name, key, pools_, found_ in (("held-out Spider train questions", "held_out", own, own_found),
+    for name, key, pools_, found_ in ((held_out, "held_out", own, own_found),
                                       ("training questions the PRM never saw", "unused", check, check_found)):
         if pools_:
             n_pairs, share = answer_pairs(pools_, found_)
@@ -409,7 +473,8 @@ def main() -> None:
           f"on planted mutants on unseen databases best-of-N (min) {table[3][1]:.1%} against {table[1][1]:.1%} "
           f"({(time.perf_counter() - began) / 60:.0f} minutes in all)" if headline else "")
     figures.update(sets_won=wins, sets=len(headline), worst_gain=worst, minutes=round((time.perf_counter() - began) / 60, 1))
-    print("figures:", write_results("bench_selection", figures, args.results_dir))
+    name = "bench_selection" + (f"_{Path(args.base).name}" if args.base else "")
+    print("figures:", write_results(name, figures, args.results_dir))
     if args.save_prm and not args.prm:
         print(f"PRM saved to {args.save_prm}: ProcessRewardModel.from_pretrained({args.save_prm!r}) scores as above")
 

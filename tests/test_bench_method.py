@@ -82,12 +82,18 @@ def test_the_quick_run_on_a_pretrained_base_measures_spider_dev_against_the_base
 
     again = subprocess.run(done.args, capture_output=True, text=True)  # every stage resumes from what the first run kept
     assert again.returncode == 0, again.stderr[-3000:]
-    for stage in ("SFT policy", "greedy", "zeroshot", "own", "PRM", "samples", "beam"):
-        assert re.search(rf"^{stage}: reusing ", again.stdout, re.M), stage
+    for stage in ("policy", "greedy", "zeroshot", "own", "prm", "samples", "scored", "beam"):
+        assert re.search(rf"^{stage}: reusing .*\(\d+\.\d min when it ran\)$", again.stdout, re.M), stage
     assert "GRPO: reusing the answers of 4 of 4 runs" in again.stdout
     rerun = json.loads((tmp_path / "work" / "bench_method_base.json").read_text())["figures"]
     for key in ("greedy_ex", "selection", "grpo"):
         assert rerun[key] == record["figures"][key]
+    # the resumed run reports what each stage took when it ran, not the moment it took to load it
+    assert record["figures"]["reused"] == [] and len(rerun["reused"]) == 13  # 9 stages and 4 GRPO runs
+    for key in ("greedy_minutes", "prm_minutes", "selection_minutes", "stage_minutes"):
+        assert rerun[key] == record["figures"][key] is not None, key
+    assert rerun["policy"]["sft_minutes"] == record["figures"]["policy"]["sft_minutes"] is not None
+    assert rerun["grpo_settings"]["minutes"] == record["figures"]["grpo_settings"]["minutes"] is not None
 
 
 def test_sft_only_stops_after_the_greedy_figures(spider_dir, tmp_path):

@@ -1,11 +1,17 @@
-"""The selection benchmark's held-out design: its two halves of mutation kinds."""
+"""The selection benchmark: its held-out design (two halves of mutation kinds), its figures, and its run on a pretrained base."""
 
+import json
+import re
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from trl_processsql.labeling import MUTATIONS
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
 
 
 def test_the_two_folds_split_every_mutation_kind_between_them():
@@ -70,3 +76,36 @@ def test_a_set_of_pools_is_written_as_the_prm_against_random_among_running():
     assert figures == {"pools": 2, "prm": 0.5, "random_running": 0.5, "gain": 0.0}
     with_members = against_random([first], [[first_found], [first_found], [_pool([True, False], [0.1, 0.8], [1, 2])[1]]])
     assert with_members["members_alone"] == 0.5 and with_members["members_above_random"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # about three minutes on 2 cores
+def test_on_a_pretrained_base_it_judges_bench_methods_prm_with_its_policy_and_samples(spider_dir, tmp_path):
+    """A tiny checkpoint stands in for the pretrained base. bench_method.py trains the policy and the PRM and draws the own
+    samples; bench_selection.py reuses all three from the same work folder, trains the left-out-kind PRMs on the schema prompt,
+    and judges the policy's samples on Spider dev questions."""
+    from transformers import AutoConfig
+
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    base, work = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1), tmp_path / "work"
+    method = subprocess.run([sys.executable, str(BENCHMARKS / "bench_method.py"), "--quick", "--base", str(base), "--spider-dir", str(spider_dir),
+                             "--work-dir", str(work), "--stop-after", "selection", "--beam-width", "0"], capture_output=True, text=True)
+    assert method.returncode == 0, method.stderr[-3000:]
+    (prm,) = work.glob("prm-*")
+    sizes = {"--sft-steps": 4, "--prm-questions": 4, "--own-questions": 8, "--test-questions": 8, "--check-questions": 4, "--dev-questions": 6,
+             "--epochs": 1, "--prm-members": 1}  # the quick run's sizes, so that its stages are found
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_selection.py"), "--base", str(base), "--spider-dir", str(spider_dir), "--work-dir", str(work),
+         "--prm", str(prm), *(str(part) for pair in sizes.items() for part in pair), "--results-dir", str(tmp_path / "results")],
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for stage in ("policy", "own"):
+        assert re.search(rf"^{stage}: reusing {re.escape(str(work))}/{stage}-\w+", out, re.M), stage
+    assert f"PRM: loaded from {prm}" in out
+    assert "held-out Spider dev questions" in out and "a PRM trained without" in out
+    figures = json.loads((tmp_path / "results" / "bench_selection_base.json").read_text())["figures"]
+    assert figures["base"] == str(base) and not figures["trained"]
+    assert set(figures["left_out"]) <= set(MUTATIONS) and figures["dev"]["pools"] > 0
+    assert AutoConfig.from_pretrained(next(work.glob("policy-*"))).processsql_prompt_style == "tables"
