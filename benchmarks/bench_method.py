@@ -714,8 +714,9 @@ def run_method(args, spider_dir: Path) -> None:
     seen_header = f"EX on its {len(grpo_rows)} training prompts"
     print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'EX of each seed':<22}{'reward, first -> last quarter':>30}   {seen_header}")
     print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}{'':<82}{sft_on_grpo.mean():.1%}")
+    versus_sft = {}
     for name, (found, each, (first, last), seen) in grpo_results.items():
-        low, high = paired_interval(found, sft_greedy, rng)
+        low, high = versus_sft[name] = paired_interval(found, sft_greedy, rng)
         versus = f"{(found.mean() - sft_greedy.mean()) * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]"
         print(f"{name:<48}{found.mean():>7.1%}   {versus:<24}{' '.join(f'{e:.1%}' for e in each):<22}"
               f"{f'{first:.3f} -> {last:.3f}':>30}   {seen:.1%}")
@@ -728,7 +729,7 @@ def run_method(args, spider_dir: Path) -> None:
         f"{outcome_run.mean():.1%} ({(prm_run.mean() - outcome_run.mean()) * 100:+.1f} points, 95% CI [{low * 100:+.1f}, {high * 100:+.1f}]); "
         f"{(time.perf_counter() - began) / 60:.1f} minutes in all"
     )
-    figures["grpo"] = {name: {"ex": found.mean(), "ex_per_seed": each, "vs_sft_ci95": paired_interval(found, sft_greedy, rng),
+    figures["grpo"] = {name: {"ex": found.mean(), "ex_per_seed": each, "vs_sft_ci95": versus_sft[name],
                               "reward_first_last_quarter": [first, last], "ex_on_training_prompts": seen}
                        for name, (found, each, (first, last), seen) in grpo_results.items()}
     figures["grpo_settings"] = {"steps": args.grpo_steps, "seeds": args.grpo_seeds, "prompts": len(grpo_rows), "minutes": grpo_minutes}
