@@ -665,8 +665,8 @@ def run_method(args, spider_dir: Path) -> None:
         grpo_paths = [str(database_path(db_dir, q["db_id"])) for q in grpo_questions]
         grpo_prompts = [build_prompt(q["question"], p, style=style) for q, p in zip(grpo_questions, grpo_paths)]
         grpo_set = grpo_questions, grpo_prompts, grpo_paths, executor.execute_many([(p, q["gold_sql"]) for q, p in zip(grpo_questions, grpo_paths)], cache=True)
-        sft_on_grpo = judged(stages.pickled(f"greedy-{stage_key(policy_dir.name, grpo_prompts, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl",
-                                            lambda: greedy_answers(policy, tokenizer, grpo_prompts, bf16)), *grpo_set)
+        sft_on_prompts = f"greedy-{stage_key(policy_dir.name, grpo_prompts, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl"
+        sft_on_grpo = judged(stages.pickled(sft_on_prompts, lambda: greedy_answers(policy, tokenizer, grpo_prompts, bf16)), *grpo_set)
         policy = prm = sampler = labeler = None  # each GRPO run loads its own; this process only judges answers from here on
         gc.collect()  # a GRPO run of a pretrained model needs most of 24 GiB
         if not reachable:
@@ -694,7 +694,8 @@ def run_method(args, spider_dir: Path) -> None:
                 stages.reuse(name)
             else:
                 stages.record(name, result["seconds"])
-        grpo_minutes = stages.total(runs_done)  # the runs' minutes added up: the wall time where --workers is 1
+        # the SFT policy's greedy pass on the GRPO prompts and the runs' minutes added up: the wall time where --workers is 1
+        grpo_minutes = stages.total([sft_on_prompts, *runs_done])
         grpo_results = {}
         for name in runs:
             found, seen, first, last = [], [], [], []
