@@ -471,7 +471,7 @@ def run_method(args, spider_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     from trl_processsql.data import database_path
-    from trl_processsql.grpo import within_reach
+    from trl_processsql.inference import within_reach
     from trl_processsql.inference import TransformersSampler, predict, score_candidates
     from trl_processsql.inference.selection import best_of_n, majority_vote, prm_vote
     from trl_processsql.labeling import RolloutLabeler, gold_chains

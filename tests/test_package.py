@@ -1,5 +1,6 @@
 """The package root: every public name importable from it, lazily, as TRL users expect."""
 
+import ast
 import importlib
 import os
 import pkgutil
@@ -15,8 +16,6 @@ import trl_processsql
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "trl_processsql", "hub_cards")
-
-NOT_RE_EXPORTED = {"cli", "scripts"}  # entry points, not a library API
 
 
 def test_trainers_and_tools_import_from_the_root_like_trls():
@@ -35,21 +34,61 @@ def test_trainers_and_tools_import_from_the_root_like_trls():
 
 
 def test_every_exported_name_resolves_to_its_submodules_object():
-    for name in trl_processsql.__all__:
+    module_of = {name: module for module, names in trl_processsql.EXPORTS.items() for name in names}
+    assert set(trl_processsql.__all__) == {"__version__", *module_of}
+    for name, module in module_of.items():
         value = getattr(trl_processsql, name)
-        if name != "__version__":
-            module = importlib.import_module(f"trl_processsql.{trl_processsql._MODULE_OF[name]}")
-            assert value is getattr(module, name), name
+        assert value is getattr(importlib.import_module(f"trl_processsql.{module}"), name), name
 
 
-def test_every_public_name_of_every_submodule_is_exported():
-    """All but a name its own module shadows (``gold_to_cocte``: the package attribute is the module)."""
-    for info in pkgutil.iter_modules(trl_processsql.__path__):
-        if info.name.startswith("_") or info.name in NOT_RE_EXPORTED:
-            continue
-        module = importlib.import_module(f"trl_processsql.{info.name}")
-        missing = set(getattr(module, "__all__", ())) - set(trl_processsql.__all__) - {info.name}
-        assert not missing, f"trl_processsql.{info.name} names {sorted(missing)} that the package root does not export"
+def test_the_root_stays_small_like_trls():
+    assert len(trl_processsql.__all__) <= 60
+
+
+def test_every_name_a_subpackage_exports_lives_in_that_subpackage():
+    """A subpackage's names are the public names of its modules: none listed twice, none missing."""
+    for package in ("prm", "inference", "grpo", "labeling"):
+        namespace = importlib.import_module(f"trl_processsql.{package}")
+        for name in namespace.__all__:
+            assert getattr(namespace, name) is not None, (package, name)
+        for info in pkgutil.iter_modules(namespace.__path__):
+            module = importlib.import_module(f"trl_processsql.{package}.{info.name}")
+            missing = set(getattr(module, "__all__", ())) - set(namespace.__all__)
+            assert not missing, f"trl_processsql.{package}.{info.name} names {sorted(missing)} its package does not export"
+
+
+@pytest.mark.parametrize("name", ["SQLITE_HEADER", "gold_chains", "AGGREGATIONS", "UNSCORED"])
+def test_a_root_name_of_the_last_release_still_works_and_says_where_it_lives(name):
+    module = next(module for module, names in trl_processsql.MOVED.items() if name in names)
+    with pytest.warns(FutureWarning, match=rf"import it from trl_processsql\.{module}\b"):
+        value = getattr(trl_processsql, name)
+    assert value is getattr(importlib.import_module(f"trl_processsql.{module}"), name)
+
+
+@pytest.mark.parametrize(
+    ("package", "name", "home"),
+    [
+        ("grpo", "pass_rates", "inference.pass_rates"),
+        ("grpo", "within_reach", "inference.pass_rates"),
+        ("inference", "score_steps", "prm.scoring"),
+        ("inference", "UNSCORED", "prm.scoring"),
+    ],
+)
+def test_a_name_that_moved_between_subpackages_warns_and_still_works(package, name, home):
+    namespace = importlib.import_module(f"trl_processsql.{package}")
+    with pytest.warns(FutureWarning, match=rf"trl_processsql\.{package}\.{name} moved: import it from trl_processsql\.{home}"):
+        value = getattr(namespace, name)
+    assert value is getattr(importlib.import_module(f"trl_processsql.{home}"), name)
+    assert name not in namespace.__all__
+
+
+def test_a_function_named_like_its_module_is_the_function_even_after_the_module_loads():
+    importlib.import_module("trl_processsql.inference.predict")
+    importlib.import_module("trl_processsql.inference.pass_rates")
+    from trl_processsql.inference import pass_rates, predict
+
+    assert callable(predict) and callable(pass_rates)
+    assert predict.__module__ == "trl_processsql.inference.predict"
 
 
 def test_dir_lists_the_exports_and_unknown_names_raise_attribute_error():
@@ -63,10 +102,12 @@ def test_dir_lists_the_exports_and_unknown_names_raise_attribute_error():
     [
         "import trl_processsql",
         "from trl_processsql import SQLExecutor, parse_cocte, evaluate, sample_paths",
+        "import trl_processsql.prm.aggregation, trl_processsql.prm.scoring, trl_processsql.labeling.builder",
+        "from trl_processsql.inference import best_of_n, majority_vote, predict, pass_rates, result_key",
         "import contextlib, io\nfrom trl_processsql.cli import main\nwith contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['--help'])",
     ],
 )
-def test_importing_the_package_and_sql_names_loads_no_torch(code):
+def test_importing_the_package_and_pure_python_modules_loads_no_torch(code):
     check = code + "\nimport sys\nprint(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
@@ -113,3 +154,24 @@ def test_the_wheel_ships_every_module_the_sample_data_and_the_card_templates(tmp
     assert _cards_dir_seen_from(installed, tmp_path) == installed / "trl_processsql" / "hub_cards"
     # a checkout (what an editable install points to) reads the top-level folder
     assert _cards_dir_seen_from(source, tmp_path) == source / "hub_cards"
+
+
+def _imported_packages(package: str) -> set[str]:
+    """The trl_processsql subpackages that the modules of ``package`` import (relative or absolute)."""
+    found = set()
+    for path in (REPO_ROOT / "trl_processsql" / package).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.level == 2:
+                    found.add(node.module.split(".")[0])
+                elif node.level == 0 and node.module.startswith("trl_processsql."):
+                    found.add(node.module.split(".")[1])
+    return found - {package}
+
+
+@pytest.mark.parametrize(
+    ("package", "never"),
+    [("prm", {"grpo", "inference", "demo"}), ("grpo", {"inference", "demo"}), ("inference", {"grpo", "demo"})],
+)
+def test_data_flows_down_step_scoring_in_prm_grpo_and_inference_side_by_side(package, never):
+    assert not _imported_packages(package) & never

@@ -2,7 +2,7 @@
 
 import pytest
 
-from trl_processsql.grpo import pass_rates, within_reach
+from trl_processsql.inference import pass_rates, within_reach
 from trl_processsql.inference import ChatSampler
 
 RIGHT = "WITH adults AS (\n  SELECT id FROM singer WHERE age > 30\n)\n\nSELECT count(*) FROM adults"  # 3, the gold's answer

@@ -1,97 +1,95 @@
 """trl-processsql: process-supervised text-to-SQL on the Hugging Face stack.
 
-Every public name is importable from the package root, as in TRL (``from trl_processsql import
-PRMGRPOTrainer``), and loads lazily: importing the package costs nothing, and a name brings in its
+The package root holds what a TRL user reaches for, as TRL's does (``from trl_processsql import
+PRMGRPOTrainer``): the configs and trainers, the PRM, the reward functions and the callback, the
+executor, and the few functions the README's examples call. Everything else imports from its
+subpackage (``trl_processsql.sql``, ``.labeling``, ``.inference``, ...). Names load lazily
+(:mod:`trl_processsql._lazy`): importing the package costs nothing, and a name brings in its
 submodule (and torch, transformers or trl where that submodule needs them) only when it is used.
 """
 
-import importlib
+from ._lazy import lazy_namespace
 
 __version__ = "0.1.0.dev0"
 
-_EXPORTS = {
-    "sql": (
-        "COMPARISON_MODES", "DatabaseNotFoundError", "ExecutionLimits", "ExecutionResult", "SQLExecutor",
-        "SQLITE_HEADER", "SQLiteSandbox", "execute", "first_failure", "get_comparator", "gold_orders_rows", "not_sqlite_reason",
-        "results_match"
-    ),
-    "cocte": (
-        "CoCTE", "STEP_SEPARATOR", "Step", "StepResult", "VIEW_ROWS", "execute_steps", "execute_steps_many",
-        "extract_sql", "parse_cocte", "prm_completions", "step_view_sql"
-    ),
-    # the function gold_to_cocte shares its module's name, which the package attribute holds once imported
-    "gold_to_cocte": ("CONVERSION_FAILURES", "ConversionResult", "convert_gold_many"),
-    "prompts": ("INSTRUCTION", "PROMPT_STYLES", "build_prompt", "completion_prompt", "prompt_messages", "saved_prompt_style"),
-    "formats": ("FORMATS", "FormatProfile", "get_format"),
-    "data": (
-        "QuestionFileError", "SAMPLE_DATA_DIR", "database_path", "load_questions", "load_training_dataset",
-        "sample_paths"
-    ),
-    "sft_data": (
-        "SFTBuildReport", "SFT_COLUMNS", "SFT_FORMATS", "SKIP_REASONS", "build_sft_dataset", "sft_card",
-        "split_by_database"
-    ),
-    "labeling": (
-        "GoldChain", "LabelRun", "MUTATIONS", "ROUND_SIZE", "RUN_FILE", "RolloutLabeler", "SOURCES", "STEPWISE_COLUMNS", "STEPWISE_COLUMN_DOCS", "StepLabels",
-        "Trajectory", "execution_labels", "gold_chains", "label_statistics", "label_steps", "mutate_step",
-        "merge_shards", "mutation_rows", "policy_rows", "read_run", "shard_bounds", "stepwise_card", "stepwise_dataset", "stepwise_stats",
-        "trajectory_rows", "write_run"
-    ),
-    "prm": (
-        "AGGREGATIONS", "DataCollatorForStepwiseSupervision", "ProcessRewardConfig", "ProcessRewardModel",
-        "ProcessRewardTrainer", "StepScoreEnsemble", "aggregate", "compute_step_metrics", "save_prm_ensemble"
-    ),
+EXPORTS = {
+    "sql": ("ExecutionLimits", "SQLExecutor", "results_match"),
+    "cocte": ("CoCTE", "execute_steps", "parse_cocte"),
+    "data": ("database_path", "load_questions", "load_training_dataset", "sample_paths"),
+    "prompts": ("build_prompt", "prompt_messages"),
+    "gold_to_cocte": ("convert_gold_many",),
+    "sft_data": ("build_sft_dataset",),
+    "labeling": ("RolloutLabeler", "label_steps", "stepwise_dataset"),
+    "prm": ("DataCollatorForStepwiseSupervision", "ProcessRewardConfig", "ProcessRewardModel", "ProcessRewardTrainer"),
     "rewards": (
-        "REWARD_FUNCS", "bird_execution_accuracy_reward", "cocte_format_reward", "completion_text",
-        "executable_steps_reward", "execution_accuracy_reward", "get_reward_executor", "set_reward_executor"
+        "REWARD_FUNCS", "bird_execution_accuracy_reward", "cocte_format_reward", "executable_steps_reward",
+        "execution_accuracy_reward",
     ),
-    "grpo": (
-        "PRMGRPOConfig", "PRMGRPOTrainer", "PRMReward", "PROCESS_ADVANTAGES", "STEP_WEIGHTINGS", "get_process_advantage",
-        "register_process_advantage", "pass_rates", "process_advantages",
-        "step_token_spans", "step_weights", "within_reach"
-    ),
-    "callbacks": ("HISTORY_FILE", "SQLExecutionCallback", "greedy_completions", "score_completions"),
+    "grpo": ("PRMGRPOConfig", "PRMGRPOTrainer", "PRMReward", "register_process_advantage"),
+    "callbacks": ("SQLExecutionCallback",),
     "inference": (
-        "Candidate", "ChatSampler", "Continuation", "ModelLoadError", "NEEDS_PRM", "STRATEGIES", "STRATEGY_NAMES",
-        "TransformersSampler", "UNSCORED", "VLLMSampler", "beam_search", "best_of_n", "candidate_records", "greedy",
-        "load_prm", "load_sampler", "majority_vote", "predict", "prm_vote", "resolve_device", "result_groups",
-        "result_key", "score_candidates", "score_steps", "split_step", "trajectory_score", "write_predictions"
+        "TransformersSampler", "VLLMSampler", "beam_search", "best_of_n", "load_prm", "load_sampler", "pass_rates",
+        "predict", "score_candidates", "within_reach", "write_predictions",
     ),
-    "evaluation": (
-        "EvaluationReport", "PredictionFileError", "drop_distinct", "evaluate", "evaluate_files", "load_predictions",
-        "print_report"
+    "evaluation": ("EvaluationReport", "evaluate", "evaluate_files"),
+    "demo": ("explain_sql",),
+    "base_models": ("base_model_path",),
+    "quickstart": ("QuickstartSettings", "run_quickstart"),
+    "tiny": ("save_tiny_checkpoint",),
+}
+
+MOVED = {  # root names of earlier releases, now imported from their subpackage; they go in the next release
+    "base_models": ("BASE_MODELS", "BaseModelError", "PackagedModel", "resolve_base_model"),
+    "callbacks": ("HISTORY_FILE", "greedy_completions", "score_completions"),
+    "cocte": (
+        "STEP_SEPARATOR", "Step", "StepResult", "VIEW_ROWS", "execute_steps_many", "extract_sql", "prm_completions",
+        "step_view_sql",
+    ),
+    "cpu_scale": (
+        "PRETRAINED_PRM_ARGS", "ProgressBarCallback", "SmallModelSettings", "cpu_training_args", "quiet_progress",
+        "small_policy_trainer", "split_by_question", "train_small_policy", "train_small_prm",
+        "with_both_prompt_styles",
+    ),
+    "data": ("QuestionFileError", "SAMPLE_DATA_DIR"),
+    "demo": ("DemoError", "Explanation", "StepView", "prepare_upload", "sample_database", "sample_databases"),
+    "evaluation": ("PredictionFileError", "drop_distinct", "load_predictions", "print_report"),
+    "formats": ("FORMATS", "FormatProfile", "get_format"),
+    "gold_to_cocte": ("CONVERSION_FAILURES", "ConversionResult"),
+    "grpo": (
+        "PROCESS_ADVANTAGES", "STEP_WEIGHTINGS", "get_process_advantage", "process_advantages", "step_token_spans",
+        "step_weights",
     ),
     "hub": (
         "BASE_TAGS", "CARDS_DIR", "ModelCardMixin", "SPIDER_SOURCE", "dataset_card", "model_card", "push_dataset",
-        "size_category"
+        "size_category",
     ),
-    "demo": (
-        "DemoError", "Explanation", "StepView", "explain_sql", "prepare_upload", "sample_database", "sample_databases"
+    "inference": (
+        "Candidate", "ChatSampler", "Continuation", "ModelLoadError", "NEEDS_PRM", "STRATEGIES", "STRATEGY_NAMES",
+        "candidate_records", "greedy", "majority_vote", "prm_vote", "resolve_device", "result_groups", "result_key",
+        "split_step", "trajectory_score",
     ),
-    "cpu_scale": (
-        "PRETRAINED_PRM_ARGS", "ProgressBarCallback", "SmallModelSettings", "cpu_training_args", "quiet_progress", "small_policy_trainer", "split_by_question",
-        "train_small_policy", "train_small_prm",
-        "with_both_prompt_styles"
+    "labeling": (
+        "GoldChain", "LabelRun", "MUTATIONS", "ROUND_SIZE", "RUN_FILE", "SOURCES", "STEPWISE_COLUMNS",
+        "STEPWISE_COLUMN_DOCS", "StepLabels", "Trajectory", "execution_labels", "gold_chains", "label_statistics",
+        "merge_shards", "mutate_step", "mutation_rows", "policy_rows", "read_run", "shard_bounds", "stepwise_card",
+        "stepwise_stats", "trajectory_rows", "write_run",
     ),
-    "quickstart": ("QuickstartSettings", "run_quickstart"),
-    "base_models": ("BASE_MODELS", "BaseModelError", "PackagedModel", "base_model_path", "resolve_base_model"),
     "precision": ("cpu_autocast", "cpu_has_bf16"),
+    "prm": ("AGGREGATIONS", "StepScoreEnsemble", "aggregate", "compute_step_metrics", "save_prm_ensemble"),
+    "prm.scoring": ("UNSCORED", "score_steps"),
+    "prompts": ("INSTRUCTION", "PROMPT_STYLES", "completion_prompt", "saved_prompt_style"),
+    "rewards": ("completion_text", "get_reward_executor", "set_reward_executor"),
+    "sft_data": ("SFTBuildReport", "SFT_COLUMNS", "SFT_FORMATS", "SKIP_REASONS", "sft_card", "split_by_database"),
+    "sql": (
+        "COMPARISON_MODES", "DatabaseNotFoundError", "ExecutionResult", "SQLITE_HEADER", "SQLiteSandbox", "execute",
+        "first_failure", "get_comparator", "gold_orders_rows", "not_sqlite_reason",
+    ),
     "sweep": ("JudgedPool", "SweepResult", "budgets", "judge_pools", "load_records", "plot_sweep"),
-    "tiny": ("CHATML_TEMPLATE", "build_tiny_model", "build_tokenizer", "sample_corpus", "save_tiny_checkpoint"),
+    "tiny": ("CHATML_TEMPLATE", "build_tiny_model", "build_tokenizer", "sample_corpus"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = ["__version__", *sorted(_MODULE_OF)]
-
-
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+_names, __getattr__, __dir__ = lazy_namespace(
+    __name__, EXPORTS, moved={name: f"{__name__}.{module}" for module, names in MOVED.items() for name in names}
+)
+__all__ = ["__version__", *_names]
+del _names

@@ -48,20 +48,17 @@ class SmallModelSettings:
     """Sizes of a small Qwen2-shaped model and of its training.
 
     The defaults train a 3.4M-parameter policy (hidden 256, 4 layers, a 4,096-token BPE
-    vocabulary) for 2,400 steps of 16 prompt-completion pairs (about six passes over Spider train):
-    23.5 minutes on 2 cores, where one padded batch per step took 35 to 43 on the same machine.
-    Greedy EX on the 300 held-out questions of ``benchmarks/bench_method.py``: 14.3%, and 17.6% of
-    its samples right on 1,500 training questions (15.3% with one padded batch per step); 8.7%
-    greedy with half the steps (``--sft-steps 1200``).
+    vocabulary) for 2,400 steps of 16 prompt-completion pairs (about six passes over Spider train),
+    the policy of ``benchmarks/bench_method.py`` (its time and accuracy: docs/history.md).
 
     ``micro_batches`` cuts each step's batch into that many micro-batches of similar length
     (transformers' ``batch_rebalance`` sampler, with gradient accumulation): a step still learns
     from ``batch_size`` examples drawn at random, with its gradient averaged over all their tokens,
     but pads each example only to the longest of its micro-batch, since answers run from a few
-    tokens to hundreds: 2.1x as fast a step (``benchmarks/bench_sft_step_time.py``; 1 pads the whole batch). Batches
-    grouped by length across steps pad less still, but a policy trained on them with these
-    settings did not learn (loss 1.9 after 2,400 steps against 0.3): transformers'
-    ``group_by_length`` sorts each run of 50 batches from the longest answers to the shortest.
+    tokens to hundreds (``benchmarks/bench_sft_step_time.py`` measures the step time against 1, which pads
+    the whole batch). Batches grouped by length across steps pad less still, but a policy trained on
+    them with these settings did not learn: transformers' ``group_by_length`` sorts each run of 50
+    batches from the longest answers to the shortest.
 
     ``base`` is a pretrained checkpoint folder (such as
     :func:`~trl_processsql.base_models.base_model_path`'s) fine-tuned in full instead of a random

@@ -12,7 +12,7 @@ Seven stages, each printing what it made and its figure:
 4. PRM: a token-classification PRM started from the policy's weights, trained with
    :class:`ProcessRewardTrainer`; its step AUROC on the held-out questions' labelled steps;
 5. PRM-GRPO: a few steps of :class:`PRMGRPOTrainer` from the SFT policy, on the training questions
-   it answers in some of 8 samples but not all (:func:`~trl_processsql.grpo.within_reach`), rewards per step;
+   it answers in some of 8 samples but not all (:func:`~trl_processsql.inference.within_reach`), rewards per step;
 6. inference on the held-out questions: greedy, majority vote and PRM best-of-N of the SFT policy,
    and greedy of the PRM-GRPO policy, all on the same questions;
 7. a summary table: each stage, what it made, its figure and the baseline it is compared with.
@@ -144,8 +144,8 @@ def _run(settings: QuickstartSettings) -> dict:
         train_small_prm,
     )
     from .data import database_path, load_questions, sample_paths
-    from .grpo import PRMGRPOConfig, PRMGRPOTrainer, pass_rates, within_reach
-    from .inference import TransformersSampler, predict, write_predictions
+    from .grpo import PRMGRPOConfig, PRMGRPOTrainer
+    from .inference import TransformersSampler, pass_rates, predict, within_reach, write_predictions
     from .labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows, policy_rows, stepwise_dataset
     from .prm.trainer import _auroc
     from .prompts import prompt_messages

@@ -1,7 +1,7 @@
 """What the demo shows, with no UI: a query (or a model's completion) as executed CoCTE steps.
 
 :func:`explain_sql` reads the SQL as a chain of CTEs, runs every step's view in the sandbox and,
-with a PRM, scores each step exactly as GRPO does (:meth:`PRMReward.step_scores`). The Gradio
+with a PRM, scores each step exactly as GRPO does (:func:`~trl_processsql.prm.scoring.score_chains`). The Gradio
 app only lays out the records returned here, so tests check them without a browser.
 """
 
@@ -151,10 +151,10 @@ def explain_sql(db_path: str | os.PathLike, sql: str, executor, prm=None, questi
     trajectory = None
     try:
         if prm is not None and question.strip():
-            from ..grpo.prm_reward import PRMReward
             from ..prm.aggregation import aggregate
+            from ..prm.scoring import score_chains
 
-            _, (views,), (scores,) = PRMReward(prm, executor).step_scores([prm.prompt(question, db_path)], [sql], [os.fspath(db_path)])
+            _, (views,), (scores,) = score_chains(prm, [prm.prompt(question, db_path)], [sql], [os.fspath(db_path)], executor)
             trajectory = aggregate(scores, prm.aggregation)
         else:
             views = execute_steps(cocte, db_path, executor)

@@ -1,30 +1,21 @@
-"""Process-supervised GRPO: PRM step scores turned into per-token advantages."""
+"""Process-supervised GRPO: PRM step scores turned into per-token advantages.
 
-from .advantages import (
-    PROCESS_ADVANTAGES,
-    STEP_WEIGHTINGS,
-    get_process_advantage,
-    process_advantages,
-    register_process_advantage,
-    step_token_spans,
-    step_weights,
+Names load lazily (:mod:`trl_processsql._lazy`).
+"""
+
+from .._lazy import lazy_namespace
+
+__all__, __getattr__, __dir__ = lazy_namespace(
+    __name__,
+    {
+        "advantages": (
+            "PROCESS_ADVANTAGES", "STEP_WEIGHTINGS", "get_process_advantage", "process_advantage_name",
+            "process_advantages", "register_process_advantage", "step_token_spans", "step_weights",
+        ),
+        "config": ("PRMGRPOConfig",),
+        "placement": ("place_prm", "training_dtype", "whole_model_loading"),
+        "prm_reward": ("PRMReward",),
+        "trainer": ("PRMGRPOTrainer",),
+    },
+    moved={"pass_rates": "trl_processsql.inference.pass_rates", "within_reach": "trl_processsql.inference.pass_rates"},
 )
-from .config import PRMGRPOConfig
-from .pass_rates import pass_rates, within_reach
-from .prm_reward import PRMReward
-from .trainer import PRMGRPOTrainer
-
-__all__ = [
-    "PROCESS_ADVANTAGES",
-    "STEP_WEIGHTINGS",
-    "PRMGRPOConfig",
-    "PRMGRPOTrainer",
-    "PRMReward",
-    "get_process_advantage",
-    "pass_rates",
-    "process_advantages",
-    "register_process_advantage",
-    "step_token_spans",
-    "step_weights",
-    "within_reach",
-]

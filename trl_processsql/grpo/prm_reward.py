@@ -7,33 +7,21 @@ wrapped in this callable instead. :meth:`PRMReward.step_scores` is also what
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
-from ..cocte import CoCTE, StepResult, execute_steps_many, parse_cocte
-from ..inference.scoring import prm_view_rows, score_steps
+from ..cocte import CoCTE, StepResult
 from ..prm.aggregation import aggregate, weighted_mean
 from ..prm.model import ProcessRewardModel
+from ..prm.scoring import score_chains
 from ..rewards import completion_text
 from ..sql import SQLExecutor
 from .advantages import step_weights
 
-__all__ = ["PRMReward", "prompt_text"]
-
-def prompt_text(prompt) -> str:
-    """The PRM's prompt: a string as it is, a conversation's last user message.
-
-    >>> prompt_text([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Question: ..."}])
-    'Question: ...'
-    """
-    if isinstance(prompt, str):
-        return prompt
-    users = [m.get("content", "") for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
-    return str(users[-1]) if users else ""
+__all__ = ["PRMReward"]
 
 
 class PRMReward:
-    """Scores completions with a PRM as inference does (:func:`~trl_processsql.inference.scoring.score_steps`).
+    """Scores completions with a PRM as inference does (:func:`~trl_processsql.prm.scoring.score_chains`).
 
     Called as a TRL reward function, it returns the trajectory score (``aggregation`` of the step
     scores, weighted by ``weighting`` when that is ``prm_entropy``); it reads the ``db_path`` column.
@@ -47,10 +35,8 @@ class PRMReward:
     def step_scores(
         self, prompts: Sequence, texts: Sequence[str], db_paths: Sequence[str]
     ) -> tuple[list[CoCTE], list[list[StepResult]], list[list[float]]]:
-        """Parse, execute and score every step of every completion text."""
-        coctes = [parse_cocte(text) for text in texts]
-        views = execute_steps_many([(c, os.fspath(p)) for c, p in zip(coctes, db_paths)], self.executor, view_rows=prm_view_rows(self.prm))
-        return coctes, views, score_steps(self.prm, [prompt_text(p) for p in prompts], views)
+        """Parse, execute and score every step of every completion text (:func:`~trl_processsql.prm.scoring.score_chains`)."""
+        return score_chains(self.prm, prompts, texts, db_paths, self.executor)
 
     def __call__(self, prompts, completions, db_path, log_metric=None, **kwargs) -> list[float]:
         texts = [completion_text(c) for c in completions]

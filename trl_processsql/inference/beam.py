@@ -18,7 +18,8 @@ from typing import Sequence
 
 from ..cocte import STEP_SEPARATOR
 from ..prm.aggregation import aggregate
-from .scoring import UNSCORED, score_candidates
+from ..prm.scoring import UNSCORED
+from .candidates import score_candidates
 from .selection import Candidate, trajectory_score
 
 __all__ = ["beam_search"]

@@ -24,7 +24,7 @@ from ..data import database_path
 from ..formats import FORMATS
 from ..prompts import saved_prompt_style
 from .beam import beam_search
-from .scoring import score_candidates
+from .candidates import score_candidates
 from .selection import NEEDS_PRM, STRATEGIES, Candidate, best_of_n, result_groups, trajectory_score
 
 __all__ = ["STRATEGY_NAMES", "candidate_records", "predict", "write_predictions"]

@@ -2,11 +2,9 @@
 
 GRPO's advantage is a completion's reward minus its group's mean, so a prompt the policy always
 fails (or always solves) gives each of its completions an advantage of 0 and its step teaches
-nothing. A policy that answers few questions spends most steps that way: the small CPU policy of
-``benchmarks/bench_method.py`` is right in 7% of its samples on its own training questions, and
-300 steps on every question moved its training reward from 0.06 to 0.07. Sampling the policy
-``n`` times per question before training and keeping the questions it answers sometimes but not
-always makes every group carry signal: on those, its reward rose from 0.3 to 0.6 in the same steps.
+nothing, and a small policy fails most questions. Sampling the policy ``n`` times per question before
+training and keeping the questions it answers sometimes but not always makes every group carry signal
+(docs/history.md, "The method at CPU scale", records what it did there).
 
 Candidates that run are executed twice (once to select, once to judge, as ``trl-processsql
 analyze`` does); sampling costs far more than either.
@@ -17,8 +15,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..inference.predict import predict
 from ..sweep import judge_pools
+from .predict import predict
 
 __all__ = ["pass_rates", "within_reach"]
 
