@@ -1,8 +1,6 @@
 """Step labels: mutations of gold chains, execution checks, Monte Carlo rollouts, the label-steps command and its Hub push."""
 
 import random
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -501,18 +499,6 @@ def test_labeler_refuses_settings_that_cannot_sample(executor):
 # -- the label-steps command --------------------------------------------------------------------------
 
 
-def test_help_of_label_steps_loads_no_heavy_library():
-    code = (
-        "import sys, contextlib, io\n"
-        "from trl_processsql.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    try: main(['label-steps', '--help'])\n"
-        "    except SystemExit: pass\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets', 'sqlglot') if m in sys.modules))\n"
-    )
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
-
-
 def test_label_steps_on_the_sample_prints_statistics_and_saves_a_split_dataset(tmp_path, capsys):
     output = tmp_path / "labels"
     args = ["label-steps", "--sample", "--sources", "mutations", "--output", str(output), "--eval-fraction", "0.2"]
@@ -656,10 +642,10 @@ def test_shard_bounds_split_whole_rounds_and_cover_every_question_once():
         assert all(b.start % size == 0 for b in bounds if b)
     with pytest.raises(ValueError, match="shard index 2 is not one of the 2 shards"):
         shard_bounds(10, 2, 2)
-    from trl_processsql import cli
+    from trl_processsql.cli.label_steps import LabelStepsOptions
     from trl_processsql.labeling import ROUND_SIZE
 
-    assert cli._ROUND_SIZE == ROUND_SIZE  # the command's default is the library's
+    assert LabelStepsOptions(sample=True, output="out").round_size == ROUND_SIZE  # the command's default is the library's
 
 
 def _recorded_labeling(executor, model, tokenizer, questions, *, seed=0, **shard):

@@ -1,7 +1,5 @@
 """SFT data: formats and columns, prompts, verified completions, skip reasons, eval split, CLI, Hub card and push."""
 
-import subprocess
-import sys
 
 import pytest
 from datasets import DatasetDict, load_from_disk
@@ -108,18 +106,6 @@ def test_eval_split_refuses_what_it_cannot_do(conversational):
 
 
 # -- the build-sft command -------------------------------------------------------------------------
-
-
-def test_help_of_build_sft_loads_no_heavy_library():
-    code = (
-        "import sys, contextlib, io\n"
-        "from trl_processsql.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    try: main(['build-sft', '--help'])\n"
-        "    except SystemExit: pass\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets', 'sqlglot') if m in sys.modules))\n"
-    )
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
 def test_build_sft_on_the_sample_prints_coverage_and_saves_a_split_dataset(tmp_path, capsys):
