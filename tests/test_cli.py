@@ -18,7 +18,6 @@ def _run(*args, timeout=120):
     )
 
 
-@pytest.mark.xfail(strict=False, reason="subpackages load eagerly")
 def test_help_loads_no_heavy_library():
     """The commands take their choices from the library's leaf modules, which load no torch (sqlglot, which they
     load, is light)."""
