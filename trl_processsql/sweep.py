@@ -27,9 +27,9 @@ from typing import Sequence
 
 from .data import database_path
 from .evaluation import PredictionFileError
-from .inference.selection import Candidate, best_of_n, majority_vote, prm_vote, result_key
+from .inference.selection import Candidate, best_of_n, majority_vote, prm_vote
 from .prm.aggregation import AGGREGATIONS
-from .sql import gold_orders_rows, get_comparator
+from .sql import get_comparator, gold_orders_rows, result_key
 
 __all__ = ["JudgedPool", "SweepResult", "budgets", "judge_pools", "load_records", "plot_sweep", "sweep"]
 

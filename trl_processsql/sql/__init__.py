@@ -3,7 +3,7 @@
 Nothing in this package imports torch: worker processes start in milliseconds.
 """
 
-from .compare import COMPARISON_MODES, first_failure, get_comparator, gold_orders_rows, results_match
+from .compare import COMPARISON_MODES, first_failure, get_comparator, gold_orders_rows, result_key, results_match
 from .pool import DatabaseNotFoundError, SQLExecutor
 from .sandbox import SQLITE_HEADER, ExecutionLimits, ExecutionResult, SQLiteSandbox, execute, not_sqlite_reason
 
@@ -20,5 +20,6 @@ __all__ = [
     "get_comparator",
     "gold_orders_rows",
     "not_sqlite_reason",
+    "result_key",
     "results_match",
 ]
