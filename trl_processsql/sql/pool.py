@@ -61,21 +61,17 @@ def _not_a_database_file(path: str) -> str:
     return f"database file not found: {path}"
 
 
-Against = tuple  # (mode, gold rows, order matters, want the result's key, keep the rows)
-"""What a worker compares a result with: see :meth:`SQLExecutor.execute_compared`."""
-
-
-def _answer(result: ExecutionResult, against: Against | None) -> tuple:
-    """A worker's answer to one query: the result's fields, and with ``against`` its row count,
-    whether it matches the gold and (if wanted) its result key; the rows only if asked to keep them."""
-    fields = (result.status, result.rows, result.columns, result.message, result.elapsed)
+def _answer(result: ExecutionResult, against: tuple | None) -> tuple:
+    """A worker's answer to one query: the result's fields; with ``against`` = (mode, gold rows or
+    None, order matters, want the key, keep the rows), also its row count, whether it matches the
+    gold and its result key (if wanted), its rows only when asked to keep them."""
     if against is None:
-        return fields
+        return (result.status, result.rows, result.columns, result.message, result.elapsed)
     mode, gold_rows, order_matters, want_key, keep_rows = against
-    ran = result.ok
-    matched = ran and gold_rows is not None and get_comparator(mode)(result.rows, gold_rows, order_matters)
-    key = result_key(result.rows, mode) if ran and want_key else None
-    return (*fields[:1], fields[1] if keep_rows else (), *fields[2:], len(result.rows), matched, key)
+    matched = result.ok and gold_rows is not None and get_comparator(mode)(result.rows, gold_rows, order_matters)
+    key = result_key(result.rows, mode) if result.ok and want_key else None
+    rows = result.rows if keep_rows else ()
+    return (result.status, rows, result.columns, result.message, result.elapsed, len(result.rows), matched, key)
 
 
 def _received(answer: tuple) -> ExecutionResult | tuple:
@@ -334,7 +330,7 @@ class SQLExecutor:
             for triple in triples:
                 known = found.get(triple[:2]) or (shared or {}).get(triple[:2])
                 if known is not None:
-                    answers[triple] = _received(_answer(known, specs[triple[2]]))
+                    answers[triple] = (known, *_answer(known, specs[triple[2]])[5:])
             todo = sorted({triple for triple in triples if triple not in answers})
             results, _ = self._run([(db, sql, specs[spec]) for db, sql, spec in todo], progress)
             for triple, result in zip(todo, results):
@@ -343,8 +339,9 @@ class SQLExecutor:
                     shared[triple[:2]] = answers[triple][0]
         return [answers[triple] for triple in triples]
 
-    def _run(self, queries: Sequence[tuple[str, str]], progress: bool | str) -> tuple[list[ExecutionResult], set[int]]:
-        """Results in order, and the positions answered by the pool itself (hard deadline, dead worker)."""
+    def _run(self, queries: Sequence[tuple], progress: bool | str) -> tuple[list, set[int]]:
+        """Results in order (as :func:`_received` makes them), and the positions answered by the pool
+        itself (hard deadline, dead worker): those are always plain ExecutionResults."""
         if not queries:
             return [], set()
         self.start()
