@@ -434,8 +434,10 @@ class SQLExecutor:
 def _checked(items: Iterable[tuple[str | os.PathLike, str]]) -> tuple[list[tuple[str, str]], dict]:
     """Absolute (database, SQL) keys, and the answers known before running: SQL that is not text is
     rejected. Raises :class:`DatabaseNotFoundError` for a database file that does not exist."""
-    keys = [(os.path.abspath(os.fspath(db)), sql) for db, sql in items]
-    missing = sorted(db for db in {db for db, _ in keys} if not os.path.isfile(db))
+    items = list(items)
+    absolute = {db: os.path.abspath(os.fspath(db)) for db in {db for db, _ in items}}  # a batch names few files
+    keys = [(absolute[db], sql) for db, sql in items]
+    missing = sorted(db for db in set(absolute.values()) if not os.path.isfile(db))
     if missing:
         raise DatabaseNotFoundError("; ".join(map(_not_a_database_file, missing)))
     not_text = ExecutionResult("rejected", message="SQL must be a string")
