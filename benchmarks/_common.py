@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trl_processsql.data import database_path, load_questions
-from trl_processsql.sql import SQLExecutor, results_match
+from trl_processsql.sql import ExecutionResult, SQLExecutor, judge, judge_results
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORK_DIR = Path(__file__).resolve().parent / "_work"  # git-ignored scratch space
@@ -336,22 +336,34 @@ def judge_ours(
     executor: SQLExecutor,
     batch: Sequence[Prediction],
     *,
+    statuses: collections.Counter | None = None,
+) -> list[bool]:
+    """The judge (:func:`~trl_processsql.sql.judge`): gold through the cache, each prediction
+    compared in the worker that ran it; errors and timeouts score 0. ``statuses`` counts the
+    predictions' statuses."""
+    verdicts = judge(executor, [p.sql for p in batch], [p.gold for p in batch], [p.db_path for p in batch])
+    if statuses is not None:
+        statuses.update(v.statuses[0] for v in verdicts)
+    return [v.correct for v in verdicts]
+
+
+def judge_in_parent(
+    executor: SQLExecutor,
+    batch: Sequence[Prediction],
+    *,
     cache_gold: bool = True,
     phases: dict | None = None,
     statuses: collections.Counter | None = None,
 ) -> list[bool]:
-    """Gold through the cache (unless ``cache_gold=False``), predictions without; errors and
-    timeouts score 0. ``phases`` collects the seconds spent on gold, predictions and judging,
-    ``statuses`` counts the predictions' statuses."""
+    """Every result brought back to this process and judged here: gold through the cache (unless
+    ``cache_gold=False``), predictions without. ``phases`` collects the seconds spent on gold,
+    predictions and judging, ``statuses`` counts the predictions' statuses."""
     t0 = time.perf_counter()
     golds = executor.execute_many([(p.db_path, p.gold) for p in batch], cache=cache_gold)
     t1 = time.perf_counter()
     preds = executor.execute_many([(p.db_path, p.sql) for p in batch])
     t2 = time.perf_counter()
-    verdicts = [
-        g.ok and r.ok and results_match(r.rows, g.rows, "spider", gold_sql=p.gold)
-        for p, g, r in zip(batch, golds, preds)
-    ]
+    verdicts = [v.correct for v in judge_results(preds, golds, [p.gold for p in batch])]
     if statuses is not None:
         statuses.update(r.status for r in preds)
     if phases is not None:
@@ -394,11 +406,8 @@ def judge_naive(batch: Sequence[Prediction], timeout: float, statuses: list | No
         conn.close()
         if statuses is not None:
             statuses.append((gold_status, pred_status))
-        verdicts.append(
-            gold_status == "ok"
-            and pred_status == "ok"
-            and results_match(pred_rows, gold_rows, "spider", gold_sql=p.gold)
-        )
+        pred, gold = ExecutionResult(pred_status, tuple(map(tuple, pred_rows))), ExecutionResult(gold_status, tuple(map(tuple, gold_rows)))
+        verdicts.append(judge_results([pred], [gold], [p.gold])[0].correct)
     return verdicts
 
 

@@ -6,16 +6,20 @@ an aggregate swapped, DISTINCT toggled, a misspelt column that errors), each jud
 gold query with Spider semantics. Every batch has the same questions (GRPO sees its prompts
 again every epoch) and fresh predictions.
 
-- ours: one ``SQLExecutor`` with default limits (timeouts, hard deadline, memory cap, read-only
-  guards), started before timing; gold via ``execute_many(..., cache=True)`` (cached after the
-  warm-up batch), predictions via ``execute_many(...)``, then ``results_match``.
+- ours: ``trl_processsql.sql.judge`` on one ``SQLExecutor`` with default limits (timeouts, hard
+  deadline, memory cap, read-only guards), started before timing: gold through the executor's
+  cache (filled by the warm-up batch), each prediction compared with its gold in the worker that
+  ran it, so that only verdicts come back.
+- judged in the parent: the same executor, but every result comes back to this process
+  (``execute_many``) and is judged here (``judge_results``): the way before comparison moved into
+  the workers, timed in the same run as a baseline, with its phases (gold, predictions, judging).
 - naive: per prediction a fresh ``sqlite3.connect``; gold, then prediction, each in a
   ``threading.Thread`` joined with the same timeout; same comparison (2 executions per prediction).
 - floor: the batch's gold queries on already-open plain connections in one process, divided by
   the number of cores: what the work would cost with no guards, no IPC and perfect parallelism.
 
-Both ways must give the same verdict on every prediction (checked), so the ratio compares equal
-work. Before each timed batch the script waits (within ``--quiet-wait``) for other processes to
+All three ways must give the same verdict on every prediction (checked), so the ratios compare
+equal work. Before each timed batch the script waits (within ``--quiet-wait``) for other processes to
 leave the machine alone, and it reports how busy they kept it while timing. The headline ratio
 (medians per batch) is printed last.
 """
@@ -37,6 +41,7 @@ from _common import (
     add_spider_dir_argument,
     check_agreement,
     cores,
+    judge_in_parent,
     judge_naive,
     judge_ours,
     make_batch,
@@ -92,7 +97,7 @@ def main(argv=None) -> None:
 
     quiet = QuietWaiter(args.quiet_wait)
     load = BackgroundLoad()
-    ours_times, naive_times, first, phases = [], [], None, {}
+    ours_times, parent_times, naive_times, first, phases = [], [], [], None, {}
     pred_status: collections.Counter = collections.Counter()
     ours_right = naive_right = 0
     naive_statuses: list = []
@@ -101,17 +106,18 @@ def main(argv=None) -> None:
             if index:
                 quiet.wait()
                 load.start()
-            t_ours, ours = timed(
-                judge_ours, executor, batch, phases=phases if index else None, statuses=pred_status if index else None
-            )
+            t_ours, ours = timed(judge_ours, executor, batch, statuses=pred_status if index else None)
+            t_parent, parent = timed(judge_in_parent, executor, batch, phases=phases if index else None)
             t_naive, naive = timed(judge_naive, batch, limits.timeout, naive_statuses)
             if index:
                 load.stop()
             check_agreement(ours, naive, batch, f"batch {index}")
+            check_agreement(parent, naive, batch, f"batch {index}, judged in the parent")
             if index == 0:
                 first = t_ours
                 continue
             ours_times.append(t_ours)
+            parent_times.append(t_parent)
             naive_times.append(t_naive)
             ours_right += sum(ours)
             naive_right += sum(naive)
@@ -131,7 +137,7 @@ def main(argv=None) -> None:
     )
     print(f"  prediction statuses (ours, timed batches): {dict(pred_status)}; naive thread timeouts: {timeouts}")
 
-    t_naive, t_ours = median(naive_times), median(ours_times)
+    t_naive, t_ours, t_parent = median(naive_times), median(ours_times), median(parent_times)
     print(
         f"naive (fresh connection, sequential, thread timeout): {t_naive:.3f} s per batch "
         f"= {2 * n / t_naive:,.0f} executions/s ({2 * n:,} per batch: gold + prediction)"
@@ -142,24 +148,28 @@ def main(argv=None) -> None:
         f"(gold came from the cache; {median(ran):,.0f} unique predictions ran per batch "
         f"= {median(ran) / t_ours:,.0f} executions/s actually run)"
     )
+    print(f"  first batch (gold not cached, connections opening): {first:.3f} s")
     print(
-        "  ours per batch: "
+        f"judged in the parent (the same executor, every result brought back and compared here): {t_parent:.3f} s per batch: "
         + ", ".join(f"{k} {median(v) * 1000:.1f} ms" for k, v in phases.items())
-        + f" (medians); first batch (gold not cached, connections opening): {first:.3f} s"
+        + " (medians)"
     )
     print(
         f"floor (batch's {n:,} gold queries on warm plain connections: {floor_raw:.3f} s / {cores()} cores): "
-        f"{floor:.3f} s = {n / floor:,.0f} executions/s; ours is {t_ours / floor:.1f}x the floor"
+        f"{floor:.3f} s = {n / floor:,.0f} executions/s"
     )
     print(
         f"  per-batch times ours: {', '.join(f'{t:.3f}' for t in ours_times)}; "
+        f"judged in the parent: {', '.join(f'{t:.3f}' for t in parent_times)}; "
         f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}"
     )
+    print(f"ours is {t_ours / floor:.2f}x the floor; judged in the parent {t_parent / floor:.2f}x")
     print(f"  {load.report()}; waited {quiet.waited:.1f} s for quiet before batches")
     print(f"ours vs naive: {t_naive / t_ours:.1f}x faster")
     print("figures:", write_results("bench_batch_execution", {
         "predictions_per_batch": n, "batches": args.batches, "ours_batch_seconds": round(t_ours, 4), "naive_batch_seconds": round(t_naive, 4),
         "speedup": round(t_naive / t_ours, 2), "floor_batch_seconds": round(floor, 4), "ours_over_floor_ratio": round(t_ours / floor, 2),
+        "parent_judged_batch_seconds": round(t_parent, 4), "parent_judged_over_floor_ratio": round(t_parent / floor, 2),
         "background_load": load.report()}, args.results_dir))
 
 

@@ -477,7 +477,7 @@ def run_method(args, spider_dir: Path) -> None:
     from trl_processsql.labeling import RolloutLabeler, gold_chains
     from trl_processsql.prm import ProcessRewardModel
     from trl_processsql.prompts import build_prompt, prompt_messages
-    from trl_processsql.sql import SQLExecutor, results_match
+    from trl_processsql.sql import ExecutionResult, SQLExecutor, judge_results
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -511,7 +511,7 @@ def run_method(args, spider_dir: Path) -> None:
         golds = executor.execute_many([(p, q["gold_sql"]) for q, p in zip(test, paths)], cache=True)
 
         def matches(candidate, gold, question) -> bool:
-            return candidate.ok and gold.ok and results_match(candidate.rows, gold.rows, "spider", gold_sql=question["gold_sql"])
+            return judge_results([ExecutionResult(candidate.status, candidate.rows)], [gold], [question["gold_sql"]])[0].correct
 
         def right(candidate, i) -> bool:
             return matches(candidate, golds[i], test[i])

@@ -84,7 +84,7 @@ from trl_processsql.data import database_path, load_questions
 from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates, trajectory_score
 from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows
 from trl_processsql.prm import AGGREGATIONS, ProcessRewardModel, StepScoreEnsemble
-from trl_processsql.sql import SQLExecutor, results_match
+from trl_processsql.sql import SQLExecutor, judge
 
 FOLDS = (
     ("column", "literal", "join_key", "add_filter", "connector", "order", "projection", "group_by", "sort_key", "join_type"),
@@ -136,18 +136,17 @@ def policy_pools(chains, labeler, executor, n: int, seed: int) -> list[Pool]:
     """
     labeler.reseed(seed)
     texts = labeler.generate([c.prompt for c in chains], [""] * len(chains), n, "policy samples")
-    golds = executor.execute_many([(c.db_path, c.question["gold_sql"]) for c in chains], cache=True)
     from trl_processsql.cocte import parse_cocte
 
     sqls = [[parse_cocte(t).sql for t in row] for row in texts]
-    results = iter(executor.execute_many([(c.db_path, s) for c, row in zip(chains, sqls) for s in row if s]))
+    asked = [(c, s) for c, row in zip(chains, sqls) for s in row if s]
+    found = iter(judge(executor, [s for _, s in asked], [c.question["gold_sql"] for c, _ in asked], [c.db_path for c, _ in asked]))
     pools = []
-    for i, (chain, row) in enumerate(zip(chains, sqls)):
+    for chain, row in zip(chains, sqls):
         verdicts = []
         for sql in row:
-            result = next(results) if sql else None
-            runs = result is not None and result.ok
-            verdicts.append((runs, runs and golds[i].ok and results_match(result.rows, golds[i].rows, "spider", gold_sql=chain.question["gold_sql"])))
+            verdict = next(found) if sql else None
+            verdicts.append((verdict is not None and verdict.ran, verdict is not None and verdict.correct))
         if any(right for _, right in verdicts) and any(runs and not right for runs, right in verdicts):
             keep = [k for k, s in enumerate(row) if s]
             pools.append(Pool(chain.prompt, chain.db_path, [row[k] for k in keep], [verdicts[k][1] for k in keep], ["policy"] * len(keep)))

@@ -57,7 +57,7 @@ from _common import (
     check_agreement,
     cores,
     judge_naive,
-    judge_ours,
+    judge_in_parent,
     make_batch,
     median,
     require_spider,
@@ -340,9 +340,9 @@ def main(argv=None) -> None:
             if index:
                 quiet.wait()
                 load.start()
-            t_cached, v_cached = timed(judge_ours, executor, batch, cache_gold=True)
+            t_cached, v_cached = timed(judge_in_parent, executor, batch, cache_gold=True)
             t_uncached, v_uncached = timed(
-                judge_ours,
+                judge_in_parent,
                 executor,
                 batch,
                 cache_gold=False,

@@ -41,11 +41,12 @@ def test_prm_scoring_writes_both_ways_and_the_speedup(tmp_path):
     assert figures["trajectories"] == 4 and figures["speedup"] > 0
 
 
-def test_batch_execution_writes_ours_the_naive_way_and_the_floor(spider_dir, tmp_path):
+def test_batch_execution_writes_ours_judged_in_the_parent_the_naive_way_and_the_floor(spider_dir, tmp_path):
     figures = run_benchmark("bench_batch_execution.py", tmp_path, "--spider-dir", spider_dir, "--predictions", 32, "--batches", 1,
                             "--quiet-wait", 0)
     assert set(figures) == {"predictions_per_batch", "batches", "ours_batch_seconds", "naive_batch_seconds", "speedup",
-                            "floor_batch_seconds", "ours_over_floor_ratio", "background_load"}
+                            "floor_batch_seconds", "ours_over_floor_ratio", "parent_judged_batch_seconds",
+                            "parent_judged_over_floor_ratio", "background_load"}
     assert figures["predictions_per_batch"] == 32 and figures["batches"] == 1
 
 

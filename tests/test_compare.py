@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from trl_processsql.sql import COMPARISON_MODES, get_comparator, gold_orders_rows, results_match
-from trl_processsql.sql.compare import bird_match, spider_match
+from trl_processsql.sql.compare import bird_match, result_key, spider_match
 
 # name: (pred, gold, order_matters, spider verdict, bird verdict)
 CASES = {
@@ -158,3 +158,20 @@ def test_results_match_uses_each_modes_column_rule():
     pred, gold = [("a", 1)], [(1, "a")]
     assert results_match(pred, gold, "spider") is True
     assert results_match(pred, gold, "bird") is False
+
+
+KEYED_CELLS = [
+    pytest.param(pred, gold, mode, id=f"{name}-{mode}")
+    for name, (pred, gold, *_) in CASES.items()
+    if name != "ragged-rows"  # rows of different lengths match nothing, not even themselves: no key can say that
+    for mode in COMPARISON_MODES
+]
+
+
+@pytest.mark.parametrize(("pred", "gold", "mode"), KEYED_CELLS)
+def test_result_keys_are_equal_exactly_when_the_results_match_row_order_aside(pred, gold, mode):
+    assert (result_key(pred, mode) == result_key(gold, mode)) is get_comparator(mode)(pred, gold, False)
+
+
+def test_ragged_rows_get_a_key_no_regular_result_shares():
+    assert result_key([(1,), (2, 3)]) != result_key([(1,), (2,)])

@@ -116,7 +116,8 @@ def _scored_batch(trainer, dataset, advantages):
 
     sent, run = [], trainer.executor._run
     with mock.patch.object(GRPOTrainer, "_generate_and_score_completions", generate_and_reward), mock.patch.object(
-        trainer.executor, "_run", side_effect=lambda queries, progress: (sent.extend(queries), run(queries, progress))[1]
+        # a query judged where it runs carries its gold along: (database, SQL) is what runs
+        trainer.executor, "_run", side_effect=lambda queries, progress: (sent.extend(q[:2] for q in queries), run(queries, progress))[1]
     ), mock.patch.object(trainer.prm, "score_steps", wraps=trainer.prm.score_steps) as score_steps:
         trainer.model.train()
         output = trainer._generate_and_score_completions(inputs)

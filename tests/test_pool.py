@@ -429,3 +429,51 @@ def test_every_runnable_spider_dev_gold_query_runs_ok_and_leaves_files_identical
     assert {db: sha256(db) for db in before} == before
     # the pipes carry values unchanged: same rows as an in-process run
     assert [(r.rows, r.columns) for r in results] == [(rows, cols) for _, rows, cols, _ in expected(items, executor.limits)]
+
+
+# -- comparison in the workers --------------------------------------------------------------------
+
+
+def gold_of(executor, db, sql):
+    return ("spider", executor.execute(db, sql, cache=True), False)
+
+
+def test_compared_results_leave_their_rows_in_the_worker(executor, toy_db):
+    gold = gold_of(executor, toy_db, "SELECT name FROM singer")
+    answers = executor.execute_compared([(toy_db, "SELECT name FROM singer"), (toy_db, "SELECT id FROM singer")], [gold, gold])
+    assert [(r.status, r.rows, r.columns, rows, matched) for r, rows, matched, _ in answers] == [
+        ("ok", (), ("name",), 4, True),
+        ("ok", (), ("id",), 4, False),
+    ]
+
+
+def test_identical_comparisons_in_a_batch_run_once(toy_db):
+    with SQLExecutor(num_workers=1) as executor:
+        gold = gold_of(executor, toy_db, "SELECT 1")
+        sent = run_counter(executor)
+        answers = executor.execute_compared([(toy_db, "SELECT 1"), (str(toy_db), "SELECT 1"), (toy_db, "SELECT 2")], [gold] * 3)
+    assert len(sent) == 2 and [matched for _, _, matched, _ in answers] == [True, True, False]
+
+
+def test_compared_results_are_shared_in_full_within_a_block(toy_db):
+    with SQLExecutor(num_workers=1) as executor:
+        gold = gold_of(executor, toy_db, "SELECT count(*) FROM singer")
+        sent = run_counter(executor)
+        with executor.shared_results():
+            (compared, rows, matched, _), = executor.execute_compared([(toy_db, "SELECT count(*) FROM singer")], [gold])
+            again = executor.execute(toy_db, "SELECT count(*) FROM singer")
+            (twice, *_), = executor.execute_compared([(toy_db, "SELECT count(*) FROM singer")], [gold])
+    assert len(sent) == 1, "a query of the block ran twice"
+    assert matched and compared.rows == ((4,),) and again is compared is twice
+
+
+def test_a_compared_query_stuck_in_one_instruction_is_killed_at_the_hard_deadline(toy_db):
+    stuck = STUCK_IN_ONE_INSTRUCTION.format(tag="'stuck'")
+    with SQLExecutor(num_workers=1, limits=ExecutionLimits(timeout=TIMEOUT), grace=GRACE) as executor:
+        gold = gold_of(executor, toy_db, "SELECT count(*) FROM singer")
+        start = time.monotonic()
+        answers = executor.execute_compared([(toy_db, stuck), (toy_db, "SELECT count(*) FROM singer")], [gold, gold])
+        took = time.monotonic() - start
+    (killed, _, killed_matched, _), (fine, _, fine_matched, _) = answers
+    assert killed.status == "timeout" and "hard deadline" in killed.message and not killed_matched
+    assert fine.ok and fine_matched and took <= TIMEOUT + GRACE + SLACK

@@ -144,3 +144,10 @@ def test_every_strategy_refuses_an_empty_pool():
     for strategy in STRATEGIES.values():
         with pytest.raises(ValueError, match="no candidate"):
             strategy([])
+
+
+def test_result_key_is_still_importable_from_inference_and_is_the_sql_one():
+    from trl_processsql.inference.selection import result_key as from_selection
+    from trl_processsql.sql import result_key as from_sql
+
+    assert result_key is from_selection is from_sql

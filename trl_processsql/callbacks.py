@@ -21,7 +21,7 @@ from trl.models.utils import unwrap_model_for_generation
 
 from .cocte import parse_cocte
 from .rewards import get_reward_executor
-from .sql import COMPARISON_MODES, SQLExecutor, get_comparator, gold_orders_rows
+from .sql import COMPARISON_MODES, SQLExecutor, judge
 
 __all__ = ["HISTORY_FILE", "SQLExecutionCallback", "greedy_completions", "score_completions"]
 
@@ -69,13 +69,11 @@ def score_completions(
     {'n': 2, 'correct': 1, 'valid': 1, 'steps': 2}
     """
     coctes = [parse_cocte(text) for text in completions]
-    gold = executor.execute_many(list(zip(db_paths, gold_sql)), cache=True)
-    predicted = executor.execute_many([(path, cocte.sql) for path, cocte in zip(db_paths, coctes)])
-    compare = get_comparator(mode)
+    verdicts = judge(executor, [cocte.sql for cocte in coctes], gold_sql, db_paths, mode=mode)
     return {
         "n": len(coctes),
-        "correct": sum(p.ok and g.ok and compare(p.rows, g.rows, gold_orders_rows(sql)) for p, g, sql in zip(predicted, gold, gold_sql)),
-        "valid": sum(p.ok for p in predicted),
+        "correct": sum(v.correct for v in verdicts),
+        "valid": sum(v.ran for v in verdicts),
         "steps": sum(len(cocte.steps) for cocte in coctes),
     }
 

@@ -1,8 +1,8 @@
 """Execution-accuracy (EX) evaluation of predicted SQL, with Spider or BIRD semantics.
 
 Gold and predicted queries run through :class:`~trl_processsql.sql.SQLExecutor` (read-only
-workers, per-query deadline, gold results cached) and are compared with
-:mod:`trl_processsql.sql.compare`. The report separates what a single accuracy hides: prediction
+workers, per-query deadline, gold results cached) and are judged by
+:func:`trl_processsql.sql.judge`. The report separates what a single accuracy hides: prediction
 errors and timeouts (both score 0), gold queries that fail, and questions skipped because their
 database file is missing.
 
@@ -23,7 +23,7 @@ from typing import Sequence
 
 from . import __version__
 from .data import database_path, load_questions, neighbour_databases
-from .sql import ExecutionLimits, ExecutionResult, SQLExecutor, first_failure, get_comparator
+from .sql import ExecutionLimits, SQLExecutor, Verdict, get_comparator, judge
 
 __all__ = ["EvaluationReport", "PredictionFileError", "evaluate", "evaluate_files", "load_predictions", "print_report", "drop_distinct"]
 
@@ -199,7 +199,6 @@ def evaluate(
         names = sorted({q["db_id"] for q in questions})
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise ValueError(f"none of the databases the questions use is in {db_dir} (expected <db_id>/<db_id>.sqlite for {shown})")
-    to_predict = [i for i in runnable if predictions[i] is not None]
     neighbours = {}
     if test_suite_dir is not None:
         if not Path(test_suite_dir).is_dir():
@@ -211,46 +210,30 @@ def evaluate(
     if own_executor:
         executor = SQLExecutor(num_workers=num_workers, limits=ExecutionLimits(timeout=timeout))
     try:
-        gold = executor.execute_many(
-            [(db, rewrite(questions[i]["gold_sql"])) for i in runnable for db in suites[i]],
-            cache=True,
-            progress=progress and "gold queries",
-        )
-        pred = executor.execute_many(
-            [(db, rewrite(predictions[i])) for i in to_predict for db in suites[i]], progress=progress and "predictions"
+        verdicts = judge(
+            executor,
+            [None if predictions[i] is None else rewrite(predictions[i]) for i in runnable],
+            [rewrite(questions[i]["gold_sql"]) for i in runnable],
+            [suites[i] for i in runnable],
+            mode=mode,
+            progress=progress,
         )
     finally:
         if own_executor:
             executor.close()
-    gold_by_index = _per_question(runnable, suites, gold)
-    pred_by_index = _per_question(to_predict, suites, pred)
+    verdict_by_index = dict(zip(runnable, verdicts))
 
     examples = []
     for i, question in enumerate(questions):
-        verdict = {"index": i, "db_id": question["db_id"], "correct": False}
-        if i not in gold_by_index:
-            verdict.update(status="skipped", message=f"database not found: {paths[i]}")
-            examples.append(verdict)
-            continue
-        golds = gold_by_index[i]
-        broken = next((k for k, g in enumerate(golds) if not g.ok), None)
-        if broken is not None:
-            g = golds[broken]
-            verdict.update(status="gold_error", message=f"gold query {g.status}{_on(suites[i], broken)}: {g.message}")
-        elif i not in pred_by_index:
-            verdict.update(status="missing", message="no prediction for this question")
+        example = {"index": i, "db_id": question["db_id"], "correct": False}
+        verdict = verdict_by_index.get(i)
+        if verdict is None:
+            example.update(status="skipped", message=f"database not found: {paths[i]}")
         else:
-            preds = pred_by_index[i]
-            failed = first_failure(preds, golds, mode, gold_sql=question["gold_sql"])
-            if failed is None:
-                verdict.update(status="ok", correct=True, message="")
-            elif not preds[failed].ok:
-                verdict.update(status=preds[failed].status, message=preds[failed].message + _on(suites[i], failed))
-            else:
-                verdict.update(status="ok", message=_difference(preds[failed], golds[failed]) + _on(suites[i], failed))
-            if test_suite_dir is not None:
-                verdict["failed_on"] = None if failed is None else _database_name(suites[i][failed])
-        examples.append(verdict)
+            example.update(status=verdict.status, correct=verdict.correct, message=verdict.message)
+            if test_suite_dir is not None and verdict.status not in ("gold_error", "missing"):
+                example["failed_on"] = None if verdict.failed_on is None else _database_name(suites[i][verdict.failed_on])
+        examples.append(example)
 
     settings = {
         "mode": mode,
@@ -267,42 +250,18 @@ def evaluate(
             "schemas_without_neighbours": sorted(db_id for db_id, found in neighbours.items() if not found),
         }
     return EvaluationReport(
-        totals=_totals(examples, paths, gold),
+        totals=_totals(examples, paths, verdicts),
         settings=settings,
         examples=examples,
         by_difficulty=_by_difficulty(questions, examples),
     )
 
 
-def _per_question(indices: list[int], suites: dict, results: list[ExecutionResult]) -> dict[int, list[ExecutionResult]]:
-    """The flat results of every question's databases, cut back into one list per question."""
-    grouped, at = {}, 0
-    for i in indices:
-        grouped[i] = results[at : at + len(suites[i])]
-        at += len(suites[i])
-    return grouped
-
-
 def _database_name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def _on(suite: list[Path], k: int) -> str:
-    """Where a failure happened, said only when the question has more than one database."""
-    return f" (on {_database_name(suite[k])})" if len(suite) > 1 else ""
-
-
-def _shape(result: ExecutionResult) -> str:
-    return f"{len(result.rows)} rows x {len(result.columns)} columns"
-
-
-def _difference(pred: ExecutionResult, gold: ExecutionResult) -> str:
-    if (len(pred.rows), len(pred.columns)) != (len(gold.rows), len(gold.columns)):
-        return f"result differs from gold: {_shape(pred)}, gold has {_shape(gold)}"
-    return f"result differs from gold ({_shape(gold)} on both sides)"
-
-
-def _totals(examples: list[dict], paths: list[Path], gold: list[ExecutionResult]) -> dict:
+def _totals(examples: list[dict], paths: list[Path], verdicts: list[Verdict]) -> dict:
     statuses = Counter(e["status"] for e in examples)
     evaluated = [e for e in examples if e["status"] != "skipped"]
     correct = sum(e["correct"] for e in evaluated)
@@ -316,7 +275,7 @@ def _totals(examples: list[dict], paths: list[Path], gold: list[ExecutionResult]
         "gold_failures": statuses["gold_error"],
         "skipped": statuses["skipped"],
         "skipped_databases": sorted({str(paths[e["index"]]) for e in examples if e["status"] == "skipped"}),
-        "gold_slowest_seconds": max((g.elapsed for g in gold), default=0.0),
+        "gold_slowest_seconds": max((v.gold_seconds for v in verdicts), default=0.0),
     }
 
 

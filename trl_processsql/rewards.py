@@ -17,7 +17,7 @@ import os
 from typing import Callable, Sequence
 
 from .cocte import CoCTE, execute_steps_many, parse_cocte
-from .sql import ExecutionLimits, SQLExecutor, first_failure
+from .sql import ExecutionLimits, SQLExecutor, judge
 
 __all__ = [
     "REWARD_FUNCS",
@@ -70,23 +70,15 @@ def _log(log_metric: Callable | None, name: str, value: float) -> None:
 
 
 def _execution_accuracy(mode: str, completions, db_path, gold_sql, log_metric, prefix: str, test_suite_paths=None) -> list[float]:
-    executor = get_reward_executor()
     coctes = [parse_cocte(completion_text(c)) for c in completions]
-    suites = [[os.fspath(p), *map(os.fspath, extra or [])] for p, extra in zip(db_path, test_suite_paths or [None] * len(db_path))]
-    gold = executor.execute_many([(db, sql) for suite, sql in zip(suites, gold_sql) for db in suite], cache=True)
-    predicted = executor.execute_many([(db, c.sql) for suite, c in zip(suites, coctes) for db in suite])
-    rewards, first, at = [], [], 0
-    for suite, sql in zip(suites, gold_sql):
-        preds, golds = predicted[at : at + len(suite)], gold[at : at + len(suite)]
-        rewards.append(float(first_failure(preds, golds, mode, gold_sql=sql) is None))
-        first.append((preds[0], golds[0]))
-        at += len(suite)
-    n = max(len(rewards), 1)
-    _log(log_metric, f"{prefix}/valid_rate", sum(p.ok for p, _ in first) / n)
-    _log(log_metric, f"{prefix}/timeout_rate", sum(p.status == "timeout" for p, _ in first) / n)
+    suites = [[p, *(extra or [])] for p, extra in zip(db_path, test_suite_paths or [None] * len(db_path))]
+    verdicts = judge(get_reward_executor(), [c.sql for c in coctes], gold_sql, suites, mode=mode)
+    n = max(len(verdicts), 1)
+    _log(log_metric, f"{prefix}/valid_rate", sum(v.ran for v in verdicts) / n)
+    _log(log_metric, f"{prefix}/timeout_rate", sum(v.statuses[0] == "timeout" for v in verdicts) / n)
     _log(log_metric, f"{prefix}/mean_steps", sum(len(c.steps) for c in coctes) / n)
-    _log(log_metric, f"{prefix}/gold_failure_rate", sum(not g.ok for _, g in first) / n)
-    return rewards
+    _log(log_metric, f"{prefix}/gold_failure_rate", sum(v.gold_statuses[0] != "ok" for v in verdicts) / n)
+    return [float(v.correct) for v in verdicts]
 
 
 def execution_accuracy_reward(

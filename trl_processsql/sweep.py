@@ -10,9 +10,10 @@ averaged), so that the methods are compared on the same samples at every budget:
 - ``best-of-k (AGG)``: PRM best-of-N with execution filtering, step scores aggregated by ``AGG``;
 - ``prm-vote@k (AGG)``: the PRM-weighted vote.
 
-Each distinct candidate query runs once (the JSONL does not keep result rows) and is judged
-against the gold once with the evaluator's comparator; candidates then carry a small token of
-their result class instead of their rows, so the strategies group them exactly as on full rows.
+Each distinct candidate of a question runs once (the JSONL does not keep result rows) and is
+judged against the gold by :func:`~trl_processsql.sql.judge`, the evaluator's judge; candidates
+then carry a small token of their result class instead of their rows, so the strategies group
+them exactly as on full rows.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from typing import Sequence
 
 from .data import database_path
 from .evaluation import PredictionFileError
-from .inference.selection import Candidate, best_of_n, majority_vote, prm_vote, result_key
+from .inference.selection import Candidate, best_of_n, majority_vote, prm_vote
 from .prm.aggregation import AGGREGATIONS
-from .sql import gold_orders_rows, get_comparator
+from .sql import judge
 
 __all__ = ["JudgedPool", "SweepResult", "budgets", "judge_pools", "load_records", "plot_sweep", "sweep"]
 
@@ -139,39 +140,32 @@ def judge_pools(
     the greedy answers; ``None`` is wrong) and how many gold queries failed (their questions
     count as wrong, as in the evaluator).
     """
-    compare = get_comparator(mode)
     paths = [os.fspath(database_path(db_dir, questions[r["index"]]["db_id"])) for r in records]
     golds = [questions[r["index"]]["gold_sql"] for r in records]
-    gold_results = executor.execute_many(list(zip(paths, golds)), cache=True, progress=progress and "gold queries")
+    # each distinct (question, SQL) is judged once; candidates that did not run keep their status
     wanted = sorted(
-        {(path, c["sql"]) for path, r in zip(paths, records) for c in r["candidates"] if c["status"] == "ok"}
-        | {(path, sql) for path, sql in zip(paths, extra_sql) if sql is not None}
+        {(k, c["sql"]) for k, r in enumerate(records) for c in r["candidates"] if c["status"] == "ok"}
+        | {(k, sql) for k, sql in enumerate(extra_sql) if sql is not None}
     )
-    results = dict(zip(wanted, executor.execute_many(wanted, progress=progress and "candidate queries")))
+    # one verdict without a prediction per record says whether its gold ran
+    found = judge(executor, [sql for _, sql in wanted] + [None] * len(records), [golds[k] for k, _ in wanted] + golds,
+                  [paths[k] for k, _ in wanted] + paths, mode=mode, keys=True, progress=progress)
+    verdicts = dict(zip(wanted, found))
     classes: dict = {}
-    verdicts: dict = {}
-
-    def judge(path: str, sql: str, gold, gold_sql: str) -> bool:
-        if (path, sql) not in verdicts:
-            result = results[(path, sql)]
-            verdicts[(path, sql)] = result.ok and gold.ok and compare(result.rows, gold.rows, gold_orders_rows(gold_sql))
-        return verdicts[(path, sql)]
-
     pools = []
-    for path, record, gold, gold_sql in zip(paths, records, gold_results, golds):
+    for k, (path, record) in enumerate(zip(paths, records)):
         candidates, correct = [], []
         for c in record["candidates"]:
-            result = results.get((path, c["sql"])) if c["status"] == "ok" else None
-            status = c["status"] if result is None else result.status
+            verdict = verdicts.get((k, c["sql"])) if c["status"] == "ok" else None
+            status = c["status"] if verdict is None else verdict.statuses[0]
             token = ()
             if status == "ok":
-                key = (path, result_key(result.rows, mode))
-                token = ((classes.setdefault(key, len(classes)),),)
+                token = ((classes.setdefault((path, verdict.key), len(classes)),),)
             candidates.append(Candidate(c["sql"], status, token, c.get("prm_scores")))
-            correct.append(status == "ok" and judge(path, c["sql"], gold, gold_sql))
+            correct.append(verdict is not None and verdict.correct)
         pools.append(JudgedPool(candidates, correct))
-    extra = [sql is not None and judge(path, sql, gold, g) for path, sql, gold, g in zip(paths, extra_sql, gold_results, golds)]
-    return pools, extra, sum(not g.ok for g in gold_results)
+    extra = [sql is not None and verdicts[(k, sql)].correct for k, sql in enumerate(extra_sql)]
+    return pools, extra, sum(v.status == "gold_error" for v in found[len(wanted):])
 
 
 def _methods(pools: Sequence[JudgedPool], aggregations: Sequence[str], mode: str) -> dict:

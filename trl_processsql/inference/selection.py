@@ -6,20 +6,19 @@ pool. Ties always go to the candidate (or result group) that comes first, which 
 reproducible from the candidate order alone.
 
 Candidates are grouped by execution result under the semantics of the evaluation
-(:func:`result_key`): two candidates vote together exactly when the evaluator would find their
-results equal, except for row order, which counts only when the unknown gold query orders rows
+(:func:`~trl_processsql.sql.compare.result_key`, re-exported here): two candidates vote together
+exactly when the evaluator would find their results equal, except for row order, which counts only when the unknown gold query orders rows
 and so is ignored here.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 from ..prm.aggregation import aggregate
+from ..sql.compare import result_key
 
 __all__ = [
     "NEEDS_PRM",
@@ -33,8 +32,6 @@ __all__ = [
     "result_key",
     "trajectory_score",
 ]
-
-_MAX_TIE_PERMUTATIONS = 720  # column orders tried when several columns hold the same values
 
 
 @dataclass
@@ -57,64 +54,6 @@ class Candidate:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
-
-
-def _value_order(value: Any) -> tuple:
-    """A sort key across SQLite's types that keeps Python's ``==`` (``1`` and ``1.0`` sort together)."""
-    if value is None:
-        return (0, 0)
-    if isinstance(value, (int, float)):
-        return (1, value) if value == value else (1, math.inf)
-    if isinstance(value, str):
-        return (2, value)
-    return (3, bytes(value))
-
-
-def _row_order(row: tuple) -> tuple:
-    return tuple(map(_value_order, row))
-
-
-def _spider_key(rows: Sequence[Sequence[Any]]) -> Hashable:
-    """The rows as a multiset, up to a permutation of the columns (Spider's test-suite semantics)."""
-    rows = [tuple(row) for row in rows]
-    if not rows:
-        return ("spider", 0, ())
-    width = len(rows[0])
-    signatures = [tuple(sorted(_value_order(row[j]) for row in rows)) for j in range(width)]
-    order = sorted(range(width), key=lambda j: signatures[j])
-    # Columns with equal values can pair up differently with the rest: try their orders, keep the least.
-    ties = [list(group) for _, group in itertools.groupby(order, key=lambda j: signatures[j])]
-    if math.prod(math.factorial(len(group)) for group in ties) > _MAX_TIE_PERMUTATIONS:
-        ties = [[j] for j in order]
-    best = None
-    for choice in itertools.product(*(itertools.permutations(group) for group in ties)):
-        columns = [j for group in choice for j in group]
-        canonical = sorted((tuple(row[j] for j in columns) for row in rows), key=_row_order)
-        ordered = [_row_order(row) for row in canonical]
-        if best is None or ordered < best[0]:
-            best = (ordered, canonical)
-    return ("spider", width, tuple(best[1]))
-
-
-def _bird_key(rows: Sequence[Sequence[Any]]) -> Hashable:
-    """The set of rows, columns in order (BIRD's semantics)."""
-    return ("bird", tuple(sorted(set(map(tuple, rows)), key=_row_order)))
-
-
-_KEYS: dict[str, Callable[[Sequence[Sequence[Any]]], Hashable]] = {"spider": _spider_key, "bird": _bird_key}
-
-
-def result_key(rows: Sequence[Sequence[Any]], mode: str = "spider") -> Hashable:
-    """A hashable key equal for two results exactly when they match in ``mode``, row order aside.
-
-    >>> result_key([(1, "a"), (2, "b")]) == result_key([("b", 2.0), ("a", 1)])
-    True
-    >>> result_key([(1,), (1,)]) == result_key([(1,)]), result_key([(1,), (1,)], "bird") == result_key([(1,)], "bird")
-    (False, True)
-    """
-    if mode not in _KEYS:
-        raise ValueError(f"unknown comparison mode {mode!r}: choose one of {', '.join(_KEYS)}")
-    return _KEYS[mode](rows)
 
 
 def result_groups(candidates: Sequence[Candidate], mode: str = "spider") -> list[list[int]]:

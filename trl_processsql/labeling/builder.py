@@ -28,8 +28,7 @@ from ..cocte import CoCTE, execute_steps_many, prm_completions
 from ..data import database_path
 from ..gold_to_cocte import convert_gold_many
 from ..prompts import build_prompt
-from ..sql import SQLExecutor
-from ..sql.compare import COMPARISON_MODES, gold_orders_rows
+from ..sql import COMPARISON_MODES, SQLExecutor, judge_results
 from ..sql.schema import read_schema
 from .execution import execution_labels
 from .mutations import MUTATIONS, mutate_step
@@ -124,11 +123,10 @@ def _row(chain: GoldChain, cocte: CoCTE, views, labels: list[float], source: str
     }
 
 
-def answer_matches(rows, gold_rows, gold_sql: str) -> list[bool]:
-    """Whether ``rows`` match the gold's, under each comparison mode (Spider's and BIRD's): all, surely right; none,
-    surely wrong."""
-    order = gold_orders_rows(gold_sql)
-    return [match(rows, gold_rows, order) for match in COMPARISON_MODES.values()]
+def _answers_gold(result, gold, gold_sql: str) -> list[bool]:
+    """Whether ``result`` gives the gold's answer, under each comparison mode (Spider's and BIRD's): all, surely
+    right; none, surely wrong."""
+    return [judge_results([result], [gold], [gold_sql], mode=mode)[0].correct for mode in COMPARISON_MODES]
 
 
 def _kind(mutation: str) -> str:
@@ -183,9 +181,9 @@ def mutation_rows(
     same: dict[int, list[tuple[str, CoCTE, list]]] = {}
     for (i, mutation, mutant), views in zip(candidates, mutant_views):
         chain, gold, final = chains[i], gold_views[i][-1].result, views[-1].result
-        matches = answer_matches(final.rows, gold.rows, chain.question["gold_sql"]) if final.ok else [False]
+        matches = _answers_gold(final, gold, chain.question["gold_sql"])
         if any(matches):
-            if gold.ok and all(matches):
+            if all(matches):
                 same.setdefault(i, []).append((mutation, mutant, views))
             continue  # same answer: not an error, whatever the text says
         wrong.setdefault(i, []).append((mutation, mutant, views))

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..cocte import STEP_SEPARATOR, CoCTE, StepResult, execute_steps_many, parse_cocte
-from ..sql.compare import results_match
+from ..sql import judge_results
 from ..sql.sandbox import ExecutionResult
 from .builder import GoldChain
 from .execution import execution_labels
@@ -260,7 +260,7 @@ class RolloutLabeler:
     # -- labelling -------------------------------------------------------------------------------
 
     def _reaches_gold(self, result: ExecutionResult, gold: ExecutionResult, gold_sql: str) -> bool:
-        return result.ok and gold.ok and results_match(result.rows, gold.rows, self.mode, gold_sql=gold_sql)
+        return judge_results([result], [gold], [gold_sql], mode=self.mode)[0].correct
 
     def label(self, trajectories: Sequence[Trajectory], *, rollouts: bool = True) -> list[StepLabels]:
         """Step labels of every trajectory: execution checks, refined by rollouts unless ``rollouts=False``.

@@ -14,7 +14,9 @@ queries). On top of the sandbox it adds what only a separate process can give:
   which GRPO runs again every epoch); identical queries within one batch run once;
 - **shared results** (:meth:`SQLExecutor.shared_results`): within one block every result is
   kept, so that a query run again there (GRPO runs a completion's final query for its outcome
-  reward and again as its last step's view) costs nothing, a timeout included.
+  reward and again as its last step's view) costs nothing, a timeout included;
+- **comparison where the rows are** (:meth:`SQLExecutor.execute_compared`): a prediction's result
+  is compared with its gold's in the worker that ran it, and only the verdict travels back.
 
 Workers are fresh interpreters that import only ``trl_processsql.sql`` (never a fork of a parent
 holding CUDA contexts and threads, never a re-run of the parent's ``__main__``), and they ignore
@@ -38,8 +40,9 @@ from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Iterable, Iterator, Sequence
+from typing import Hashable, Iterable, Iterator, Sequence
 
+from .compare import get_comparator, result_key
 from .sandbox import ExecutionLimits, ExecutionResult, SQLiteSandbox
 
 __all__ = ["DatabaseNotFoundError", "SQLExecutor"]
@@ -58,8 +61,28 @@ def _not_a_database_file(path: str) -> str:
     return f"database file not found: {path}"
 
 
+def _answer(result: ExecutionResult, against: tuple | None) -> tuple:
+    """A worker's answer to one query: the result's fields; with ``against`` = (mode, gold rows or
+    None, order matters, want the key, keep the rows), also its row count, whether it matches the
+    gold and its result key (if wanted), its rows only when asked to keep them."""
+    if against is None:
+        return (result.status, result.rows, result.columns, result.message, result.elapsed)
+    mode, gold_rows, order_matters, want_key, keep_rows = against
+    matched = result.ok and gold_rows is not None and get_comparator(mode)(result.rows, gold_rows, order_matters)
+    key = result_key(result.rows, mode) if result.ok and want_key else None
+    rows = result.rows if keep_rows else ()
+    return (result.status, rows, result.columns, result.message, result.elapsed, len(result.rows), matched, key)
+
+
+def _received(answer: tuple) -> ExecutionResult | tuple:
+    """A worker's answer as the parent keeps it: an ExecutionResult, or (result, rows, matched, key)."""
+    if len(answer) == 5:
+        return ExecutionResult(*answer)
+    return (ExecutionResult(*answer[:5]), *answer[5:])
+
+
 def _worker_main(commands: Connection, answers: Connection, state) -> None:
-    """Run chunks of (db_path, sql) until the parent closes the pipe.
+    """Run chunks of (db_path, sql[, against]) until the parent closes the pipe.
 
     ``state[0]`` is the index in the chunk of the query running now, ``state[1]`` its start time
     on the system-wide monotonic clock: the parent reads both to enforce the hard deadline.
@@ -76,11 +99,10 @@ def _worker_main(commands: Connection, answers: Connection, state) -> None:
         except (EOFError, OSError):
             return
         results = []
-        for index, (db_path, sql) in enumerate(items):
+        for index, (db_path, sql, *against) in enumerate(items):
             state[0] = index
             state[1] = time.monotonic()
-            r = sandbox.execute(db_path, sql)
-            results.append((r.status, r.rows, r.columns, r.message, r.elapsed))
+            results.append(_answer(sandbox.execute(db_path, sql), *against or [None]))
         state[1] = _IDLE
         state[0] = -1
         answers.send(results)
@@ -253,16 +275,7 @@ class SQLExecutor:
         queries). ``progress`` shows a progress bar (a string names it). Raises
         :class:`DatabaseNotFoundError` if a database file does not exist.
         """
-        keys = [(os.path.abspath(os.fspath(db)), sql) for db, sql in items]
-        missing = sorted(db for db in {db for db, _ in keys} if not os.path.isfile(db))
-        if missing:
-            raise DatabaseNotFoundError("; ".join(map(_not_a_database_file, missing)))
-        found: dict[tuple[str, str], ExecutionResult] = {}
-        not_text = ExecutionResult("rejected", message="SQL must be a string")
-        keys = [key if isinstance(key[1], str) else (key[0], not_text) for key in keys]
-        for key in keys:
-            if key[1] is not_text:
-                found[key] = not_text
+        keys, found = _checked(items)
         with self._lock:
             shared = self._shared
             if shared is not None:
@@ -286,8 +299,49 @@ class SQLExecutor:
                     self._cache.popitem(last=False)
         return [found[key] for key in keys]
 
-    def _run(self, queries: Sequence[tuple[str, str]], progress: bool | str) -> tuple[list[ExecutionResult], set[int]]:
-        """Results in order, and the positions answered by the pool itself (hard deadline, dead worker)."""
+    def execute_compared(
+        self,
+        items: Sequence[tuple[str | os.PathLike, str]],
+        against: Sequence[tuple[str, ExecutionResult, bool]],
+        *,
+        keys: bool = False,
+        progress: bool | str = False,
+    ) -> list[tuple[ExecutionResult, int, bool, Hashable | None]]:
+        """Run ``(db_path, sql)`` pairs and compare each result with a gold result in the worker that ran it.
+
+        ``against[i]`` is ``(mode, gold, order_matters)``: a gold that did not run matches nothing.
+        Each answer is ``(result, row count, matched, key)``; ``key`` is the result's
+        :func:`~trl_processsql.sql.compare.result_key` with ``keys=True``. The result's rows stay in
+        the worker, except inside :meth:`shared_results`, whose later batches reuse them (a result
+        already kept there is compared here). Identical (database, SQL, gold) triples run once.
+        """
+        paths, found = _checked(items)
+        golds: dict[tuple[str, int, bool], int] = {}  # (mode, gold, order) -> index in specs
+        specs: list[tuple] = []
+        triples = []
+        for (db, sql), (mode, gold, order_matters) in zip(paths, against):
+            spec = golds.setdefault((mode, id(gold), order_matters), len(specs))
+            if spec == len(specs):
+                specs.append((mode, gold.rows if gold.ok else None, order_matters, keys, self._shared is not None))
+            triples.append((db, sql, spec))
+        answers: dict[tuple[str, str, int], tuple] = {}
+        with self._lock:
+            shared = self._shared
+            for triple in triples:
+                known = found.get(triple[:2]) or (shared or {}).get(triple[:2])
+                if known is not None:
+                    answers[triple] = (known, *_answer(known, specs[triple[2]])[5:])
+            todo = sorted({triple for triple in triples if triple not in answers})
+            results, _ = self._run([(db, sql, specs[spec]) for db, sql, spec in todo], progress)
+            for triple, result in zip(todo, results):
+                answers[triple] = result if isinstance(result, tuple) else (result, 0, False, None)
+                if shared is not None:
+                    shared[triple[:2]] = answers[triple][0]
+        return [answers[triple] for triple in triples]
+
+    def _run(self, queries: Sequence[tuple], progress: bool | str) -> tuple[list, set[int]]:
+        """Results in order (as :func:`_received` makes them), and the positions answered by the pool
+        itself (hard deadline, dead worker): those are always plain ExecutionResults."""
         if not queries:
             return [], set()
         self.start()
@@ -326,7 +380,7 @@ class SQLExecutor:
                             self._recover(i, pending, results, transient, bar, killed=False)
                             continue
                         for key, answer in zip(worker.chunk.keys, answers):
-                            results[key] = ExecutionResult(*answer)
+                            results[key] = _received(answer)
                         bar.update(len(answers))
                         worker.chunk = None
                     elif worker.state[1] != _IDLE and time.monotonic() - worker.state[1] > hard_limit:
@@ -375,6 +429,20 @@ class SQLExecutor:
             old.process.kill()
             old.process.wait()
         self._workers[i] = self._spawn()
+
+
+def _checked(items: Iterable[tuple[str | os.PathLike, str]]) -> tuple[list[tuple[str, str]], dict]:
+    """Absolute (database, SQL) keys, and the answers known before running: SQL that is not text is
+    rejected. Raises :class:`DatabaseNotFoundError` for a database file that does not exist."""
+    items = list(items)
+    absolute = {db: os.path.abspath(os.fspath(db)) for db in {db for db, _ in items}}  # a batch names few files
+    keys = [(absolute[db], sql) for db, sql in items]
+    missing = sorted(db for db in set(absolute.values()) if not os.path.isfile(db))
+    if missing:
+        raise DatabaseNotFoundError("; ".join(map(_not_a_database_file, missing)))
+    not_text = ExecutionResult("rejected", message="SQL must be a string")
+    keys = [key if isinstance(key[1], str) else (key[0], not_text) for key in keys]
+    return keys, {key: not_text for key in keys if key[1] is not_text}
 
 
 class _NoBar:
