@@ -103,7 +103,7 @@ def test_dir_lists_the_exports_and_unknown_names_raise_attribute_error():
         "import trl_processsql",
         "from trl_processsql import SQLExecutor, parse_cocte, evaluate, sample_paths",
         "import trl_processsql.prm.aggregation, trl_processsql.prm.scoring, trl_processsql.labeling.builder",
-        "from trl_processsql.inference import best_of_n, majority_vote, predict, pass_rates, result_key",
+        "from trl_processsql.inference import best_of_n, majority_vote, predict, pass_rates",
         "import contextlib, io\nfrom trl_processsql.cli import main\nwith contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['--help'])",
     ],
 )
@@ -171,7 +171,7 @@ def _imported_packages(package: str) -> set[str]:
 
 @pytest.mark.parametrize(
     ("package", "never"),
-    [("prm", {"grpo", "inference", "demo"}), ("grpo", {"inference", "demo"}), ("inference", {"grpo", "demo"})],
+    [("prm", {"grpo", "inference", "demo", "sweep"}), ("grpo", {"inference", "demo", "sweep"}), ("inference", {"grpo", "demo", "sweep"})],
 )
 def test_data_flows_down_step_scoring_in_prm_grpo_and_inference_side_by_side(package, never):
     assert not _imported_packages(package) & never

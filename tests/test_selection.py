@@ -10,10 +10,9 @@ from trl_processsql.inference import (
     majority_vote,
     prm_vote,
     result_groups,
-    result_key,
     trajectory_score,
 )
-from trl_processsql.sql import results_match
+from trl_processsql.sql import result_key, results_match
 
 
 def ran(rows, scores=None, sql="q"):
@@ -146,8 +145,9 @@ def test_every_strategy_refuses_an_empty_pool():
             strategy([])
 
 
-def test_result_key_is_still_importable_from_inference_and_is_the_sql_one():
-    from trl_processsql.inference.selection import result_key as from_selection
-    from trl_processsql.sql import result_key as from_sql
+def test_result_key_still_imports_from_inference_with_a_warning_and_is_the_sql_one():
+    import trl_processsql.inference
 
-    assert result_key is from_selection is from_sql
+    with pytest.warns(FutureWarning, match=r"import it from trl_processsql\.sql\.compare"):
+        from_inference = trl_processsql.inference.result_key
+    assert from_inference is result_key

@@ -13,7 +13,7 @@ from ._lazy import lazy_namespace
 __version__ = "0.1.0.dev0"
 
 EXPORTS = {
-    "sql": ("ExecutionLimits", "SQLExecutor", "results_match"),
+    "sql": ("ExecutionLimits", "SQLExecutor", "judge", "results_match"),
     "cocte": ("CoCTE", "execute_steps", "parse_cocte"),
     "data": ("database_path", "load_questions", "load_training_dataset", "sample_paths"),
     "prompts": ("build_prompt", "prompt_messages"),
@@ -65,7 +65,7 @@ MOVED = {  # root names of earlier releases, now imported from their subpackage;
     ),
     "inference": (
         "Candidate", "ChatSampler", "Continuation", "ModelLoadError", "NEEDS_PRM", "STRATEGIES", "STRATEGY_NAMES",
-        "candidate_records", "greedy", "majority_vote", "prm_vote", "resolve_device", "result_groups", "result_key",
+        "candidate_records", "greedy", "majority_vote", "prm_vote", "resolve_device", "result_groups",
         "split_step", "trajectory_score",
     ),
     "labeling": (
@@ -82,7 +82,7 @@ MOVED = {  # root names of earlier releases, now imported from their subpackage;
     "sft_data": ("SFTBuildReport", "SFT_COLUMNS", "SFT_FORMATS", "SKIP_REASONS", "sft_card", "split_by_database"),
     "sql": (
         "COMPARISON_MODES", "DatabaseNotFoundError", "ExecutionResult", "SQLITE_HEADER", "SQLiteSandbox", "execute",
-        "first_failure", "get_comparator", "gold_orders_rows", "not_sqlite_reason",
+        "first_failure", "get_comparator", "gold_orders_rows", "not_sqlite_reason", "result_key",
     ),
     "sweep": ("JudgedPool", "SweepResult", "budgets", "judge_pools", "load_records", "plot_sweep"),
     "tiny": ("CHATML_TEMPLATE", "build_tiny_model", "build_tokenizer", "sample_corpus"),

@@ -24,8 +24,10 @@ __all__, __getattr__, __dir__ = lazy_namespace(
         "sampling": ("ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "split_step"),
         "selection": (
             "NEEDS_PRM", "STRATEGIES", "Candidate", "best_of_n", "greedy", "majority_vote", "prm_vote", "result_groups",
-            "result_key", "trajectory_score",
+            "trajectory_score",
         ),
     },
-    moved={"UNSCORED": "trl_processsql.prm.scoring", "score_steps": "trl_processsql.prm.scoring"},
+    moved={
+        "UNSCORED": "trl_processsql.prm.scoring", "score_steps": "trl_processsql.prm.scoring", "result_key": "trl_processsql.sql.compare",
+    },
 )

@@ -6,8 +6,8 @@ nothing, and a small policy fails most questions. Sampling the policy ``n`` time
 training and keeping the questions it answers sometimes but not always makes every group carry signal
 (docs/history.md, "The method at CPU scale", records what it did there).
 
-Candidates that run are executed twice (once to select, once to judge, as ``trl-processsql
-analyze`` does); sampling costs far more than either.
+Answers that run are executed twice (once by the sampling pipeline, once by the judge); sampling
+costs far more than either.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..sweep import judge_pools
+from ..data import database_path
+from ..sql.judge import judge
 from .predict import predict
 
 __all__ = ["pass_rates", "within_reach"]
@@ -43,10 +44,15 @@ def pass_rates(
         raise ValueError(f"n must be at least 1, got {n}")
     positioned = [{**q, "index": i} for i, q in enumerate(questions)]
     records = list(predict(positioned, db_dir, sampler, executor, strategy="vote", n=n, mode=mode, prompt_style=prompt_style, progress=progress))
-    pools, _, _ = judge_pools(records, positioned, db_dir, executor, mode=mode)
+    # each distinct answer to a question is judged once; one that did not run is wrong without running again
+    wanted = sorted({(r["index"], c["sql"]) for r in records for c in r["candidates"] if c["status"] == "ok"})
+    found = judge(executor, [sql for _, sql in wanted], [questions[i]["gold_sql"] for i, _ in wanted],
+                  [database_path(db_dir, questions[i]["db_id"]) for i, _ in wanted], mode=mode)
+    right = {key for key, verdict in zip(wanted, found) if verdict.correct}
     rates: list[float | None] = [None] * len(questions)
-    for record, pool in zip(records, pools):
-        rates[record["index"]] = sum(pool.correct) / len(pool.correct)
+    for record in records:
+        answers = record["candidates"]
+        rates[record["index"]] = sum(c["status"] == "ok" and (record["index"], c["sql"]) in right for c in answers) / len(answers)
     return rates
 
 

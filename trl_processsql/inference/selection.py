@@ -6,7 +6,7 @@ pool. Ties always go to the candidate (or result group) that comes first, which 
 reproducible from the candidate order alone.
 
 Candidates are grouped by execution result under the semantics of the evaluation
-(:func:`~trl_processsql.sql.compare.result_key`, re-exported here): two candidates vote together
+(:func:`~trl_processsql.sql.compare.result_key`): two candidates vote together
 exactly when the evaluator would find their results equal, except for row order, which counts only when the unknown gold query orders rows
 and so is ignored here.
 """
@@ -29,7 +29,6 @@ __all__ = [
     "majority_vote",
     "prm_vote",
     "result_groups",
-    "result_key",
     "trajectory_score",
 ]
 
