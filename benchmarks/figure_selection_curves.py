@@ -6,7 +6,7 @@ wrong variants from the labelling module, shuffled with a fixed seed. Every cand
 the inference pipeline (parse, execute every step, PRM step scores) with the PRM given by
 ``--prm`` (the quickstart's tiny PRM: ``trl-processsql quickstart`` writes it to
 ``outputs/quickstart/prm``), is written in ``predict``'s JSONL format, and ``trl-processsql
-analyze`` prints the table and draws the curves.
+sweep`` prints the table and draws the curves.
 
     trl-processsql quickstart
     python benchmarks/figure_selection_curves.py --prm outputs/quickstart/prm
@@ -78,7 +78,7 @@ def main() -> None:
     print(f"{len(records)} pools on {args.db_id}, {sum(sizes)} candidates ({min(sizes)} to {max(sizes)} per question), written to {pool_file}")
     title = f"Sample {args.db_id}: gold + up to {args.mutants} mutants per question, quickstart PRM ({args.resamples} subsets per k)"
     cli(
-        ["analyze", os.path.relpath(pool_file), "--sample", "--output-dir", str(output), "--resamples", str(args.resamples)]
+        ["sweep", os.path.relpath(pool_file), "--sample", "--output-dir", str(output), "--resamples", str(args.resamples)]
         + ["--seed", str(args.seed), "--title", title]
     )
 

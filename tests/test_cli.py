@@ -26,7 +26,7 @@ def test_help_loads_no_heavy_library():
         "import trl_processsql.cli\n"
         "trl_processsql.cli.build_parser()\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    for command in ('', 'execute', 'evaluate', 'predict', 'analyze', 'build-sft', 'label-steps', 'merge-labels'):\n"
+        "    for command in ('', 'execute', 'evaluate', 'predict', 'sweep', 'build-sft', 'label-steps', 'merge-labels'):\n"
         "        try: trl_processsql.cli.main([command, '--help'] if command else ['--help'])\n"
         "        except SystemExit: pass\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules)\n"

@@ -121,7 +121,7 @@ def test_records_that_do_not_belong_to_the_questions_are_refused(pool_files, tmp
 def test_cli_writes_json_csv_and_png(pool_files, tmp_path, capsys):
     questions_path, db_dir, predictions = pool_files
     out = tmp_path / "sweep"
-    argv = ["analyze", str(predictions), "--questions", str(questions_path), "--db-dir", str(db_dir), "--output-dir", str(out)]
+    argv = ["sweep", str(predictions), "--questions", str(questions_path), "--db-dir", str(db_dir), "--output-dir", str(out)]
     assert main([*argv, "--aggregations", "min", "--greedy", str(predictions), "--workers", "1"]) == 0
     table = capsys.readouterr().out
     assert "best-of-k (min)" in table and "greedy" in table
@@ -139,6 +139,14 @@ def test_cli_names_the_extra_when_matplotlib_is_missing(pool_files, tmp_path, ca
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     questions_path, db_dir, predictions = pool_files
-    argv = ["analyze", str(predictions), "--questions", str(questions_path), "--db-dir", str(db_dir), "--output-dir", str(tmp_path)]
+    argv = ["sweep", str(predictions), "--questions", str(questions_path), "--db-dir", str(db_dir), "--output-dir", str(tmp_path)]
     assert main(argv) == 2
     assert "trl-processsql[plot]" in capsys.readouterr().err
+
+
+def test_the_old_command_name_analyze_still_runs_and_says_the_new_one(pool_files, tmp_path, capsys):
+    questions_path, db_dir, predictions = pool_files
+    argv = ["analyze", str(predictions), "--questions", str(questions_path), "--db-dir", str(db_dir), "--output-dir", str(tmp_path)]
+    assert main([*argv, "--no-plot", "--workers", "1"]) == 0
+    assert "'trl-processsql analyze' is now 'trl-processsql sweep'" in capsys.readouterr().err
+    assert (tmp_path / "sweep.json").exists()

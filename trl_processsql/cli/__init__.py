@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 from ._common import fail
 from ._options import CommandError, add_options, from_namespace
@@ -26,7 +27,7 @@ examples:
   trl-processsql evaluate --sample --predictions gold
   trl-processsql evaluate --questions dev.json --db-dir database/ --predictions pred.sql --output report.json
   trl-processsql predict --model policy/ --prm prm/ --sample --strategy best-of-n --n 8 --output preds.jsonl
-  trl-processsql analyze preds.jsonl --sample --output-dir sweep/
+  trl-processsql sweep preds.jsonl --sample --output-dir sweep/
   trl-processsql build-sft --questions train.json --db-dir database/ --output sft-data --eval-fraction 0.05
   trl-processsql label-steps --sample --sources mutations --output prm-data
   trl-processsql merge-labels shards/0 shards/1 --output prm-data --eval-fraction 0.05
@@ -36,9 +37,12 @@ examples:
 """
 
 COMMANDS = (
-    "quickstart", "execute", "evaluate", "predict", "analyze", "build_sft", "label_steps", "merge_labels", "ensemble_prms",
+    "quickstart", "execute", "evaluate", "predict", "sweep", "build_sft", "label_steps", "merge_labels", "ensemble_prms",
     "tiny_model", "base_model", "demo", "space",
 )  # the modules of this package, in the order --help lists them
+
+
+_RENAMED = {"analyze": "sweep"}  # old command name -> new: it still runs, with a warning, for one release
 
 
 def _runner(module):
@@ -58,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for name in COMMANDS:
         module = importlib.import_module(f"{__name__}.{name}")
         raw = getattr(module, "RAW", False)  # keep the line breaks of its description and epilog
@@ -68,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=module.DESCRIPTION,
             epilog=getattr(module, "EPILOG", None),
             formatter_class=argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter,
+            aliases=[old for old, new in _RENAMED.items() if new == name],
         )
         add_options(command, module.OPTIONS)
         command.set_defaults(run=_runner(module))
@@ -80,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    renamed = _RENAMED.get(args.command)
+    if renamed:
+        print(f"warning: 'trl-processsql {args.command}' is now 'trl-processsql {renamed}'; the old name goes in the next release",
+              file=sys.stderr)
     try:
         return args.run(args)
     except CommandError as exc:

@@ -1,4 +1,4 @@
-"""``trl-processsql analyze``: accuracy against the number of candidates, from a predict JSONL file."""
+"""``trl-processsql sweep``: accuracy against the number of candidates, from a predict JSONL file."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ DESCRIPTION = (
 
 
 @dataclass(kw_only=True)
-class AnalyzeOptions(DataOptions):
+class SweepOptions(DataOptions):
     predictions: str = option(positional=True, help="a JSONL file written by trl-processsql predict (every candidate kept)")
     output_dir: str = option(help="folder for sweep.json, sweep.csv and sweep.png")
     greedy: str | None = option(None, metavar="JSONL", help="predictions of a greedy run on the same questions: drawn as a flat line")
@@ -45,10 +45,10 @@ class AnalyzeOptions(DataOptions):
         return [name.strip() for name in self.aggregations.split(",") if name.strip()]
 
 
-OPTIONS = AnalyzeOptions
+OPTIONS = SweepOptions
 
 
-def run(options: AnalyzeOptions) -> int:
+def run(options: SweepOptions) -> int:
     import importlib.util
     from pathlib import Path
 
