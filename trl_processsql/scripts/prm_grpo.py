@@ -62,7 +62,7 @@ def main(script_args: PRMGRPOScriptArguments, training_args: PRMGRPOConfig, mode
     train, evaluation = load_splits(script_args, training_args, database_columns(db_dir, script_args.test_suite_dir))
     trainer = PRMGRPOTrainer(
         model=model_args.model_name_or_path,
-        reward_funcs=[REWARD_FUNCS[name] for name in script_args.reward_funcs],
+        reward_funcs=script_args.reward_funcs,
         args=training_args,
         train_dataset=train,
         eval_dataset=evaluation,
