@@ -16,7 +16,6 @@ from typing import Iterable, Mapping
 __all__ = [
     "BASE_TAGS",
     "CARDS_DIR",
-    "REWARD_SQL_PAPER",
     "SPIDER_SOURCE",
     "ModelCardMixin",
     "dataset_card",
@@ -43,7 +42,7 @@ SPIDER_SOURCE = (
 )
 """The attribution a card carries for Spider-derived data (the license is ``cc-by-sa-4.0``)."""
 
-REWARD_SQL_PAPER = {
+_REWARD_SQL_PAPER = {
     "title": "Reward-SQL: Boosting Text-to-SQL via Stepwise Reasoning and Process-Supervised Rewards",
     "id": "2505.04671",
     "citation": textwrap.dedent("""\
@@ -240,14 +239,14 @@ def _card_body(repo_id, kind, trainer_name, description, base_model, datasets, r
 class ModelCardMixin:
     """TRL's model card (tracker links, tags, citations) for the Reward-SQL paper, with our usage and a model-index.
 
-    TRL renders the card with ``_paper`` set to :data:`REWARD_SQL_PAPER` and our tags added to the
+    TRL renders the card with ``_paper`` set to the Reward-SQL paper and our tags added to the
     trainer's; its generic quick start gives way to our description, results and a usage snippet that
     runs, and ``card_results`` becomes the metadata's model-index. Set
     ``trainer.card_results = {"Spider dev": 0.81}`` after evaluating to put the figure in the card that
     ``save_model``/``push_to_hub`` write.
     """
 
-    _paper = REWARD_SQL_PAPER
+    _paper = _REWARD_SQL_PAPER
     card_kind = "policy"
     card_description = ""
     card_results: Mapping[str, float] | None = None
