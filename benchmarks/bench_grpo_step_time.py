@@ -44,7 +44,8 @@ from transformers.utils import logging as transformers_logging
 
 from trl_processsql.data import database_path, load_questions, sample_paths
 from trl_processsql.prompts import prompt_messages
-from trl_processsql.rewards import cocte_format_reward, execution_accuracy_reward, get_reward_executor
+from trl_processsql.rewards import REWARD_SQL_TIMEOUT, ExecutionAccuracyReward, cocte_format_reward
+from trl_processsql.sql import ExecutionLimits, SQLExecutor
 
 TRAINERS = ("GRPOTrainer", "PRMGRPOTrainer")  # in the order they step
 PHASES = ("decode with offsets", "parse + execute steps", "PRM forward")  # what PRM-GRPO adds to a step
@@ -185,7 +186,8 @@ def build_trainer(name: str, args, policy: str, timer: StepTimer):
     from trl_processsql.tiny import build_tiny_model
 
     rows = sample_rows(args.schema_examples)
-    get_reward_executor().execute_many([(r["db_path"], r["gold_sql"]) for r in rows], cache=True)
+    executor = SQLExecutor(limits=ExecutionLimits(timeout=REWARD_SQL_TIMEOUT))  # both trainers run their SQL here
+    executor.execute_many([(r["db_path"], r["gold_sql"]) for r in rows], cache=True)
     tokenizer = AutoTokenizer.from_pretrained(policy)
     batch = args.prompts_per_step * args.num_generations
     settings = dict(
@@ -206,7 +208,7 @@ def build_trainer(name: str, args, policy: str, timer: StepTimer):
         seed=args.seed,
     )
     common = dict(
-        reward_funcs=[execution_accuracy_reward, cocte_format_reward],
+        reward_funcs=[ExecutionAccuracyReward(executor), cocte_format_reward],
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
         callbacks=[timer],
@@ -217,7 +219,7 @@ def build_trainer(name: str, args, policy: str, timer: StepTimer):
         prm_model = build_tiny_model(tokenizer, "token-classification", hidden_size=args.hidden_size, num_layers=args.num_layers, seed=1)
         prm = ProcessRewardModel(prm_model, tokenizer, batch_size=batch, max_length=4096)
         config = PRMGRPOConfig(**settings, process_advantage="rewardsql", prm_batch_size=batch)
-        trainer = PRMGRPOTrainer(policy, args=config, prm=prm, **common)
+        trainer = PRMGRPOTrainer(policy, args=config, prm=prm, executor=executor, **common)
         timer.wrap(trainer, "_decode_with_offsets", PHASES[0])
         timer.wrap(trainer.prm_reward, "step_scores", PHASES[1])  # includes the PRM forward
         timer.wrap(trainer.prm, "score_steps", PHASES[2])

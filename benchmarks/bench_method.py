@@ -379,7 +379,7 @@ def grpo_run(job: dict) -> dict:
     from trl_processsql.cpu_scale import cpu_training_args, quiet_progress
     from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
     from trl_processsql.prm import ProcessRewardModel
-    from trl_processsql.rewards import execution_accuracy_reward, set_reward_executor
+    from trl_processsql.rewards import ExecutionAccuracyReward
     from trl_processsql.sql import SQLExecutor
 
     torch.set_num_threads(job["threads"])
@@ -390,13 +390,12 @@ def grpo_run(job: dict) -> dict:
     tokenizer = transformers.AutoTokenizer.from_pretrained(job["policy_dir"])
     config = cpu_training_args(job["output_dir"], **(rule or {}), **job["config"], seed=job["seed"])
     with SQLExecutor() as executor:
-        set_reward_executor(executor)
         if rule:
             prm = ProcessRewardModel.from_pretrained(job["prm_dir"])
             trainer = PRMGRPOTrainer(model=model, args=PRMGRPOConfig(**config), train_dataset=rows, processing_class=tokenizer,
                                      prm=prm, executor=executor)
         else:
-            trainer = GRPOTrainer(model=model, reward_funcs=[execution_accuracy_reward], args=GRPOConfig(**config),
+            trainer = GRPOTrainer(model=model, reward_funcs=[ExecutionAccuracyReward(executor)], args=GRPOConfig(**config),
                                   train_dataset=rows, processing_class=tokenizer)
         quiet_progress(trainer, f"{job['name']}, seed {job['seed']}", keys=("reward",))
         trainer.train()

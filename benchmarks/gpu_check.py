@@ -176,7 +176,8 @@ class Check:
         from trl_processsql.labeling import gold_chains
         from trl_processsql.prm import ProcessRewardModel
         from trl_processsql.prompts import prompt_messages
-        from trl_processsql.rewards import get_reward_executor
+        from trl_processsql.rewards import REWARD_SQL_TIMEOUT
+        from trl_processsql.sql import ExecutionLimits, SQLExecutor
         from trl_processsql.tiny import build_tokenizer
 
         sizes, dtype = self.sizes, torch.float32 if self.cpu else torch.bfloat16
@@ -189,7 +190,7 @@ class Check:
             prm_config = AutoConfig.for_model("qwen2", vocab_size=vocabulary, num_labels=1, **sizes.cost_shape)
             prm_model = AutoModelForTokenClassification.from_config(prm_config, dtype=dtype)
         questions_file, db_dir = sample_paths()
-        executor = get_reward_executor()
+        executor = SQLExecutor(limits=ExecutionLimits(timeout=REWARD_SQL_TIMEOUT))
         chains, _ = gold_chains(load_questions(questions_file)[: sizes.cost_prompts], db_dir, executor)
         chains = (chains * sizes.cost_prompts)[: sizes.cost_prompts]
         conversations = [prompt_messages(c.question["question"], c.db_path) for c in chains]

@@ -53,16 +53,17 @@ def _config(output_dir, **kwargs):
     return GRPOConfig(**{**defaults, **kwargs})
 
 
-def _trainer(policy, rows, output_dir, callback, **kwargs):
+def _trainer(policy, rows, output_dir, eval_rows, callback_kwargs, **kwargs):
+    """A GRPO trainer with an SQLExecutionCallback made for it, as TRL's callbacks are."""
     trainer = GRPOTrainer(
         model=str(policy),
         reward_funcs=execution_accuracy_reward,
         args=_config(output_dir, **kwargs),
         train_dataset=Dataset.from_list(rows),
-        callbacks=[callback],
     )
-    callback.set_trainer(trainer)
-    return trainer
+    callback = SQLExecutionCallback(eval_rows, trainer=trainer, **callback_kwargs)
+    trainer.add_callback(callback)
+    return trainer, callback
 
 
 def _answering(model, tokenizer, answers):
@@ -111,8 +112,7 @@ def test_greedy_completions_pad_left_apply_the_chat_template_and_decode_only_the
 
 def test_callback_scores_gold_answers_one_and_garbage_zero_and_logs_through_the_trainer(policy, rows, tmp_path, monkeypatch):
     eval_rows = rows[:4]
-    callback = SQLExecutionCallback(Dataset.from_list(eval_rows), every_n_steps=5, batch_size=3)
-    trainer = _trainer(policy, rows, tmp_path / "out", callback)
+    trainer, callback = _trainer(policy, rows, tmp_path / "out", Dataset.from_list(eval_rows), dict(every_n_steps=5, batch_size=3))
     model, tokenizer = trainer.model, trainer.processing_class
     steps = [("WITH a AS (SELECT * FROM singer)\n\n" + r["gold_sql"]) if i % 2 else r["gold_sql"] for i, r in enumerate(eval_rows)]
     answers = steps + ["Sorry, I do not know.", "SELECT nothing FROM nowhere", "SELECT 1", "WITH"]
@@ -132,8 +132,7 @@ def test_callback_scores_gold_answers_one_and_garbage_zero_and_logs_through_the_
 
 
 def test_grpo_run_logs_every_n_steps_and_a_resumed_run_restores_the_state(policy, rows, tmp_path):
-    first = SQLExecutionCallback(rows[:3], every_n_steps=2, max_new_tokens=8)
-    trainer = _trainer(policy, rows, tmp_path / "out", first)
+    trainer, first = _trainer(policy, rows, tmp_path / "out", rows[:3], dict(every_n_steps=2, max_new_tokens=8))
     trainer.train()
     history_file = tmp_path / "out" / HISTORY_FILE
     assert [h["step"] for h in _history(history_file)] == [2, 4]
@@ -146,8 +145,7 @@ def test_grpo_run_logs_every_n_steps_and_a_resumed_run_restores_the_state(policy
     saved = json.loads((tmp_path / "out" / "checkpoint-2" / "trainer_state.json").read_text())
     assert saved["stateful_callbacks"]["SQLExecutionCallback"]["attributes"]["history"] == first.history[:1]
 
-    resumed = SQLExecutionCallback(rows[:3], every_n_steps=2, max_new_tokens=8)
-    trainer = _trainer(policy, rows, tmp_path / "out", resumed)
+    trainer, resumed = _trainer(policy, rows, tmp_path / "out", rows[:3], dict(every_n_steps=2, max_new_tokens=8))
     spy = _Spy(resumed)
     trainer.add_callback(spy)  # after the callback: sees what it restored before any new evaluation
     trainer.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
@@ -174,4 +172,13 @@ def test_bad_arguments_are_refused_early(rows):
         SQLExecutionCallback([])
     trainer = SimpleNamespace(args=SimpleNamespace(restore_callback_states_from_checkpoint=True))
     with pytest.raises(ValueError, match="restore_callback_states_from_checkpoint"):
-        SQLExecutionCallback(rows).set_trainer(trainer)
+        SQLExecutionCallback(rows, trainer=trainer)
+
+
+def test_set_trainer_still_attaches_the_callback_and_warns(rows):
+    trainer = SimpleNamespace(args=SimpleNamespace(restore_callback_states_from_checkpoint=False), callback_handler=SimpleNamespace(callbacks=[]))
+    trainer.add_callback = trainer.callback_handler.callbacks.append
+    callback = SQLExecutionCallback(rows)
+    with pytest.warns(FutureWarning, match="trainer="):
+        callback.set_trainer(trainer)
+    assert callback.trainer is trainer and trainer.callback_handler.callbacks == [callback]

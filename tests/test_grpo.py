@@ -13,7 +13,7 @@ from datasets import Dataset
 from trl import GRPOTrainer
 
 from trl_processsql.data import database_path, load_questions, sample_paths
-from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
+from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer, get_process_advantage
 from trl_processsql.grpo.advantages import rewardsql_advantages
 from trl_processsql.prompts import prompt_messages
 from trl_processsql.tiny import save_tiny_checkpoint
@@ -96,8 +96,6 @@ COMPLETIONS = [
 
 def _scored_batch(trainer, dataset, advantages):
     """Run PRM-GRPO's scoring on fixed completions; the rewards run their queries as GRPO would."""
-    from trl_processsql.rewards import execution_accuracy_reward
-
     tokenizer = trainer.processing_class
     ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in COMPLETIONS]
     width = max(map(len, ids))
@@ -105,7 +103,7 @@ def _scored_batch(trainer, dataset, advantages):
     trainer.executor.execute(inputs[0]["db_path"], inputs[0]["gold_sql"], cache=True)  # gold cached before counting
 
     def generate_and_reward(self, batch):
-        execution_accuracy_reward(COMPLETIONS, [x["db_path"] for x in batch], [x["gold_sql"] for x in batch])
+        trainer.reward_funcs[0](COMPLETIONS, [x["db_path"] for x in batch], [x["gold_sql"] for x in batch])
         return {
             "prompt_ids": torch.ones(len(ids), 3, dtype=torch.long),
             "prompt_mask": torch.ones(len(ids), 3, dtype=torch.long),
@@ -180,8 +178,7 @@ def test_a_user_rule_passed_to_the_trainer_shapes_the_advantages(checkpoints, da
 
     args = _args(tmp_path, num_generations=2)
     trainer = PRMGRPOTrainer(model=str(policy), args=args, train_dataset=dataset, prm=str(prm), process_advantage=signs_on_scored_steps)
-    assert trainer.args.process_advantage is signs_on_scored_steps
-    assert trainer.args.to_dict()["process_advantage"].endswith("signs_on_scored_steps")
+    assert trainer.process_advantage is signs_on_scored_steps and args.process_advantage == "rewardsql"
     out, scored, _ = _scored_batch(trainer, dataset, torch.tensor([0.5, -0.5, 2.0, 0.0]))
     assert seen == {"group_ids": [0, 0, 1, 1], "steps": [2, 2, 2, 1]} and scored == 4
     assert set(out[0][out[0] != 0].tolist()) == {1.0} and set(out[1][out[1] != 0].tolist()) == {-1.0}
@@ -241,6 +238,35 @@ def test_resume_from_checkpoint_continues_at_the_right_step(checkpoints, dataset
     assert [entry["step"] for entry in second.state.log_history if "loss" in entry] == [1, 2, 3]
 
 
+def test_the_trainer_takes_grpo_trainers_arguments_in_its_order_and_its_own_by_keyword():
+    ours = inspect.signature(PRMGRPOTrainer.__init__).parameters
+    theirs = list(inspect.signature(GRPOTrainer.__init__).parameters)
+    assert list(ours)[: len(theirs)] == theirs
+    own = list(ours)[len(theirs) :]
+    assert own == ["prm", "executor", "process_advantage"]
+    assert all(ours[name].kind is inspect.Parameter.KEYWORD_ONLY for name in own)
+
+
+def test_the_trainer_leaves_the_config_it_is_given_as_it_was(checkpoints, dataset, tmp_path):
+    policy, prm = checkpoints
+    args = _args(tmp_path)
+    before = args.to_dict()
+    trainer = PRMGRPOTrainer(str(policy), args=args, train_dataset=dataset, prm=str(prm), process_advantage="additive")
+    assert args.to_dict() == before and args.process_advantage == "rewardsql"
+    assert trainer.process_advantage is get_process_advantage("additive")
+
+
+def test_named_and_plain_sql_rewards_run_in_the_trainers_executor(checkpoints, dataset, tmp_path):
+    from trl_processsql.rewards import cocte_format_reward, executable_steps_reward
+
+    policy, prm = checkpoints
+    funcs = ["execution_accuracy", executable_steps_reward, cocte_format_reward]
+    trainer = PRMGRPOTrainer(str(policy), funcs, _args(tmp_path), dataset, prm=str(prm))
+    assert [f.__name__ for f in trainer.reward_funcs] == ["execution_accuracy_reward", "executable_steps_reward", "cocte_format_reward"]
+    assert trainer.reward_funcs[0].executor is trainer.executor and trainer.reward_funcs[1].executor is trainer.executor
+    assert trainer.reward_funcs[2] is cocte_format_reward and trainer.prm_reward.executor is trainer.executor
+
+
 def test_trl_internals_we_rely_on_are_still_there(checkpoints, dataset, tmp_path):
     """A TRL upgrade that renames or reshapes these breaks PRMGRPOTrainer: fail here, loudly."""
     assert "compute_entropy" in inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters
@@ -265,7 +291,7 @@ def test_two_processes_train_together(checkpoints, tmp_path):
             import sys
             from datasets import Dataset
             from trl_processsql.data import database_path, load_questions, sample_paths
-            from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
+            from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer, get_process_advantage
             from trl_processsql.prompts import prompt_messages
 
             questions_file, db_dir = sample_paths()

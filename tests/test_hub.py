@@ -5,7 +5,7 @@ from unittest import mock
 from datasets import Dataset
 from huggingface_hub import ModelCard
 
-from trl_processsql.hub import model_card
+from trl_processsql.hub import BASE_TAGS, model_card
 from trl_processsql.prm import ProcessRewardConfig, ProcessRewardModel, ProcessRewardTrainer
 from trl_processsql.tiny import build_tiny_model, build_tokenizer
 
@@ -49,14 +49,25 @@ def test_prm_trainer_pushes_its_model_with_our_card(tmp_path):
     trainer.card_results = {"Spider dev (synthetic labels)": 0.71}
     api = mock.MagicMock()
     api.create_repo.return_value.repo_id = "org/tiny-prm"
-    with mock.patch("transformers.trainer.hf_api", return_value=api):
+    trackio = "https://huggingface.co/spaces/org/trackio"
+    with mock.patch("transformers.trainer.hf_api", return_value=api), mock.patch(
+        "trl.trainer.base_trainer.get_trackio_space_url", return_value=trackio
+    ):
         trainer.push_to_hub()
     upload = api.upload_folder.call_args.kwargs
     assert upload["repo_id"] == "org/tiny-prm" and upload["folder_path"] == str(tmp_path / "prm")
     card = ModelCard.load(tmp_path / "prm" / "README.md")
-    assert card.data.pipeline_tag == "token-classification" and "process-reward-model" in card.data.tags
-    assert card.data.eval_results[0].metric_value == 0.71
-    assert 'ProcessRewardModel.from_pretrained("org/tiny-prm")' in card.text
+    # TRL's card: its tags, tracker link and citations, with our tags and the Reward-SQL paper
+    assert {"generated_from_trainer", f"trackio:{trackio}", "trl", "process-reward-model"} <= set(card.data.tags)
+    assert set(BASE_TAGS) <= set(card.data.tags)
+    assert f"]({trackio})" in card.text and "@software{vonwerra2020trl" in card.text
+    assert "a method introduced in [Reward-SQL" in card.text and "https://huggingface.co/papers/2505.04671" in card.text
+    assert "@article{zhang2025rewardsql" in card.text and "[None]" not in card.text  # a local base is not linked
+    # ours: the model-index, the pipeline, a usage snippet that runs in place of TRL's quick start
+    [result] = card.data.eval_results
+    assert (result.dataset_name, result.metric_type, result.metric_value) == ("Spider dev (synthetic labels)", "step_auroc", 0.71)
+    assert card.data.pipeline_tag == "token-classification" and card.data.model_name == "tiny-prm"
+    assert 'ProcessRewardModel.from_pretrained("org/tiny-prm")' in card.text and "## Quick start" not in card.text
     # what was pushed loads as a PRM from a local directory laid out like the Hub repository
     assert ProcessRewardModel.from_pretrained(tmp_path / "prm").score_steps(["q"], [["SELECT 1"]])[0][0] is not None
 

@@ -1,7 +1,9 @@
 """Process reward model: step encoding, the trainer, scoring, aggregation, metrics."""
 
+import inspect
 import logging
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -161,6 +163,39 @@ def test_a_lora_prm_on_a_base_without_head_loads_its_trained_head_from_the_adapt
     assert len(scores) == len(GOOD) and all(0.0 < s < 1.0 for s in scores)
     with pytest.raises(ValueError, match="not a trained token-classification PRM"):
         ProcessRewardModel.from_pretrained(base)
+
+
+def test_the_trainer_takes_reward_trainers_arguments_in_its_order():
+    from trl import RewardTrainer
+
+    assert list(inspect.signature(ProcessRewardTrainer.__init__).parameters) == list(inspect.signature(RewardTrainer.__init__).parameters)
+
+
+def test_quantization_config_reaches_from_pretrained_and_the_config_stays_as_it_was(tmp_path):
+    """As RewardTrainer takes it: a trainer argument, merged into a copy of model_init_kwargs."""
+    from transformers import AutoModelForTokenClassification, BitsAndBytesConfig
+
+    from trl_processsql.tiny import save_tiny_checkpoint
+
+    path = save_tiny_checkpoint(tmp_path / "tiny", "token-classification", hidden_size=32)
+    quantization = BitsAndBytesConfig(load_in_4bit=True)
+    load = AutoModelForTokenClassification.from_pretrained
+    args = _config(tmp_path, max_steps=1, model_init_kwargs={"revision": "main"})
+    before = args.to_dict()
+    with mock.patch.object(
+        AutoModelForTokenClassification,
+        "from_pretrained",
+        side_effect=lambda name, quantization_config, device_map, **kwargs: load(name, **kwargs),  # no GPU to quantize on
+    ) as loader:
+        trainer = ProcessRewardTrainer(model=str(path), args=args, train_dataset=_toy_dataset(8), quantization_config=quantization)
+    kwargs = loader.call_args.kwargs
+    assert kwargs["quantization_config"] is quantization and kwargs["revision"] == "main" and kwargs["num_labels"] == 1
+    assert kwargs["device_map"] == ({"": 0} if torch.cuda.is_available() else None)
+    assert args.to_dict() == before and args.model_init_kwargs == {"revision": "main"}
+    assert trainer.args.model_init_kwargs is None
+    twice = _config(tmp_path, model_init_kwargs={"quantization_config": quantization})
+    with pytest.raises(ValueError, match="give it once"):
+        ProcessRewardTrainer(model=str(path), args=twice, train_dataset=_toy_dataset(8), quantization_config=quantization)
 
 
 def test_one_pass_scores_equal_one_pass_per_step_prefix(tokenizer):

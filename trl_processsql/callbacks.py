@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -20,8 +21,8 @@ from transformers.trainer_callback import ExportableState
 from trl.models.utils import unwrap_model_for_generation
 
 from .cocte import parse_cocte
-from .rewards import get_reward_executor
-from .sql import COMPARISON_MODES, SQLExecutor, judge
+from .rewards import REWARD_SQL_TIMEOUT
+from .sql import COMPARISON_MODES, ExecutionLimits, SQLExecutor, judge
 
 __all__ = ["HISTORY_FILE", "SQLExecutionCallback", "greedy_completions", "score_completions"]
 
@@ -96,9 +97,8 @@ class SQLExecutionCallback(TrainerCallback, ExportableState):
 
     Usage:
     ```python
-    callback = SQLExecutionCallback(eval_split, every_n_steps=50)
-    trainer = PRMGRPOTrainer(..., callbacks=[callback])
-    callback.set_trainer(trainer)
+    trainer = PRMGRPOTrainer(...)
+    trainer.add_callback(SQLExecutionCallback(eval_split, every_n_steps=50, trainer=trainer))
     trainer.train()
     ```
 
@@ -116,7 +116,10 @@ class SQLExecutionCallback(TrainerCallback, ExportableState):
         history_file (`str` or `None`, *optional*, defaults to `None`):
             The JSONL history; `None` writes `sql_execution_history.jsonl` in the trainer's `output_dir`.
         executor ([`~trl_processsql.sql.SQLExecutor`] or `None`, *optional*, defaults to `None`):
-            Runs the SQL; `None` uses the one the reward functions share.
+            Runs the SQL; `None` uses the trainer's `executor` when it has one (as [`PRMGRPOTrainer`] does), else
+            one the callback starts on first use.
+        trainer ([`~transformers.Trainer`]):
+            The trainer the callback logs through and decodes with; add the callback to it with `add_callback`.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class SQLExecutionCallback(TrainerCallback, ExportableState):
         mode: str = "spider",
         history_file: str | None = None,
         executor: SQLExecutor | None = None,
+        trainer: Trainer | None = None,
     ):
         if mode not in COMPARISON_MODES:
             raise ValueError(f"mode must be one of {', '.join(COMPARISON_MODES)}, got {mode!r}")
@@ -145,21 +149,39 @@ class SQLExecutionCallback(TrainerCallback, ExportableState):
         self.every_n_steps, self.max_new_tokens, self.batch_size = every_n_steps, max_new_tokens, batch_size
         self.mode, self.history_file, self.executor = mode, history_file, executor
         self.trainer: Trainer | None = None
+        if trainer is not None:
+            self._attach(trainer)
         self.best_accuracy: float | None = None
         self.best_step: int | None = None
         self.last_step: int | None = None
         self.history: list[dict] = []
 
     def set_trainer(self, trainer: Trainer) -> None:
-        """Log through ``trainer``; the callback is added to it if it is not there yet."""
+        """Log through ``trainer``, added to it if it is not there yet (deprecated: pass ``trainer=``)."""
+        warnings.warn(
+            "SQLExecutionCallback.set_trainer is deprecated: pass trainer= to SQLExecutionCallback and add the callback "
+            "with trainer.add_callback",
+            FutureWarning,
+            stacklevel=2,
+        )
+        self._attach(trainer)
+        if self not in trainer.callback_handler.callbacks:
+            trainer.add_callback(self)
+
+    def _attach(self, trainer: Trainer) -> None:
         if trainer.args.restore_callback_states_from_checkpoint:
             raise ValueError(
                 "SQLExecutionCallback restores its own state from checkpoints; restore_callback_states_from_checkpoint=True "
                 "would rebuild it without its eval split: set it to False"
             )
-        if self not in trainer.callback_handler.callbacks:
-            trainer.add_callback(self)
         self.trainer = trainer
+
+    def _executor(self) -> SQLExecutor:
+        if self.executor is None:
+            self.executor = getattr(self.trainer, "executor", None)
+        if self.executor is None:
+            self.executor = SQLExecutor(limits=ExecutionLimits(timeout=REWARD_SQL_TIMEOUT))
+        return self.executor
 
     def state(self) -> dict:
         return {
@@ -183,7 +205,7 @@ class SQLExecutionCallback(TrainerCallback, ExportableState):
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self.trainer is None:
-            raise RuntimeError("SQLExecutionCallback logs through the trainer: call callback.set_trainer(trainer) before training")
+            raise RuntimeError("SQLExecutionCallback logs through the trainer: pass trainer= to SQLExecutionCallback")
         saved = state.stateful_callbacks.get(type(self).__name__)  # this run's state, or the checkpoint's on resume
         if isinstance(saved, list):  # several of these callbacks: the Trainer appends each save's states
             mine = [cb for cb in self.trainer.callback_handler.callbacks if type(cb) is type(self)]
@@ -217,7 +239,7 @@ class SQLExecutionCallback(TrainerCallback, ExportableState):
                 [self.db_paths[i] for i in shard],
                 [self.gold_sql[i] for i in shard],
                 self.mode,
-                self.executor or get_reward_executor(),
+                self._executor(),
             )
         totals = {key: sum(c[key] for c in gather_object([counts])) for key in counts}
         n = totals["n"]

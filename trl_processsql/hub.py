@@ -9,6 +9,7 @@ uploads the card and the data. Nothing here runs at import time or touches the n
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -40,6 +41,19 @@ SPIDER_SOURCE = (
     "same license; keep the attribution when you redistribute it."
 )
 """The attribution a card carries for Spider-derived data (the license is ``cc-by-sa-4.0``)."""
+
+_REWARD_SQL_PAPER = {
+    "title": "Reward-SQL: Boosting Text-to-SQL via Stepwise Reasoning and Process-Supervised Rewards",
+    "id": "2505.04671",
+    "citation": textwrap.dedent("""\
+        @article{zhang2025rewardsql,
+            title        = {{Reward-SQL: Boosting Text-to-SQL via Stepwise Reasoning and Process-Supervised Rewards}},
+            author       = {Yuxin Zhang and Meihao Fan and Ju Fan and Mingyang Yi and Yuyu Luo and Jian Tan and Guoliang Li},
+            year         = 2025,
+            eprint       = {arXiv:2505.04671},
+        }"""),
+}
+"""The method's paper as TRL's trainers describe theirs (``_paper``): title, arXiv id, BibTeX."""
 
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"))
 
@@ -164,11 +178,36 @@ def model_card(
     """
     from importlib.metadata import version
 
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from huggingface_hub import ModelCard, ModelCardData
 
-    if kind not in ("policy", "prm"):
+    eval_results = _eval_results(kind, results)
+    card_data = ModelCardData(
+        model_name=model_name,
+        base_model=base_model,
+        datasets=list(datasets) or None,
+        library_name="transformers",
+        license=license,
+        pipeline_tag=_PIPELINE_TAGS[kind],
+        tags=list(dict.fromkeys([*BASE_TAGS, *tags])),
+        eval_results=eval_results or None,
+    )
+    versions = {name: version(name) for name in ("trl-processsql", "trl", "transformers", "torch")}
+    body = _card_body(repo_id, kind, trainer_name, description, base_model, list(datasets), eval_results)
+    return ModelCard.from_template(
+        card_data, template_path=str(CARDS_DIR / "model_card.md"), model_name=model_name, body=body, versions=versions
+    )
+
+
+_PIPELINE_TAGS = {"policy": "text-generation", "prm": "token-classification"}
+
+
+def _eval_results(kind: str, results: Mapping[str, float] | None) -> list:
+    """The model-index entries of ``results``: execution accuracy for a policy, step AUROC for a PRM."""
+    from huggingface_hub import EvalResult
+
+    if kind not in _PIPELINE_TAGS:
         raise ValueError(f"kind must be 'policy' or 'prm', got {kind!r}")
-    eval_results = [
+    return [
         EvalResult(
             task_type="text-to-sql" if kind == "policy" else "token-classification",
             dataset_type=name.lower().replace(" ", "-"),
@@ -179,39 +218,35 @@ def model_card(
         )
         for name, value in (results or {}).items()
     ]
-    card_data = ModelCardData(
-        model_name=model_name,
-        base_model=base_model,
-        datasets=list(datasets) or None,
-        library_name="transformers",
-        license=license,
-        pipeline_tag="text-generation" if kind == "policy" else "token-classification",
-        tags=list(dict.fromkeys([*BASE_TAGS, *tags])),
-        eval_results=eval_results or None,
-    )
-    versions = {name: version(name) for name in ("trl-processsql", "trl", "transformers", "torch")}
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(CARDS_DIR / "model_card.md"),
+
+
+def _card_body(repo_id, kind, trainer_name, description, base_model, datasets, results) -> str:
+    """What our cards say below the title: the model, its results and how to use it (``model_card_body.md``)."""
+    import jinja2
+
+    template = jinja2.Template((CARDS_DIR / "model_card_body.md").read_text(encoding="utf-8"))
+    return template.render(
         repo_id=repo_id,
         kind=kind,
-        model_name=model_name,
         trainer_name=trainer_name,
         description=description,
         base_model=base_model,
-        datasets=list(datasets),
-        results=eval_results,
-        versions=versions,
+        datasets=datasets,
+        results=results,
     )
 
 
 class ModelCardMixin:
-    """Our card instead of TRL's, for trainers: a model-index from ``card_results``, a usage snippet that runs.
+    """TRL's model card (tracker links, tags, citations) for the Reward-SQL paper, with our usage and a model-index.
 
-    Set ``trainer.card_results = {"Spider dev": 0.81}`` after evaluating to put the figure in the
-    card that ``save_model``/``push_to_hub`` write.
+    TRL renders the card with ``_paper`` set to the Reward-SQL paper and our tags added to the
+    trainer's; its generic quick start gives way to our description, results and a usage snippet that
+    runs, and ``card_results`` becomes the metadata's model-index. Set
+    ``trainer.card_results = {"Spider dev": 0.81}`` after evaluating to put the figure in the card that
+    ``save_model``/``push_to_hub`` write.
     """
 
+    _paper = _REWARD_SQL_PAPER
     card_kind = "policy"
     card_description = ""
     card_results: Mapping[str, float] | None = None
@@ -219,18 +254,31 @@ class ModelCardMixin:
     def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags=None, **kwargs):
         if not self.is_world_process_zero():
             return
-        base = getattr(self.model.config, "_name_or_path", None)
-        base_model = base if base and not Path(base).exists() else None
+        from huggingface_hub import ModelCard
+
         tags = [tags] if isinstance(tags, str) else list(tags or [])
-        card = model_card(
-            self.hub_model_id or Path(self.args.output_dir).name,
-            kind=self.card_kind,
-            model_name=model_name or Path(self.args.output_dir).name,
-            trainer_name=type(self).__name__,
-            description=self.card_description,
-            base_model=base_model,
-            datasets=[dataset_name] if dataset_name and not Path(dataset_name).exists() else [],
-            results=self.card_results,
-            tags=[*self._tag_names, *tags],
-        )
-        card.save(Path(self.args.output_dir) / "README.md")
+        super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=[*BASE_TAGS, *tags])
+        path = Path(self.args.output_dir) / "README.md"
+        card = ModelCard.load(path)
+        results = _eval_results(self.card_kind, self.card_results)
+        card.data.model_name = card.data.model_name or path.parent.name  # the model-index is named after the model
+        card.data.pipeline_tag = _PIPELINE_TAGS[self.card_kind]
+        card.data.eval_results = results or None
+        repo_id = self.hub_model_id or path.parent.name
+        body = _card_body(repo_id, self.card_kind, type(self).__name__, self.card_description, None, [], results)
+        card.text = _in_place_of_quick_start(card.text, body)
+        if card.data.base_model is None:  # a local base: TRL's template would link a model named None
+            card.text = card.text.replace("a fine-tuned version of [None](https://huggingface.co/None)", "fine-tuned")
+        card.save(path)
+
+
+def _in_place_of_quick_start(text: str, body: str) -> str:
+    r"""TRL's card text with its "Quick start" section replaced by ``body`` (appended if the section is gone).
+
+    >>> _in_place_of_quick_start("# M\n\n## Quick start\n\npipeline\n\n## Training procedure\n", "Ours.\n")
+    '# M\n\nOurs.\n\n## Training procedure\n'
+    """
+    start, end = text.find("## Quick start"), text.find("## Training procedure")
+    if start < 0 or end < start:
+        return f"{text.rstrip()}\n\n{body.strip()}\n"
+    return f"{text[:start]}{body.strip()}\n\n{text[end:]}"

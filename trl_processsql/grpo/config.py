@@ -23,10 +23,10 @@ class PRMGRPOConfig(GRPOConfig):
     Parameters:
         prm_model_name_or_path (`str` or `None`, *optional*, defaults to `None`):
             PRM to load with [`ProcessRewardModel.from_pretrained`] when the trainer is not given one.
-        process_advantage (`str` or `Callable`, *optional*, defaults to `"rewardsql"`):
-            How step scores become per-token advantages: a rule registered with
-            [`~trl_processsql.grpo.register_process_advantage`] (by name), `"package.module:function"`, or the
-            callable itself. Built in: `"rewardsql"`: tokens of step k get `A * s_k` if the outcome advantage
+        process_advantage (`str`, *optional*, defaults to `"rewardsql"`):
+            How step scores become per-token advantages: the name of a rule registered with
+            [`~trl_processsql.grpo.register_process_advantage`] or `"package.module:function"` (a rule that has
+            no name goes to the trainer's `process_advantage=`). Built in: `"rewardsql"`: tokens of step k get `A * s_k` if the outcome advantage
             `A > 0`, else `A * (1 - s_k)` (the paper's rule; completions with `A = 0` are not scored at all).
             `"additive"`: `A + process_coef * (s_k - mean) / std`, step scores normalised over the prompt's group.
             `"min_form"`: as `"additive"` with `s_k` replaced by `min(s_k, ..., s_K)` (PURE's min-form credit).
@@ -45,7 +45,7 @@ class PRMGRPOConfig(GRPOConfig):
         prm_max_length (`int` or `None`, *optional*, defaults to `None`):
             Token limit of PRM inputs; `None` uses what the PRM was trained with.
         sql_timeout (`float`, *optional*, defaults to `10.0`):
-            Seconds each step view may run.
+            Seconds each query may run (step views and the SQL rewards) in the executor the trainer starts.
     """
 
     prm_model_name_or_path: str | None = field(default=None, metadata={"help": "Path or Hub id of the PRM."})
@@ -62,10 +62,15 @@ class PRMGRPOConfig(GRPOConfig):
     )
     prm_batch_size: int = field(default=16, metadata={"help": "Trajectories per PRM forward pass."})
     prm_max_length: int | None = field(default=None, metadata={"help": "Token limit of PRM inputs."})
-    sql_timeout: float = field(default=10.0, metadata={"help": "Seconds each step view may run."})
+    sql_timeout: float = field(default=10.0, metadata={"help": "Seconds each query may run (step views, SQL rewards)."})
 
     def __post_init__(self):
         super().__post_init__()
+        if not isinstance(self.process_advantage, str):
+            raise TypeError(
+                "process_advantage holds a rule's name: register the rule, name it "
+                f"({process_advantage_name(self.process_advantage)!r}), or pass it to PRMGRPOTrainer(process_advantage=...)"
+            )
         get_process_advantage(self.process_advantage)  # an unknown name fails here, not at the first step
         for name, allowed in (
             ("step_weighting", STEP_WEIGHTINGS),
@@ -73,13 +78,3 @@ class PRMGRPOConfig(GRPOConfig):
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-
-    def to_dict(self):
-        # A rule passed as a callable is written as the name it can be found by again.
-        d = super().to_dict()
-        d["process_advantage"] = process_advantage_name(self.process_advantage)
-        return d
-
-    def __getstate__(self):
-        # Checkpoints pickle the config: a rule defined inside a function would not pickle, its name does.
-        return {**self.__dict__, "process_advantage": process_advantage_name(self.process_advantage)}

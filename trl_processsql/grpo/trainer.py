@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
 import itertools
-from contextlib import ExitStack
 
 import torch
 from accelerate.utils import gather, gather_object
@@ -12,7 +10,7 @@ from trl import GRPOTrainer
 
 from ..hub import ModelCardMixin
 from ..prm.model import ProcessRewardModel
-from ..rewards import REWARD_FUNCS, execution_accuracy_reward, get_reward_executor
+from ..rewards import bind_reward_func
 from ..sql import ExecutionLimits, SQLExecutor
 from .advantages import PROCESS_ADVANTAGES, get_process_advantage, process_advantages, step_token_spans, step_weights
 from .config import PRMGRPOConfig
@@ -54,16 +52,18 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
     Args:
         model: as for [`~trl.GRPOTrainer`].
         reward_funcs (*optional*): reward functions or names from `trl_processsql.rewards.REWARD_FUNCS`;
-            defaults to `[execution_accuracy_reward]`. The dataset needs `prompt`, `db_path` and `gold_sql`.
-        args ([`PRMGRPOConfig`], *optional*): the configuration.
+            defaults to execution accuracy. Names and the plain SQL reward functions of `trl_processsql.rewards`
+            run in the trainer's executor. The dataset needs `prompt`, `db_path` and `gold_sql`.
+        args ([`PRMGRPOConfig`], *optional*): the configuration; the trainer does not change it.
         prm ([`ProcessRewardModel`] or `str`, *optional*): the PRM, or its path or Hub id; defaults to
             `args.prm_model_name_or_path`.
-        executor ([`~trl_processsql.sql.SQLExecutor`], *optional*): runs the step views; defaults to the
-            one the reward functions share.
+        executor ([`~trl_processsql.sql.SQLExecutor`], *optional*): runs the step views and the SQL rewards;
+            defaults to a new one with `args.sql_timeout`.
         process_advantage (`str` or `Callable`, *optional*): the process-advantage rule, overriding
-            `args.process_advantage`.
+            `args.process_advantage`; a callable goes here, the config holds names.
 
-    Other arguments are [`~trl.GRPOTrainer`]'s.
+    The other arguments are [`~trl.GRPOTrainer`]'s, in its order; `prm`, `executor` and `process_advantage`
+    are keyword-only.
     """
 
     _tag_names = ["trl", "grpo", "trl-processsql", "process-supervision", "text-to-sql"]
@@ -81,17 +81,23 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
         train_dataset=None,
         eval_dataset=None,
         processing_class=None,
+        reward_processing_classes=None,
+        callbacks=None,
+        optimizers=(None, None),
+        quantization_config=None,
+        peft_config=None,
+        tools=None,
+        rollout_func=None,
+        environment_factory=None,
+        *,
         prm: ProcessRewardModel | str | None = None,
         executor: SQLExecutor | None = None,
         process_advantage=None,
-        **kwargs,
     ):
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
             args = PRMGRPOConfig(f"{str(name).rstrip('/').split('/')[-1]}-PRM-GRPO")
-        if process_advantage is not None:
-            args.process_advantage = process_advantage
-        self.process_advantage = get_process_advantage(args.process_advantage)
+        self.process_advantage = get_process_advantage(process_advantage if process_advantage is not None else args.process_advantage)
         prm_as_reward = self.process_advantage is PROCESS_ADVANTAGES["none"]
         prm = prm if prm is not None else args.prm_model_name_or_path
         if prm is None:
@@ -104,23 +110,33 @@ class PRMGRPOTrainer(ModelCardMixin, GRPOTrainer):
         if prm_as_reward and args.step_weighting == "policy_entropy":
             raise ValueError("step_weighting='policy_entropy' needs per-token advantages: use rewardsql or additive")
         self.prm = prm
-        self.executor = executor or get_reward_executor()
-        if executor is None and self.executor.limits.timeout != args.sql_timeout:
-            self.executor = SQLExecutor(limits=ExecutionLimits(timeout=args.sql_timeout))
-            atexit.register(self.executor.close)
+        self.executor = executor if executor is not None else SQLExecutor(limits=ExecutionLimits(timeout=args.sql_timeout))
         if reward_funcs is None:
-            reward_funcs = [execution_accuracy_reward]
-        reward_funcs = [REWARD_FUNCS.get(f, f) if isinstance(f, str) else f for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])]
+            reward_funcs = ["execution_accuracy"]
+        reward_funcs = [bind_reward_func(f, self.executor) for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])]
         self.prm_reward = PRMReward(prm, self.executor, args.prm_aggregation, args.step_weighting)
         if prm_as_reward:
             reward_funcs.append(self.prm_reward)
-        super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
+        super().__init__(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            reward_processing_classes=reward_processing_classes,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            quantization_config=quantization_config,
+            peft_config=peft_config,
+            tools=tools,
+            rollout_func=rollout_func,
+            environment_factory=environment_factory,
+        )
         self.prm.model = place_prm(self.prm.model, self.accelerator.device, args)
 
     def _generate_and_score_completions(self, inputs):
-        with ExitStack() as stack:
-            for executor in {id(e): e for e in (get_reward_executor(), self.executor)}.values():
-                stack.enter_context(executor.shared_results())
+        with self.executor.shared_results():
             output = super()._generate_and_score_completions(inputs)
             if self.process_advantage is not PROCESS_ADVANTAGES["none"]:
                 self._apply_process_advantages(inputs, output)

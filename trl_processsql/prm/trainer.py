@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from datasets import Dataset, Features, IterableDataset, List, Value
+from accelerate import PartialState
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 from transformers.data.data_collator import DataCollatorMixin
 from trl import RewardTrainer
@@ -109,7 +111,7 @@ class ProcessRewardTrainer(ModelCardMixin, RewardTrainer):
             A path or Hub id, loaded with `AutoModelForTokenClassification.from_pretrained(num_labels=1,
             **args.model_init_kwargs)`, or a token-classification model with `num_labels=1`.
         args ([`ProcessRewardConfig`], *optional*):
-            Training configuration.
+            Training configuration; the trainer does not change it.
         train_dataset ([`~datasets.Dataset`]):
             Stepwise supervision: `prompt` (str), `completions` (list of step texts) and `labels` (list of bool or
             float in [0, 1]); or already processed `input_ids` and `labels` columns.
@@ -117,6 +119,10 @@ class ProcessRewardTrainer(ModelCardMixin, RewardTrainer):
             The same format. Evaluation reports `step_accuracy`, `step_auroc` and `first_error_accuracy`.
         processing_class ([`~transformers.PreTrainedTokenizerBase`], *optional*):
             Loaded from the model's path when not given.
+        quantization_config ([`~transformers.BitsAndBytesConfig`], *optional*):
+            Loads the model quantized (QLoRA with `peft_config`), on this process's GPU unless
+            `args.model_init_kwargs` names a `device_map`. Only for a model given by path, and not together with a
+            `quantization_config` in `args.model_init_kwargs`.
         peft_config ([`~peft.PeftConfig`], *optional*):
             Wraps the model with PEFT (e.g. LoRA); keep the head trainable with `modules_to_save=["score"]`.
 
@@ -144,6 +150,7 @@ class ProcessRewardTrainer(ModelCardMixin, RewardTrainer):
         optimizers=(None, None),
         optimizer_cls_and_kwargs=None,
         preprocess_logits_for_metrics=None,
+        quantization_config=None,
         peft_config=None,
     ):
         if args is None:
@@ -151,8 +158,16 @@ class ProcessRewardTrainer(ModelCardMixin, RewardTrainer):
             args = ProcessRewardConfig(f"{str(name).rstrip('/').split('/')[-1]}-PRM")
         if isinstance(model, str):
             init_kwargs = {"trust_remote_code": args.trust_remote_code, **(args.model_init_kwargs or {}), "num_labels": 1}
+            if quantization_config is not None:
+                if "quantization_config" in init_kwargs:
+                    raise ValueError("quantization_config is given both to the trainer and in args.model_init_kwargs: give it once")
+                init_kwargs["quantization_config"] = quantization_config
+                # k-bit weights cannot move after loading: each process loads its copy on its own GPU
+                init_kwargs.setdefault("device_map", {"": PartialState().local_process_index} if torch.cuda.is_available() else None)
             model = AutoModelForTokenClassification.from_pretrained(model, **init_kwargs)
-            args.model_init_kwargs = None  # used: RewardTrainer would warn that the model is already built
+            # Used here: RewardTrainer would warn that they are ignored, the model being built.
+            args, quantization_config = copy.copy(args), None
+            args.model_init_kwargs = None
         if processing_class is None:
             processing_class = AutoTokenizer.from_pretrained(model.config._name_or_path)
         if data_collator is None:
@@ -177,6 +192,7 @@ class ProcessRewardTrainer(ModelCardMixin, RewardTrainer):
             optimizers=optimizers,
             optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+            quantization_config=quantization_config,
             peft_config=peft_config,
         )
         self.label_names = ["labels"]  # evaluation hands logits and labels to compute_metrics

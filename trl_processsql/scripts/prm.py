@@ -7,7 +7,7 @@ The dataset (``--dataset_name``: a folder written by ``trl-processsql label-step
 has ``prompt``, ``completions`` and ``labels`` columns.
 """
 
-from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
+from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config, get_quantization_config
 
 from trl_processsql.scripts._stages import finish, load_splits, set_model_init_kwargs
 from trl_processsql.prm import ProcessRewardConfig, ProcessRewardTrainer
@@ -21,6 +21,7 @@ def main(script_args: ScriptArguments, training_args: ProcessRewardConfig, model
         args=training_args,
         train_dataset=train,
         eval_dataset=evaluation,
+        quantization_config=get_quantization_config(model_args),
         peft_config=get_peft_config(model_args),
     )
     finish(trainer, script_args, training_args, "PRM")

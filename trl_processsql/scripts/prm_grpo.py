@@ -10,7 +10,7 @@ lie on this machine (``sample`` for the bundled sample).
 
 from dataclasses import dataclass, field
 
-from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
+from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config, get_quantization_config
 
 from trl_processsql.data import database_path, neighbour_databases, sample_paths
 from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
@@ -62,10 +62,11 @@ def main(script_args: PRMGRPOScriptArguments, training_args: PRMGRPOConfig, mode
     train, evaluation = load_splits(script_args, training_args, database_columns(db_dir, script_args.test_suite_dir))
     trainer = PRMGRPOTrainer(
         model=model_args.model_name_or_path,
-        reward_funcs=[REWARD_FUNCS[name] for name in script_args.reward_funcs],
+        reward_funcs=script_args.reward_funcs,
         args=training_args,
         train_dataset=train,
         eval_dataset=evaluation,
+        quantization_config=get_quantization_config(model_args),
         peft_config=get_peft_config(model_args),
     )
     finish(trainer, script_args, training_args, "policy")
