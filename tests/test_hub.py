@@ -67,6 +67,7 @@ def test_prm_trainer_pushes_its_model_with_our_card(tmp_path):
     [result] = card.data.eval_results
     assert (result.dataset_name, result.metric_type, result.metric_value) == ("Spider dev (synthetic labels)", "step_auroc", 0.71)
     assert card.data.pipeline_tag == "token-classification" and card.data.model_name == "tiny-prm"
+    assert card.data.license == "apache-2.0" and "licence" not in card.data.to_dict()
     assert 'ProcessRewardModel.from_pretrained("org/tiny-prm")' in card.text and "## Quick start" not in card.text
     # what was pushed loads as a PRM from a local directory laid out like the Hub repository
     assert ProcessRewardModel.from_pretrained(tmp_path / "prm").score_steps(["q"], [["SELECT 1"]])[0][0] is not None

@@ -22,8 +22,8 @@ EXPORTS = {
     "labeling": ("RolloutLabeler", "label_steps", "stepwise_dataset"),
     "prm": ("DataCollatorForStepwiseSupervision", "ProcessRewardConfig", "ProcessRewardModel", "ProcessRewardTrainer"),
     "rewards": (
-        "REWARD_FUNCS", "bird_execution_accuracy_reward", "cocte_format_reward", "executable_steps_reward",
-        "execution_accuracy_reward",
+        "REWARD_FUNCS", "BirdExecutionAccuracyReward", "ExecutableStepsReward", "ExecutionAccuracyReward",
+        "bird_execution_accuracy_reward", "cocte_format_reward", "executable_steps_reward", "execution_accuracy_reward",
     ),
     "grpo": ("PRMGRPOConfig", "PRMGRPOTrainer", "PRMReward", "register_process_advantage"),
     "callbacks": ("SQLExecutionCallback",),

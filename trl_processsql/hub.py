@@ -243,11 +243,12 @@ class ModelCardMixin:
     trainer's; its generic quick start gives way to our description, results and a usage snippet that
     runs, and ``card_results`` becomes the metadata's model-index. Set
     ``trainer.card_results = {"Spider dev": 0.81}`` after evaluating to put the figure in the card that
-    ``save_model``/``push_to_hub`` write.
+    ``save_model``/``push_to_hub`` write; ``card_license`` replaces the placeholder TRL's template leaves.
     """
 
     _paper = _REWARD_SQL_PAPER
     card_kind = "policy"
+    card_license = "apache-2.0"
     card_description = ""
     card_results: Mapping[str, float] | None = None
 
@@ -262,6 +263,8 @@ class ModelCardMixin:
         card = ModelCard.load(path)
         results = _eval_results(self.card_kind, self.card_results)
         card.data.model_name = card.data.model_name or path.parent.name  # the model-index is named after the model
+        card.data.__dict__.pop("licence", None)  # TRL's template leaves a placeholder ("licence: license")
+        card.data.license = self.card_license
         card.data.pipeline_tag = _PIPELINE_TAGS[self.card_kind]
         card.data.eval_results = results or None
         repo_id = self.hub_model_id or path.parent.name
