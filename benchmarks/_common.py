@@ -74,7 +74,7 @@ def base_checkpoint(name_or_dir: str) -> Path:
 def policy_settings(args: argparse.Namespace, base: Path | None = None):
     """The ``SmallModelSettings`` of :func:`add_policy_arguments`' options and ``--seed``: a small model from scratch, or
     the pretrained ``base`` fine-tuned in full (8 examples a step, bf16 autocast where the CPU has it)."""
-    from trl_processsql.cpu_scale import SmallModelSettings
+    from trl_processsql.small_models import SmallModelSettings
 
     if base is None:
         return SmallModelSettings(max_steps=args.sft_steps or SFT_STEPS["scratch"], seed=args.seed, micro_batches=args.sft_micro_batches or 4)

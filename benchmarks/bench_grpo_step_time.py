@@ -139,7 +139,7 @@ def sft_policy(args) -> str:
     from trl import SFTConfig, SFTTrainer
 
     from trl_processsql.sft_data import build_sft_dataset
-    from trl_processsql.tiny import build_tiny_model, build_tokenizer
+    from trl_processsql.small_models import build_tiny_model, build_tokenizer
 
     path = args.work_dir / f"policy-h{args.hidden_size}-l{args.num_layers}-sft{args.sft_steps}-seed{args.seed}"
     if (path / "config.json").is_file():
@@ -183,7 +183,7 @@ def build_trainer(name: str, args, policy: str, timer: StepTimer):
 
     from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
     from trl_processsql.prm import ProcessRewardModel
-    from trl_processsql.tiny import build_tiny_model
+    from trl_processsql.small_models import build_tiny_model
 
     rows = sample_rows(args.schema_examples)
     executor = SQLExecutor(limits=ExecutionLimits(timeout=REWARD_SQL_TIMEOUT))  # both trainers run their SQL here

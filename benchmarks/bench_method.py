@@ -1,6 +1,6 @@
 """Does the method help? SFT, then selection with the PRM, then PRM-GRPO against outcome-only GRPO, in one run.
 
-The CPU-scale, in-domain setting of :mod:`trl_processsql.cpu_scale`: Spider train (7,000
+The CPU-scale, in-domain setting of :mod:`trl_processsql.small_models`: Spider train (7,000
 questions, 140 databases) split by question; ``--test-questions`` are held out of every training
 stage and every figure below is measured on them, all on the same questions.
 
@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 from _common import RESULTS_DIR, WORK_DIR, add_policy_arguments, add_spider_dir_argument, base_checkpoint, policy_settings, require_spider, write_results
 
-from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_policy
+from trl_processsql.small_models import SmallModelSettings, split_by_question, train_small_policy
 
 SAMPLE_MAX_NEW_TOKENS = 160
 TEMPERATURE = 0.7
@@ -136,7 +136,7 @@ def sft_data_and_tokenizer(db_dir: Path, train: list[dict], executor, base: Path
 
     from trl_processsql.sft_data import build_sft_dataset
     from trl_processsql.sql.schema import read_schema
-    from trl_processsql.tiny import build_tokenizer
+    from trl_processsql.small_models import build_tokenizer
 
     sft_data, _ = build_sft_dataset(train, db_dir, prompt_style="tables" if base else "compact", executor=executor, progress=True)
     if base is not None:
@@ -316,7 +316,7 @@ def train_method_prm(policy_dir: Path, labeler, tokenizer, labelled: list[dict],
 
     From scratch, a seeded half of its rows read the full prompt instead of the compact one; from a pretrained ``--base``,
     every row reads the policy's schema prompt, kept whole (``max_prompt_length``), in bf16 where the CPU has it."""
-    from trl_processsql.cpu_scale import PRETRAINED_PRM_ARGS, train_small_prm, with_both_prompt_styles
+    from trl_processsql.small_models import PRETRAINED_PRM_ARGS, train_small_prm, with_both_prompt_styles
     from trl_processsql.labeling import gold_chains, label_statistics, mutation_rows
 
     start = time.perf_counter()
@@ -376,7 +376,7 @@ def grpo_run(job: dict) -> dict:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from trl_processsql.cpu_scale import cpu_training_args, quiet_progress
+    from trl_processsql.small_models import cpu_training_args, quiet_progress
     from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
     from trl_processsql.prm import ProcessRewardModel
     from trl_processsql.rewards import ExecutionAccuracyReward

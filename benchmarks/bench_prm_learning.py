@@ -21,12 +21,12 @@ import time
 import numpy as np
 from _common import add_results_argument, add_spider_dir_argument, require_spider, write_results
 
-from trl_processsql.cpu_scale import train_small_prm
+from trl_processsql.small_models import train_small_prm
 from trl_processsql.data import load_questions
 from trl_processsql.labeling import gold_chains, label_statistics, mutation_rows
 from trl_processsql.prm.trainer import _auroc
 from trl_processsql.sql import SQLExecutor
-from trl_processsql.tiny import build_tokenizer
+from trl_processsql.small_models import build_tokenizer
 
 
 def _train_questions(spider_dir, limit: int, seed: int) -> list[dict]:

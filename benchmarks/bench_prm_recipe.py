@@ -41,7 +41,7 @@ from _common import RESULTS_DIR, WORK_DIR, add_policy_arguments, add_results_arg
 from bench_method import answer_rows, prm_questions
 from bench_selection import FOLDS, cached_policy, mutant_pools, of_kind, picked, policy_pools, questions_of, random_running, score
 
-from trl_processsql.cpu_scale import train_small_prm, with_both_prompt_styles
+from trl_processsql.small_models import train_small_prm, with_both_prompt_styles
 from trl_processsql.inference import best_of_n
 from trl_processsql.labeling import gold_chains, mutation_rows, policy_rows
 from trl_processsql.sql import SQLExecutor

@@ -21,7 +21,7 @@ from trl_processsql.data import load_questions, sample_paths
 from trl_processsql.labeling import gold_chains, mutation_rows
 from trl_processsql.prm import ProcessRewardModel
 from trl_processsql.sql import SQLExecutor
-from trl_processsql.tiny import build_tiny_model, build_tokenizer
+from trl_processsql.small_models import build_tiny_model, build_tokenizer
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Does the PRM choose well, on errors it never saw? Selection on fixed candidate pools, with honest held-out kinds.
 
-The PRM is trained the way the project recommends at CPU scale (:mod:`trl_processsql.cpu_scale`):
+The PRM is trained the way the project recommends at CPU scale (:mod:`trl_processsql.small_models`):
 it starts from the SFT policy of ``bench_method.py`` (trained on Spider train, cached), and learns
 from the policy's own samples on Spider train questions, labelled by execution and Monte Carlo
 rollouts (2 per question) or by their answer (8 per question on ``--own-questions`` more, those
@@ -79,7 +79,7 @@ from bench_method import (
     spider_train,
 )
 
-from trl_processsql.cpu_scale import PRETRAINED_PRM_ARGS, split_by_question, train_small_prm, with_both_prompt_styles
+from trl_processsql.small_models import PRETRAINED_PRM_ARGS, split_by_question, train_small_prm, with_both_prompt_styles
 from trl_processsql.data import database_path, load_questions
 from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates, trajectory_score
 from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows

@@ -35,7 +35,7 @@ from _common import add_results_argument, add_spider_dir_argument, base_checkpoi
 from bench_method import sft_data_and_tokenizer, spider_train
 from transformers import TrainerCallback
 
-from trl_processsql.cpu_scale import SmallModelSettings, split_by_question, train_small_policy
+from trl_processsql.small_models import SmallModelSettings, split_by_question, train_small_policy
 from trl_processsql.data import database_path
 from trl_processsql.precision import cpu_has_bf16
 from trl_processsql.sql import SQLExecutor

@@ -178,7 +178,7 @@ class Check:
         from trl_processsql.prompts import prompt_messages
         from trl_processsql.rewards import REWARD_SQL_TIMEOUT
         from trl_processsql.sql import ExecutionLimits, SQLExecutor
-        from trl_processsql.tiny import build_tokenizer
+        from trl_processsql.small_models import build_tokenizer
 
         sizes, dtype = self.sizes, torch.float32 if self.cpu else torch.bfloat16
         tokenizer = build_tokenizer()

@@ -21,7 +21,7 @@ def _write_tiny_gguf(path: Path) -> None:
     """A one-layer llama GGUF file with random fp32 weights and the local byte-level BPE tokenizer."""
     import numpy as np
 
-    from trl_processsql.tiny import build_tokenizer
+    from trl_processsql.small_models import build_tokenizer
 
     tokenizer = build_tokenizer(vocab_size=300)
     spec = json.loads(tokenizer.backend_tokenizer.to_str())

@@ -56,7 +56,7 @@ def test_the_quick_run_on_a_pretrained_base_measures_spider_dev_against_the_base
     setting, the schema prompt recorded in the policy, and the zero-shot row are under test."""
     from transformers import AutoConfig
 
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     base = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1)
     done = subprocess.run(
@@ -97,7 +97,7 @@ def test_the_quick_run_on_a_pretrained_base_measures_spider_dev_against_the_base
 
 
 def test_sft_only_stops_after_the_greedy_figures(spider_dir, tmp_path):
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     base = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1)
     done = subprocess.run(

@@ -55,7 +55,7 @@ def test_each_member_of_an_ensemble_prm_is_judged_alone_with_the_ensembles_limit
     from bench_selection import members_alone
 
     from trl_processsql.prm import ProcessRewardModel, StepScoreEnsemble
-    from trl_processsql.tiny import build_tiny_model, build_tokenizer
+    from trl_processsql.small_models import build_tiny_model, build_tokenizer
 
     tokenizer = build_tokenizer(["SELECT name FROM singer"])
     members = [build_tiny_model(tokenizer, "token-classification", hidden_size=32, num_layers=1, seed=s) for s in (0, 1)]
@@ -86,7 +86,7 @@ def test_on_a_pretrained_base_it_judges_bench_methods_prm_with_its_policy_and_sa
     and judges the policy's samples on Spider dev questions."""
     from transformers import AutoConfig
 
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     base, work = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1), tmp_path / "work"
     method = subprocess.run([sys.executable, str(BENCHMARKS / "bench_method.py"), "--quick", "--base", str(base), "--spider-dir", str(spider_dir),

@@ -37,7 +37,7 @@ def test_too_few_steps_to_log_a_loss_are_refused():
 @pytest.mark.timeout(900)
 def test_on_a_pretrained_base_fp32_and_bf16_are_timed_side_by_side(spider_dir, tmp_path):
     """A tiny llama-shaped checkpoint stands in for the pretrained base: the comparison, not the model, is under test."""
-    from trl_processsql.tiny import build_tokenizer, build_tiny_model
+    from trl_processsql.small_models import build_tokenizer, build_tiny_model
 
     tokenizer = build_tokenizer(vocab_size=512)
     build_tiny_model(tokenizer, "causal-lm", hidden_size=32, num_layers=1).save_pretrained(tmp_path / "base")

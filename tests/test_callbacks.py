@@ -13,7 +13,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl_processsql.callbacks import HISTORY_FILE, SQLExecutionCallback, greedy_completions
 from trl_processsql.data import database_path, load_questions, sample_paths
 from trl_processsql.rewards import execution_accuracy_reward
-from trl_processsql.tiny import save_tiny_checkpoint
+from trl_processsql.small_models import save_tiny_checkpoint
 
 METRICS = ("sql_eval/execution_accuracy", "sql_eval/valid_rate", "sql_eval/mean_steps")
 

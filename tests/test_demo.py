@@ -190,7 +190,7 @@ def test_best_of_n_votes_among_the_candidates_that_ran(executor):
 @pytest.fixture(scope="module")
 def tiny_checkpoints(tmp_path_factory):
     """A tiny random policy and a tiny random PRM, saved as checkpoints."""
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     root = tmp_path_factory.mktemp("tiny")
     return save_tiny_checkpoint(root / "policy", "causal-lm"), save_tiny_checkpoint(root / "prm", "token-classification")

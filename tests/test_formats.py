@@ -11,7 +11,7 @@ from trl_processsql.formats import FORMATS, get_format
 from trl_processsql.inference import TransformersSampler, load_prm, load_sampler, score_candidates
 from trl_processsql.prm import ProcessRewardModel
 from trl_processsql.sql import ExecutionResult
-from trl_processsql.tiny import build_tiny_model, build_tokenizer
+from trl_processsql.small_models import build_tiny_model, build_tokenizer
 
 CHAIN = [
     ("WITH old AS (SELECT id FROM singer WHERE age > 40)", ((1,), (3,)), "{(1,): 1, (3,): 1}"),

@@ -16,7 +16,7 @@ from trl_processsql.data import database_path, load_questions, sample_paths
 from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer, get_process_advantage
 from trl_processsql.grpo.advantages import rewardsql_advantages
 from trl_processsql.prompts import prompt_messages
-from trl_processsql.tiny import save_tiny_checkpoint
+from trl_processsql.small_models import save_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -323,7 +323,7 @@ def test_token_offsets_index_the_text_grpo_decoded(kind):
     from transformers import PreTrainedTokenizerFast
 
     from trl_processsql.grpo.trainer import token_end_offsets
-    from trl_processsql.tiny import build_tokenizer
+    from trl_processsql.small_models import build_tokenizer
 
     text = "WITH s AS (SELECT Name FROM singer)\n\nSELECT count(*) FROM s WHERE Name = 'Français'"
     if kind == "byte-level BPE":

@@ -7,7 +7,7 @@ from huggingface_hub import ModelCard
 
 from trl_processsql.hub import BASE_TAGS, model_card
 from trl_processsql.prm import ProcessRewardConfig, ProcessRewardModel, ProcessRewardTrainer
-from trl_processsql.tiny import build_tiny_model, build_tokenizer
+from trl_processsql.small_models import build_tiny_model, build_tokenizer
 
 
 def test_policy_card_carries_a_model_index_and_a_runnable_usage_snippet():

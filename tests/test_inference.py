@@ -22,7 +22,7 @@ from trl_processsql.inference import (
     write_predictions,
 )
 from trl_processsql.prm import AGGREGATIONS
-from trl_processsql.tiny import build_tiny_model, build_tokenizer, save_tiny_checkpoint
+from trl_processsql.small_models import build_tiny_model, build_tokenizer, save_tiny_checkpoint
 
 RIGHT = "WITH adults AS (\n  SELECT id FROM singer WHERE age > 30\n)\n\nSELECT count(*) FROM adults"  # 3
 WRONG = "WITH young AS (\n  SELECT id FROM singer WHERE age < 30\n)\n\nSELECT count(*) FROM young"  # 1

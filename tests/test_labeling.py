@@ -464,7 +464,7 @@ def test_label_steps_passes_the_sample_filters_to_policy_rows(toy_db, executor):
 
 @pytest.fixture(scope="module")
 def tiny_policy():
-    from trl_processsql.tiny import build_tiny_model, build_tokenizer
+    from trl_processsql.small_models import build_tiny_model, build_tokenizer
 
     tokenizer = build_tokenizer()
     return build_tiny_model(tokenizer, hidden_size=32), tokenizer
@@ -537,7 +537,7 @@ def test_label_steps_plants_only_the_mutation_kinds_asked_for(tmp_path, capsys):
 
 
 def test_label_steps_with_a_policy_reports_samples_and_rollouts(tmp_path, capsys):
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     save_tiny_checkpoint(tmp_path / "policy", hidden_size=32)
     args = ["label-steps", "--sample", "--limit", "3", "--output", str(tmp_path / "labels"), "--policy", str(tmp_path / "policy")]
@@ -677,7 +677,7 @@ def test_shards_sample_and_label_exactly_what_one_run_does(tiny_policy, executor
 @pytest.mark.slow
 def test_label_steps_shards_merge_into_the_single_run_dataset(tmp_path, capsys):
     from trl_processsql.labeling import read_run
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     save_tiny_checkpoint(tmp_path / "policy", hidden_size=32)
     args = ["label-steps", "--sample", "--limit", "3", "--round-size", "1", "--sources", "mutations,execution"]

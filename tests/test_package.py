@@ -47,7 +47,7 @@ def test_the_root_stays_small_like_trls():
 
 def test_every_name_a_subpackage_exports_lives_in_that_subpackage():
     """A subpackage's names are the public names of its modules: none listed twice, none missing."""
-    for package in ("prm", "inference", "grpo", "labeling"):
+    for package in ("prm", "inference", "grpo", "labeling", "small_models"):
         namespace = importlib.import_module(f"trl_processsql.{package}")
         for name in namespace.__all__:
             assert getattr(namespace, name) is not None, (package, name)

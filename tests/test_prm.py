@@ -19,7 +19,7 @@ from trl_processsql.prm import (
     compute_step_metrics,
 )
 from trl_processsql.prm.encoding import encode_steps
-from trl_processsql.tiny import build_tiny_model, build_tokenizer
+from trl_processsql.small_models import build_tiny_model, build_tokenizer
 
 PROMPT = "Question: how many singers are there?\n"
 GOOD = ["WITH a AS (SELECT id FROM singer)", "SELECT count(*) FROM a"]
@@ -152,7 +152,7 @@ def test_a_lora_prm_on_a_base_without_head_loads_its_trained_head_from_the_adapt
     """The base checkpoint lacks the scoring head, the adapter carries it: not refused as newly initialised."""
     from peft import LoraConfig
 
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     base = save_tiny_checkpoint(tmp_path / "base", "causal-lm", hidden_size=32)
     peft_config = LoraConfig(task_type="TOKEN_CLS", r=4, target_modules=["q_proj", "v_proj"], modules_to_save=["score"])
@@ -175,7 +175,7 @@ def test_quantization_config_reaches_from_pretrained_and_the_config_stays_as_it_
     """As RewardTrainer takes it: a trainer argument, merged into a copy of model_init_kwargs."""
     from transformers import AutoModelForTokenClassification, BitsAndBytesConfig
 
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     path = save_tiny_checkpoint(tmp_path / "tiny", "token-classification", hidden_size=32)
     quantization = BitsAndBytesConfig(load_in_4bit=True)

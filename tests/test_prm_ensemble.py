@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trl_processsql.prm import ProcessRewardModel, StepScoreEnsemble, save_prm_ensemble
-from trl_processsql.tiny import build_tiny_model, build_tokenizer
+from trl_processsql.small_models import build_tiny_model, build_tokenizer
 
 PROMPTS = ["Question: how many singers are there?\n", "Question: which stadiums?\n"]
 STEPS = [["WITH a AS (SELECT id FROM singer)", "SELECT count(*) FROM a"], ["SELECT name FROM stadium"]]
@@ -71,7 +71,7 @@ def test_one_member_or_writing_into_a_member_is_refused(tokenizer, tmp_path):
 
 
 def test_a_member_without_a_trained_head_is_named(tokenizer, tmp_path):
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     paths = [_member(tokenizer, tmp_path / "a", 0), save_tiny_checkpoint(tmp_path / "policy", "causal-lm", hidden_size=32)]
     save_prm_ensemble(paths, tmp_path / "ensemble")
@@ -121,7 +121,7 @@ def test_the_cli_writes_an_ensemble_that_scores_like_the_library(tokenizer, tmp_
 
 def test_the_cli_refuses_a_used_output_and_leaves_nothing_from_a_bad_member(tokenizer, tmp_path, capsys):
     from trl_processsql.cli import main
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     first = _member(tokenizer, tmp_path / "a", 0)
     (tmp_path / "used").mkdir()

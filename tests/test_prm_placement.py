@@ -31,7 +31,7 @@ from safetensors.torch import load_file
 from transformers.integrations import is_deepspeed_zero3_enabled
 from trl_processsql.grpo import PRMGRPOConfig, PRMGRPOTrainer
 from trl_processsql.prm import ProcessRewardModel
-from trl_processsql.tiny import save_tiny_checkpoint
+from trl_processsql.small_models import save_tiny_checkpoint
 
 policy = save_tiny_checkpoint(f"{tmp}/policy", hidden_size=32)
 prm_path = save_tiny_checkpoint(f"{tmp}/prm", kind="token-classification", hidden_size=32)  # saved in float32

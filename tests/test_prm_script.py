@@ -14,7 +14,7 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 def test_prm_script_trains_saves_and_the_prm_loads_and_scores(tmp_path, executor):
     """The smoke recipe with its paths pointed at tmp_path, three steps and one evaluation."""
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     questions_file, db_dir = sample_paths()
     questions = [q for q in load_questions(questions_file) if q["db_id"] in ("concert_singer", "pets_1")]

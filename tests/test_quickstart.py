@@ -38,7 +38,7 @@ def test_quickstart_on_a_pretrained_base_reads_the_schema_and_reports_the_base_b
     """A tiny checkpoint folder stands in for the pretrained base: its weights start the policy and the PRM."""
     from transformers import AutoConfig
 
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     base = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1)
     settings = QuickstartSettings(

@@ -17,7 +17,7 @@ from trl_processsql.prm import ProcessRewardModel
 from trl_processsql.prompts import build_prompt
 from trl_processsql.sql import SQLiteSandbox
 from trl_processsql.sql.schema import SchemaError
-from trl_processsql.tiny import build_tiny_model, build_tokenizer
+from trl_processsql.small_models import build_tiny_model, build_tokenizer
 
 REWARDSQL = FORMATS["rewardsql"]
 

@@ -20,7 +20,7 @@ def test_sft_script_trains_saves_and_the_model_generates(tmp_path, sandbox):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     questions_file, db_dir = sample_paths()
     questions = [q for q in load_questions(questions_file) if q["db_id"] in ("concert_singer", "pets_1")]
@@ -126,7 +126,7 @@ def test_sft_script_records_the_datas_prompt_style_in_the_saved_config(tmp_path)
 
     from trl_processsql.cli import main
     from trl_processsql.prompts import saved_prompt_style
-    from trl_processsql.tiny import save_tiny_checkpoint
+    from trl_processsql.small_models import save_tiny_checkpoint
 
     questions_file, db_dir = sample_paths()
     questions = tmp_path / "questions.json"

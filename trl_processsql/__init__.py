@@ -35,7 +35,7 @@ EXPORTS = {
     "demo": ("explain_sql",),
     "base_models": ("base_model_path",),
     "quickstart": ("QuickstartSettings", "run_quickstart"),
-    "tiny": ("save_tiny_checkpoint",),
+    "small_models": ("save_tiny_checkpoint",),
 }
 
 MOVED = {  # root names of earlier releases, now imported from their subpackage; they go in the next release
@@ -44,11 +44,6 @@ MOVED = {  # root names of earlier releases, now imported from their subpackage;
     "cocte": (
         "STEP_SEPARATOR", "Step", "StepResult", "VIEW_ROWS", "execute_steps_many", "extract_sql", "prm_completions",
         "step_view_sql",
-    ),
-    "cpu_scale": (
-        "PRETRAINED_PRM_ARGS", "ProgressBarCallback", "SmallModelSettings", "cpu_training_args", "quiet_progress",
-        "small_policy_trainer", "split_by_question", "train_small_policy", "train_small_prm",
-        "with_both_prompt_styles",
     ),
     "data": ("QuestionFileError", "SAMPLE_DATA_DIR"),
     "demo": ("DemoError", "Explanation", "StepView", "prepare_upload", "sample_database", "sample_databases"),
@@ -80,12 +75,16 @@ MOVED = {  # root names of earlier releases, now imported from their subpackage;
     "prompts": ("INSTRUCTION", "PROMPT_STYLES", "completion_prompt", "saved_prompt_style"),
     "rewards": ("completion_text", "get_reward_executor", "set_reward_executor"),
     "sft_data": ("SFTBuildReport", "SFT_COLUMNS", "SFT_FORMATS", "SKIP_REASONS", "sft_card", "split_by_database"),
+    "small_models": (
+        "CHATML_TEMPLATE", "PRETRAINED_PRM_ARGS", "ProgressBarCallback", "SmallModelSettings", "build_tiny_model",
+        "build_tokenizer", "cpu_training_args", "quiet_progress", "sample_corpus", "small_policy_trainer",
+        "split_by_question", "train_small_policy", "train_small_prm", "with_both_prompt_styles",
+    ),
     "sql": (
         "COMPARISON_MODES", "DatabaseNotFoundError", "ExecutionResult", "SQLITE_HEADER", "SQLiteSandbox", "execute",
         "first_failure", "get_comparator", "gold_orders_rows", "not_sqlite_reason", "result_key",
     ),
     "sweep": ("JudgedPool", "SweepResult", "budgets", "judge_pools", "load_records", "plot_sweep"),
-    "tiny": ("CHATML_TEMPLATE", "build_tiny_model", "build_tokenizer", "sample_corpus"),
 }
 
 _names, __getattr__, __dir__ = lazy_namespace(

@@ -3,7 +3,7 @@
 Recent x86 server CPUs multiply bf16 matrices in hardware (AMX tiles, AVX512-BF16): a matrix
 product runs several times faster than in fp32 there, so training under ``torch.autocast`` in bf16
 pays (weights and optimizer state stay fp32). Elsewhere bf16 is emulated and slower than fp32.
-Training takes it through :func:`~trl_processsql.cpu_scale.cpu_training_args`, sampling through
+Training takes it through :func:`~trl_processsql.small_models.cpu_training_args`, sampling through
 :class:`~trl_processsql.inference.TransformersSampler`'s ``bf16``.
 """
 

@@ -4,7 +4,7 @@ Seven stages, each printing what it made and its figure:
 
 1. SFT data: the sample's gold SQL as verified chains of CTEs; questions split by question, so
    the held-out questions ask about databases the policy saw (the in-domain setting of
-   :mod:`trl_processsql.cpu_scale`);
+   :mod:`trl_processsql.small_models`);
 2. SFT: a small policy, randomly initialised, trained with TRL's ``SFTTrainer``, then its greedy
    execution accuracy on the held-out questions;
 3. step labels: the policy's own samples on the training questions, labelled by execution and
@@ -134,7 +134,7 @@ def _run(settings: QuickstartSettings) -> dict:
 
     from transformers import AutoTokenizer
 
-    from .cpu_scale import (
+    from .small_models.training import (
         PRETRAINED_PRM_ARGS,
         SmallModelSettings,
         cpu_training_args,
@@ -151,7 +151,7 @@ def _run(settings: QuickstartSettings) -> dict:
     from .prompts import prompt_messages
     from .sft_data import build_sft_dataset
     from .sql import SQLExecutor
-    from .tiny import build_tokenizer
+    from .small_models.models import build_tokenizer
 
     began = time.perf_counter()
     out = Path(settings.output_dir)

@@ -31,7 +31,7 @@ OPTIONS = TinyModelOptions
 
 
 def run(options: TinyModelOptions) -> int:
-    from ..tiny import save_tiny_checkpoint
+    from ..small_models.models import save_tiny_checkpoint
 
     path = save_tiny_checkpoint(
         options.output, kind=options.kind, hidden_size=options.hidden_size, num_layers=options.num_layers, seed=options.seed

@@ -33,7 +33,7 @@ SHARED_CONFIG = ("prm_step_separator", "prm_max_length", "prm_max_prompt_length"
 class StepScoreEnsemble(torch.nn.Module):
     """Token-classification models with one label, read as one: ``sigmoid(logits)`` is the mean of theirs.
 
-    >>> from trl_processsql.tiny import build_tiny_model, build_tokenizer
+    >>> from trl_processsql.small_models import build_tiny_model, build_tokenizer
     >>> tokenizer = build_tokenizer(["SELECT name FROM singer"])
     >>> members = [build_tiny_model(tokenizer, "token-classification", seed=s).eval() for s in (0, 1)]
     >>> ids = torch.tensor([[5, 6, 7]])

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from trl_processsql.cpu_scale import SmallModelSettings, small_policy_trainer, split_by_question, train_small_policy, train_small_prm
+from trl_processsql.small_models import SmallModelSettings, small_policy_trainer, split_by_question, train_small_policy, train_small_prm
 from trl_processsql.data import database_path, load_questions, sample_paths
 from trl_processsql.prompts import build_prompt, prompt_messages, saved_prompt_style
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from trl_processsql.tiny import build_tokenizer
+    from trl_processsql.small_models import build_tokenizer
 
     return build_tokenizer(vocab_size=512)
 
@@ -117,7 +117,7 @@ def test_prm_from_the_policy_starts_from_its_weights_and_reloads_identically(sam
     from transformers import AutoModelForTokenClassification
 
     from trl_processsql.prm import ProcessRewardModel
-    from trl_processsql.tiny import build_tiny_model
+    from trl_processsql.small_models import build_tiny_model
 
     policy = build_tiny_model(tokenizer, "causal-lm", hidden_size=32, num_layers=1)
     policy.save_pretrained(tmp_path / "policy")
@@ -164,7 +164,7 @@ def test_tables_prompt_lists_every_table_and_key_without_example_values(sample):
 
 
 def test_cpu_training_args_take_bf16_from_the_cpu_when_asked(monkeypatch, tmp_path):
-    from trl_processsql.cpu_scale import cpu_training_args
+    from trl_processsql.small_models import cpu_training_args
     from trl_processsql.precision import cpu_has_bf16
 
     assert cpu_training_args(tmp_path)["bf16"] is False  # small models from scratch stay fp32 unless asked
@@ -177,7 +177,7 @@ def test_cpu_training_args_take_bf16_from_the_cpu_when_asked(monkeypatch, tmp_pa
 
 def test_sampling_runs_under_bf16_autocast_only_when_asked(tokenizer):
     from trl_processsql.inference import TransformersSampler
-    from trl_processsql.tiny import build_tiny_model
+    from trl_processsql.small_models import build_tiny_model
 
     model = build_tiny_model(tokenizer, "causal-lm", hidden_size=32, num_layers=1)
     seen = []
@@ -192,7 +192,7 @@ def test_sampling_runs_under_bf16_autocast_only_when_asked(tokenizer):
 def test_a_pretrained_base_is_fine_tuned_in_bf16_from_its_own_weights(sample, tokenizer, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from trl_processsql.tiny import build_tiny_model
+    from trl_processsql.small_models import build_tiny_model
 
     questions, db_dir = sample
     base = build_tiny_model(tokenizer, "causal-lm", hidden_size=32, num_layers=1, seed=7)
@@ -207,3 +207,16 @@ def test_a_pretrained_base_is_fine_tuned_in_bf16_from_its_own_weights(sample, to
     assert not torch.equal(trainer.model.state_dict()["lm_head.weight"], start["lm_head.weight"])
     trainer.save_model(tmp_path / "policy")
     assert saved_prompt_style(AutoModelForCausalLM.from_pretrained(tmp_path / "policy").config) == "tables"
+
+
+@pytest.mark.parametrize(("old", "name"), [("tiny", "build_tiny_model"), ("cpu_scale", "SmallModelSettings")])
+def test_the_modules_of_the_last_release_still_import_and_say_where_they_went(old, name):
+    import importlib
+    import sys
+
+    import trl_processsql.small_models
+
+    sys.modules.pop(f"trl_processsql.{old}", None)
+    with pytest.warns(FutureWarning, match=rf"trl_processsql\.{old} moved: import from trl_processsql\.small_models"):
+        module = importlib.import_module(f"trl_processsql.{old}")
+    assert getattr(module, name) is getattr(trl_processsql.small_models, name)
