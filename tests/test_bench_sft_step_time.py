@@ -25,7 +25,8 @@ def test_a_short_run_times_both_settings_and_prints_the_ratio(spider_dir, tmp_pa
     figures = json.loads((tmp_path / "bench_sft_step_time.json").read_text())["figures"]
     assert set(figures) == {"steps", "examples", "batch_size", "micro_batches", "one_batch_step_seconds", "one_batch_loss",
                             "micro_batches_step_seconds", "micro_batches_loss", "step_time_ratio", "speedup"}
-    assert abs(figures["step_time_ratio"] - float(ratio.group(1))) <= 0.005  # as printed, to its two decimals
+    # printed to two decimals, stored to three: the two roundings differ by at most 0.005 + 0.0005
+    assert abs(figures["step_time_ratio"] - float(ratio.group(1))) <= 0.0055
 
 
 def test_too_few_steps_to_log_a_loss_are_refused():
