@@ -4,7 +4,21 @@ import json
 
 import pytest
 
+from trl_processsql.cli import main
 from trl_processsql.quickstart import QuickstartSettings, run_quickstart
+
+
+def test_a_pretrained_base_gets_its_own_sizes_and_the_options_given_override_them(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr("trl_processsql.quickstart.run_quickstart", ran.append)
+    assert main(["quickstart", "--base", str(tmp_path), "--output-dir", str(tmp_path / "qs")]) == 0
+    assert ran[-1] == QuickstartSettings.pretrained(str(tmp_path), output_dir=str(tmp_path / "qs"))
+    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].label_questions, ran[-1].grpo_questions) == (40, 4, 96, 16)
+    assert main(["quickstart", "--base", str(tmp_path), "--sft-steps", "7", "--grpo-steps", "2", "--test-questions", "9"]) == 0
+    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].test_questions, ran[-1].label_questions) == (7, 2, 9, 96)
+    assert main(["quickstart", "--grpo-steps", "3"]) == 0  # from scratch: every training question, the small model's sizes
+    assert ran[-1] == QuickstartSettings(grpo_steps=3)
+    assert (ran[-1].sft_steps, ran[-1].label_questions, ran[-1].grpo_questions, ran[-1].base) == (400, None, None, None)
 
 
 @pytest.mark.slow
@@ -30,6 +44,7 @@ def test_quickstart_runs_every_stage_and_writes_its_report(tmp_path, capsys):
     for name in ("sft-data", "policy-sft", "prm-data", "prm", "policy-prm-grpo", "predictions.jsonl"):
         assert (tmp_path / "qs" / name).exists(), name
     assert "summary" in out and "PRM best-of-2" in out
+    assert set(report["stage_seconds"]) == {"sft_data", "sft", "labels", "prm", "prm_grpo", "inference"}
     assert "not whether\n      process supervision helps" in out and "bench_method.py --base smollm2-135m-instruct" in out
 
 
@@ -43,12 +58,15 @@ def test_quickstart_on_a_pretrained_base_reads_the_schema_and_reports_the_base_b
     base = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1)
     settings = QuickstartSettings(
         output_dir=str(tmp_path / "qs"), test_questions=6, sft_steps=2, samples=1, rollouts=2, prm_epochs=0.05, grpo_steps=1, n=2,
-        max_new_tokens=16, base=str(base),
+        max_new_tokens=16, base=str(base), label_questions=12, grpo_questions=5,
     )
     report = run_quickstart(settings)
     out = capsys.readouterr().out
     assert "SFT: the pretrained model learns" in out and "the base model before SFT" in out
     assert 0.0 <= report["sft"]["zero_shot_ex"] <= 1.0 and "before SFT" in out.split("[7/7]")[1]
+    assert sum(report["grpo_prompts"].values()) == 5  # pass rates of the 5 questions GRPO may take
+    by_source = report["labels"]["by_source"]  # the PRM learns from 12 questions, the policy from all 293
+    assert 0 < by_source["gold"] <= 12 and by_source.get("policy", 0) <= 12 and report["sft_data"]["rows"] == 293
     assert AutoConfig.from_pretrained(tmp_path / "qs" / "policy-sft").processsql_prompt_style == "tables"
     assert AutoConfig.from_pretrained(tmp_path / "qs" / "prm").processsql_prompt_style == "tables"
     from datasets import load_from_disk

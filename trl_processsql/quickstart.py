@@ -24,7 +24,7 @@ model (see ``benchmarks/bench_method.py`` for the measured method at CPU scale, 
 With ``base`` (``trl-processsql quickstart --base smollm2-135m-instruct``) the policy is that
 pretrained model fine-tuned in full instead, reading the schema prompt (style ``tables``), in bf16
 where the CPU has bf16 matrix units; the PRM starts from it too. The stages and the report are
-the same.
+the same; :meth:`QuickstartSettings.pretrained` sizes them for a pretrained model's cost on a CPU.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ class QuickstartSettings:
     GRPO's generations use ``temperature``: below the paper's 1.0, which suits 7B models, because
     most of a small policy's samples at 1.0 do not run. ``base`` is a pretrained checkpoint folder
     fine-tuned instead of a small random policy (``hidden_size`` and ``num_layers`` then unused), with
-    ``sft_steps`` of 8 examples.
+    ``sft_steps`` of 8 examples. ``label_questions`` and ``grpo_questions`` cap the training
+    questions whose steps are labelled and whose pass rates pick GRPO's prompts (a seeded subset;
+    ``None``: all of them).
     """
 
     output_dir: str = "outputs/quickstart"
@@ -69,6 +71,20 @@ class QuickstartSettings:
     max_new_tokens: int = 128
     seed: int = 0
     base: str | None = None
+    label_questions: int | None = None
+    grpo_questions: int | None = None
+
+    @classmethod
+    def pretrained(cls, base: str, **sizes) -> QuickstartSettings:
+        """Settings for fine-tuning the pretrained ``base``, sized to run in about half an hour on two CPU cores.
+
+        A 135M-parameter model costs about 15 s a training step of 8 examples and 0.6 s a sample there,
+        so the policy trains 40 steps, the PRM one epoch on the steps of 96 training questions (one
+        sample each, 2 rollouts a step, and their mutants), and PRM-GRPO runs 4 steps on prompts
+        picked among 16 questions. ``sizes`` override any field.
+        """
+        defaults = dict(sft_steps=40, samples=1, rollouts=2, prm_epochs=1.0, grpo_steps=4, label_questions=96, grpo_questions=16)
+        return cls(base=base, **{**defaults, **sizes})
 
 
 def _stage(number: int, title: str) -> float:
@@ -76,9 +92,12 @@ def _stage(number: int, title: str) -> float:
     return time.perf_counter()
 
 
-def _done(start: float, where: Path | None = None) -> None:
+def _done(start: float, report: dict, stage: str, where: Path | None = None) -> None:
+    """Print the stage's time and keep it in the report's ``stage_seconds``."""
+    seconds = time.perf_counter() - start
+    report.setdefault("stage_seconds", {})[stage] = round(seconds, 1)
     suffix = f", output in {where}" if where is not None else ""
-    print(f"      done in {time.perf_counter() - start:.0f} s{suffix}", flush=True)
+    print(f"      done in {seconds:.0f} s{suffix}", flush=True)
 
 
 def _accuracy(records, questions, db_dir, executor) -> tuple[float, int]:
@@ -170,7 +189,7 @@ def _run(settings: QuickstartSettings) -> dict:
         report["sft_data"] = {"rows": len(sft_data), "multi_step_share": sum(s > 1 for s in steps) / len(steps)}
         print(f"      {len(sft_data)} of {len(train_questions)} training questions converted, "
               f"{report['sft_data']['multi_step_share']:.0%} with 2+ steps; {len(test_questions)} questions held out")
-        _done(start, out / "sft-data")
+        _done(start, report, "sft_data", out / "sft-data")
 
         start = _stage(2, f"SFT: {'the pretrained model' if settings.base else 'a small random policy'} learns to write chains of CTEs")
         policy_dir = out / "policy-sft"
@@ -193,10 +212,11 @@ def _run(settings: QuickstartSettings) -> dict:
             report["sft"]["zero_shot_ex"] = _accuracy(records, test_questions, db_dir, executor)[0]
         print(f"      greedy execution accuracy on the held-out questions: {sft_ex:.1%} ({sft_correct}/{len(test_questions)})"
               + (f"; the base model before SFT {report['sft']['zero_shot_ex']:.1%}" if settings.base else ""))
-        _done(start, policy_dir)
+        _done(start, report, "sft", policy_dir)
 
         start = _stage(3, "step labels: the policy's own samples (execution + rollouts) and planted mutants")
-        train_chains, _ = gold_chains(train_questions, db_dir, executor, prompt_style=style)
+        label_questions = _subset(train_questions, settings.label_questions, settings.seed)
+        train_chains, _ = gold_chains(label_questions, db_dir, executor, prompt_style=style)
         test_chains, _ = gold_chains(test_questions, db_dir, executor, prompt_style=style)
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=settings.rollouts, temperature=settings.temperature,
                                  max_new_tokens=settings.max_new_tokens, batch_size=64)
@@ -208,9 +228,9 @@ def _run(settings: QuickstartSettings) -> dict:
         stats = label_statistics(train_rows)
         report["labels"] = {k: stats[k] for k in ("trajectories", "steps", "positive_step_share", "by_source")}
         report["labels"]["rollouts"] = labeler.counts.get("rollouts", 0)
-        print(f"      {stats['trajectories']} trajectories ({', '.join(f'{k} {v}' for k, v in stats['by_source'].items())}), "
+        print(f"      {len(label_questions)} training questions: {stats['trajectories']} trajectories ({', '.join(f'{k} {v}' for k, v in stats['by_source'].items())}), "
               f"{stats['steps']} steps, {stats['positive_step_share']:.0%} positive, {report['labels']['rollouts']} rollouts")
-        _done(start, out / "prm-data")
+        _done(start, report, "labels", out / "prm-data")
 
         start = _stage(4, "PRM: started from the policy's weights, scores every step")
         prm, _ = train_small_prm(train_rows, tokenizer, init_from=policy_dir, output_dir=out / "prm",
@@ -220,21 +240,22 @@ def _run(settings: QuickstartSettings) -> dict:
         auroc = _auroc(np.array([p for p, _ in pairs]), np.array([t for _, t in pairs]))
         report["prm"] = {"held_out_step_auroc": auroc, "held_out_steps": len(pairs)}
         print(f"      step AUROC on the held-out questions: {auroc:.3f} ({len(pairs)} steps; chance is 0.5)")
-        _done(start, out / "prm")
+        _done(start, report, "prm", out / "prm")
 
         start = _stage(5, "PRM-GRPO: execution reward, PRM step scores decide the credit")
         sampler = TransformersSampler(policy, tokenizer, temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, batch_size=64,
                                       bf16=bf16)
-        rates = pass_rates(train_questions, db_dir, sampler, executor, n=8, prompt_style=style)
-        reachable = within_reach(train_questions, rates)
+        grpo_questions = _subset(train_questions, settings.grpo_questions, settings.seed)
+        rates = pass_rates(grpo_questions, db_dir, sampler, executor, n=8, prompt_style=style)
+        reachable = within_reach(grpo_questions, rates)
         report["grpo_prompts"] = {"within_reach": len(reachable), "never": sum(r == 0 for r in rates), "always": sum(r == 1 for r in rates)}
-        print(f"      prompts: the {len(reachable)} training questions the policy answers in some of 8 samples but not all "
+        print(f"      prompts: the {len(reachable)} of {len(grpo_questions)} training questions the policy answers in some of 8 samples but not all "
               f"({report['grpo_prompts']['never']} never, {report['grpo_prompts']['always']} always)"
               + ("" if reachable else "; with none of those, GRPO runs on every training question"))
         grpo_rows = [
             {"prompt": prompt_messages(q["question"], database_path(db_dir, q["db_id"]), style=style),
              "db_path": str(database_path(db_dir, q["db_id"])), "gold_sql": q["gold_sql"]}
-            for q in reachable or train_questions
+            for q in reachable or grpo_questions
         ]
         before = {name: p.detach().clone() for name, p in policy.named_parameters()}
         grpo = PRMGRPOTrainer(
@@ -255,7 +276,7 @@ def _run(settings: QuickstartSettings) -> dict:
         changed = _weights_changed(before, grpo.model)
         report["prm_grpo"] = {"steps": grpo.state.global_step, "rewards": rewards, "weights_changed": changed}
         print(f"      mean reward per step: {', '.join(f'{r:.2f}' for r in rewards)}; weights changed: {'yes' if changed else 'no'}")
-        _done(start, out / "policy-prm-grpo")
+        _done(start, report, "prm_grpo", out / "policy-prm-grpo")
 
         start = _stage(6, f"inference on the {len(test_questions)} held-out questions: greedy, vote@{settings.n}, PRM best-of-{settings.n}")
         sft_policy = transformers.AutoModelForCausalLM.from_pretrained(policy_dir)
@@ -279,7 +300,7 @@ def _run(settings: QuickstartSettings) -> dict:
         }
         print(f"      greedy {sft_correct}, vote@{settings.n} {vote_correct}, PRM best-of-{settings.n} {best_correct}, "
               f"PRM-GRPO greedy {grpo_correct} of {len(test_questions)} right")
-        _done(start, out / "predictions.jsonl")
+        _done(start, report, "inference", out / "predictions.jsonl")
 
     seconds = time.perf_counter() - began
     report["summary"] = {
@@ -296,6 +317,13 @@ def _run(settings: QuickstartSettings) -> dict:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nreport: {out / 'report.json'}")
     return report
+
+
+def _subset(questions: list[dict], size: int | None, seed: int) -> list[dict]:
+    """A seeded subset of ``size`` questions in file order (all of them with ``None`` or more than there are)."""
+    from .small_models.training import split_by_question
+
+    return questions if size is None or size >= len(questions) else split_by_question(questions, [size], seed)[0]
 
 
 def _vote_pick(candidates: list[dict]) -> int:
