@@ -12,7 +12,6 @@ from ._common import DataOptions, at_least_one
 from ._datasets import DatasetOptions, prepare_output, save_and_push
 from ._options import CommandError, command_line, option, shared_settings
 
-HELP = "PRM data: chains of CTEs with one label per step (mutations, execution, rollouts)"
 DESCRIPTION = (
     "Label every step of chains of CTEs as right or wrong and save them in TRL's stepwise-supervision\n"
     "format (prompt, completions, labels) for PRM training: each completion is one step followed by the result\n"

@@ -12,7 +12,6 @@ from ..sql.compare import COMPARISON_MODES
 from ._common import DataOptions, at_least_one
 from ._options import CommandError, Options, option
 
-HELP = "answer questions with a policy: sample, execute, score with the PRM, choose"
 DESCRIPTION = (
     "Sample chain-of-CTE answers from a policy for every question, execute every step, score the "
     "steps with a process reward model, and choose one answer per question by --strategy. Writes JSONL that "

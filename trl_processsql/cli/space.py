@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ._options import CommandError, Options, option
 
-HELP = "write a Hugging Face Space folder that runs the demo, and push it with --push"
 DESCRIPTION = (
     "Write a Gradio Space folder that runs the demo: app.py, README.md (the Space's card, its sdk_version "
     "the installed gradio's), requirements.txt (trl-processsql's requirements and its demo extra, read from the "

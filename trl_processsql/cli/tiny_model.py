@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ._options import Options, option
 
-HELP = "save a small randomly initialised model and tokenizer (for CPU smoke runs)"
 DESCRIPTION = (
     "Train a byte-level BPE tokenizer on the bundled Spider sample and save it with a small, randomly "
     "initialised Qwen2 model: a policy (causal-lm) or a PRM (token-classification). The smoke recipes start "
