@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..labeling.builder import ROUND_SIZE, SOURCES
 from ..labeling.mutations import MUTATIONS
 from ..sql.compare import COMPARISON_MODES
-from ._common import DataOptions, at_least_one
+from ._common import DataOptions, at_least_one, load_policy
 from ._datasets import DatasetOptions, prepare_output, save_and_push
 from ._options import CommandError, command_line, option, shared_settings
 
@@ -214,25 +214,13 @@ def label_run(options: LabelStepsOptions, questions, db_dir):
     with SQLExecutor(num_workers=options.workers) as executor:
         labeler = None
         if options.uses_policy():
-            from ..inference import ModelLoadError, load_sampler
             from ..labeling import RolloutLabeler
 
-            try:
-                sampler = load_sampler(
-                    options.policy,
-                    backend=options.backend,
-                    device=options.device,
-                    temperature=options.temperature,
-                    max_new_tokens=options.max_new_tokens,
-                    batch_size=options.batch_size,
-                )
-            except (ModelLoadError, ImportError) as exc:
-                raise CommandError(str(exc)) from exc
             labeler = RolloutLabeler(
                 None,
                 None,
                 executor,
-                sampler=sampler,
+                sampler=load_policy(options.policy, options),
                 num_rollouts=options.num_rollouts,
                 soft=not options.hard_labels,
                 binary_search=not options.no_binary_search,

@@ -9,7 +9,7 @@ from ..inference.predict import STRATEGY_NAMES
 from ..inference.selection import NEEDS_PRM
 from ..prm.aggregation import AGGREGATIONS
 from ..sql.compare import COMPARISON_MODES
-from ._common import DataOptions, at_least_one
+from ._common import DataOptions, at_least_one, load_policy
 from ._options import CommandError, Options, option
 
 DESCRIPTION = (
@@ -114,24 +114,21 @@ def predict_to_file(options, questions, db_dir, output, *, quiet: bool = False) 
 
     import torch
 
-    from ..inference import ModelLoadError, load_prm, load_sampler, predict, write_predictions
+    from ..inference import ModelLoadError, load_prm, predict, write_predictions
     from ..sql import ExecutionLimits, SQLExecutor
 
     torch.manual_seed(options.seed)
-    try:
-        sampler = load_sampler(
-            options.model,
-            backend=options.backend,
-            gguf_file=options.gguf_file,
-            device=options.device,
-            temperature=0.0 if options.strategy == "greedy" else options.temperature,
-            top_p=options.top_p,
-            max_new_tokens=options.max_new_tokens,
-            batch_size=options.batch_size,
-            format=options.format,
-        )
-        prm = None
-        if options.prm:
+    sampler = load_policy(
+        options.model,
+        options,
+        gguf_file=options.gguf_file,
+        temperature=0.0 if options.strategy == "greedy" else options.temperature,
+        top_p=options.top_p,
+        format=options.format,
+    )
+    prm = None
+    if options.prm:
+        try:
             prm = load_prm(
                 options.prm,
                 step_tag=options.prm_step_tag,
@@ -142,8 +139,8 @@ def predict_to_file(options, questions, db_dir, output, *, quiet: bool = False) 
                 aggregation=options.aggregation,
                 format=options.format,
             )
-    except ModelLoadError as exc:
-        raise CommandError(str(exc)) from exc
+        except ModelLoadError as exc:
+            raise CommandError(str(exc)) from exc
     tally: Counter = Counter()
 
     def counted(records):
