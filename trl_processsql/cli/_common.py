@@ -26,18 +26,12 @@ def at_least_one(options, *names: str) -> None:
 
 
 def load_policy(path: str, options, **settings):
-    """The sampler of the policy at ``path`` with the options of ``options`` that ``predict`` and ``label-steps`` share
-    (backend, device, temperature, max_new_tokens, batch_size; ``settings`` add to them or replace them); a model
-    that does not load is a :class:`CommandError`."""
+    """The sampler of the policy at ``path`` with the sampling options ``predict`` and ``label-steps`` share, which
+    ``settings`` add to or replace; a model that does not load is a :class:`CommandError`."""
     from ..inference import ModelLoadError, load_sampler
 
-    settings = dict(
-        backend=options.backend,
-        device=options.device,
-        temperature=options.temperature,
-        max_new_tokens=options.max_new_tokens,
-        batch_size=options.batch_size,
-    ) | settings
+    shared = ("backend", "device", "temperature", "max_new_tokens", "batch_size")
+    settings = {name: getattr(options, name) for name in shared} | settings
     try:
         return load_sampler(path, **settings)
     except (ModelLoadError, ImportError) as exc:
