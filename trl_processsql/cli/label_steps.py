@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from ..inference.loading import BACKENDS
 from ..labeling.builder import ROUND_SIZE, SOURCES
 from ..labeling.mutations import MUTATIONS
 from ..sql.compare import COMPARISON_MODES
@@ -133,7 +134,7 @@ class LabelStepsOptions(DatasetOptions, DataOptions):
         default="auto",
         group="policy",
         card=_with_policy,
-        choices=("auto", "transformers", "vllm"),
+        choices=BACKENDS,
         help="what samples: transformers generate, or vLLM; auto: vLLM where it is installed and a GPU is used "
         "(default: %(default)s)",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..formats import FORMATS
+from ..inference.loading import BACKENDS
 from ..inference.predict import STRATEGY_NAMES
 from ..inference.selection import NEEDS_PRM
 from ..prm.aggregation import AGGREGATIONS
@@ -66,7 +67,7 @@ class ModelOptions(Options):
     max_steps: int = option(8, group="model", help="rounds of beam search, one step each (default: %(default)s)")
     limit: int | None = option(None, group="model", help="only the first LIMIT questions")
     backend: str = option(
-        "auto", group="model", choices=("auto", "transformers", "vllm"), help="auto: vLLM where it is installed (default: %(default)s)"
+        "auto", group="model", choices=BACKENDS, help="auto: vLLM where it is installed (default: %(default)s)"
     )
     device: str = option("auto", group="model", help="cpu, cuda, cuda:1, ...; auto: a GPU if there is one (default: %(default)s)")
     batch_size: int = option(8, group="model", help="prompts per generate call, transformers backend (default: %(default)s)")

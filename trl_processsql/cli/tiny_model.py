@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..small_models.models import MODEL_KINDS
 from ._options import Options, option
 
 DESCRIPTION = (
@@ -18,7 +19,7 @@ class TinyModelOptions(Options):
     output: str = option(help="directory to write the checkpoint to")
     kind: str = option(
         "causal-lm",
-        choices=("causal-lm", "token-classification"),
+        choices=MODEL_KINDS,
         help="causal-lm: a policy that writes SQL; token-classification: a PRM with one score per token (default: %(default)s)",
     )
     hidden_size: int = option(64, help="width of the model; its MLP is twice as wide (default: %(default)s)")
