@@ -26,14 +26,37 @@ def test_help_loads_no_heavy_library():
         "import trl_processsql.cli\n"
         "trl_processsql.cli.build_parser()\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    for command in ('', 'execute', 'evaluate', 'predict', 'sweep', 'build-sft', 'label-steps', 'merge-labels'):\n"
-        "        try: trl_processsql.cli.main([command, '--help'] if command else ['--help'])\n"
+        "    for command in ['', *trl_processsql.cli.COMMANDS]:\n"
+        "        try: trl_processsql.cli.main([command.replace('_', '-'), '--help'] if command else ['--help'])\n"
         "        except SystemExit: pass\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules)\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _loaded_after(argv: list[str]) -> list[str]:
+    """The command modules and sqlglot that ``main(argv)`` leaves imported, in a fresh interpreter."""
+    code = (
+        "import sys, contextlib, io, json\n"
+        "from trl_processsql.cli import COMMANDS, main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    try: main({argv!r})\n"
+        "    except SystemExit: pass\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'sqlglot' or m.startswith('trl_processsql.cli.') "
+        "and m.rpartition('.')[2] in COMMANDS)))\n"
+    )
+    return json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def test_top_level_help_imports_no_command_module():
+    """``trl-processsql --help`` lists the commands without importing them, nor sqlglot, which their options load."""
+    assert _loaded_after(["--help"]) == []
+
+
+def test_a_command_imports_its_own_module_only():
+    assert _loaded_after(["analyze", "--help"]) == ["trl_processsql.cli.sweep"]
 
 
 def test_help_names_every_command():

@@ -161,17 +161,21 @@ def _imported_packages(package: str) -> set[str]:
     found = set()
     for path in (REPO_ROOT / "trl_processsql" / package).glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.level == 2:
-                    found.add(node.module.split(".")[0])
-                elif node.level == 0 and node.module.startswith("trl_processsql."):
-                    found.add(node.module.split(".")[1])
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                found.update([node.module.split(".")[0]] if node.module else [alias.name for alias in node.names])
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("trl_processsql."):
+                found.add(node.module.split(".")[1])
     return found - {package}
 
 
 @pytest.mark.parametrize(
     ("package", "never"),
-    [("prm", {"grpo", "inference", "demo", "sweep"}), ("grpo", {"inference", "demo", "sweep"}), ("inference", {"grpo", "demo", "sweep"})],
+    [
+        ("prm", {"grpo", "inference", "demo", "sweep"}),
+        ("grpo", {"inference", "demo", "sweep"}),
+        ("inference", {"grpo", "demo", "sweep"}),
+        ("demo", {"grpo"}),
+    ],
 )
 def test_data_flows_down_step_scoring_in_prm_grpo_and_inference_side_by_side(package, never):
     assert not _imported_packages(package) & never

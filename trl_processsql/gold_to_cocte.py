@@ -21,7 +21,8 @@ import sqlglot
 from sqlglot import exp
 
 from .cocte import STEP_SEPARATOR, VIEW_ROWS, CoCTE, _run_queries, _sqlglot_error, parse_cocte, step_view_sql
-from .sql.compare import COMPARISON_MODES, gold_orders_rows
+from .sql.compare import COMPARISON_MODES
+from .sql.judge import judge_results
 from .sql.render import describe_result
 from .sql.sandbox import ExecutionResult
 
@@ -520,9 +521,8 @@ def _verdict(gold_sql: str, cocte: CoCTE, gold: ExecutionResult, final: Executio
             return ConversionResult(gold_sql, reason="step_error", detail=f"{step.name}: {view.status}: {view.message}")
     if not final.ok:
         return ConversionResult(gold_sql, reason="execution_error", detail=f"{final.status}: {final.message}")
-    order_matters = gold_orders_rows(gold_sql)
-    for mode, matches in COMPARISON_MODES.items():
-        if not matches(final.rows, gold.rows, order_matters):
+    for mode in COMPARISON_MODES:
+        if not judge_results([final], [gold], [gold_sql], mode=mode)[0].correct:
             return ConversionResult(gold_sql, reason="result_differs", detail=f"{mode} comparison: {describe_result(final)}")
     return ConversionResult(gold_sql, cocte)
 

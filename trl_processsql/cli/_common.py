@@ -1,4 +1,4 @@
-"""What several commands share: the error line, the question data options and at-least-one checks."""
+"""What several commands share: the error line, the question data options, at-least-one checks and loading a policy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ._options import CommandError, Options, option
 
-__all__ = ["DataOptions", "at_least_one", "fail"]
+__all__ = ["DataOptions", "at_least_one", "fail", "load_policy"]
 
 
 def fail(message: str) -> int:
@@ -23,6 +23,19 @@ def at_least_one(options, *names: str) -> None:
         value = getattr(options, name)
         if value is not None and value < 1:
             raise CommandError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def load_policy(path: str, options, **settings):
+    """The sampler of the policy at ``path`` with the sampling options ``predict`` and ``label-steps`` share, which
+    ``settings`` add to or replace; a model that does not load is a :class:`CommandError`."""
+    from ..inference import ModelLoadError, load_sampler
+
+    shared = ("backend", "device", "temperature", "max_new_tokens", "batch_size")
+    settings = {name: getattr(options, name) for name in shared} | settings
+    try:
+        return load_sampler(path, **settings)
+    except (ModelLoadError, ImportError) as exc:
+        raise CommandError(str(exc)) from exc
 
 
 @dataclass(kw_only=True)

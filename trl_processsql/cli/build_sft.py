@@ -10,7 +10,6 @@ from ._common import DataOptions
 from ._datasets import DatasetOptions, prepare_output, save_and_push
 from ._options import CommandError, command_line, option
 
-HELP = "SFT data: gold SQL rewritten as verified chains of CTEs, in TRL's formats"
 DESCRIPTION = (
     "Rewrite every question's gold SQL as a chain of CTEs, keep the conversions that return the gold "
     "result, and save them with their prompts (in --prompt-style) as a datasets folder for trl.SFTTrainer "

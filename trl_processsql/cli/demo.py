@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from ..formats import FORMATS
 from ._options import CommandError, Options, option
 
-HELP = "start the Gradio demo: queries and questions explained step by step"
 DESCRIPTION = (
     "Start the Gradio demo locally: pick a bundled Spider database or upload a SQLite file, paste SQL "
     "to see it as chain-of-CTE steps with every intermediate view executed, or (with --model) ask a question "

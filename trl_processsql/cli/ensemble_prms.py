@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ._options import CommandError, Options, option
 
-HELP = "join PRMs trained alike (other seeds) into one PRM that scores with the mean of their step scores"
 DESCRIPTION = (
     "Write saved token-classification PRMs (folders as ProcessRewardTrainer saved them, with one "
     "tokenizer) as one ensemble folder: ProcessRewardModel.from_pretrained, predict --prm, evaluate --prm, the demo "

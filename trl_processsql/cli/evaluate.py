@@ -9,7 +9,6 @@ from ._common import DataOptions
 from ._options import CommandError, option
 from .predict import ModelOptions, predict_to_file
 
-HELP = "execution accuracy of predicted SQL (Spider or BIRD semantics)"
 DESCRIPTION = (
     "Execute predicted and gold SQL on every question's database and report execution accuracy "
     "under the Spider test-suite or the BIRD semantics. Questions whose database file is missing are "

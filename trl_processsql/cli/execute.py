@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ._options import CommandError, Options, option
 
-HELP = "run one query in the read-only sandbox and print the result"
 DESCRIPTION = (
     "Run one SQL query against a SQLite file in the read-only sandbox (a worker process with a "
     "deadline, row and memory caps) and print the result table or the reason it was refused."

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from ..inference.loading import BACKENDS
 from ..labeling.builder import ROUND_SIZE, SOURCES
 from ..labeling.mutations import MUTATIONS
 from ..sql.compare import COMPARISON_MODES
-from ._common import DataOptions, at_least_one
+from ._common import DataOptions, at_least_one, load_policy
 from ._datasets import DatasetOptions, prepare_output, save_and_push
 from ._options import CommandError, command_line, option, shared_settings
 
-HELP = "PRM data: chains of CTEs with one label per step (mutations, execution, rollouts)"
 DESCRIPTION = (
     "Label every step of chains of CTEs as right or wrong and save them in TRL's stepwise-supervision\n"
     "format (prompt, completions, labels) for PRM training: each completion is one step followed by the result\n"
@@ -134,7 +134,7 @@ class LabelStepsOptions(DatasetOptions, DataOptions):
         default="auto",
         group="policy",
         card=_with_policy,
-        choices=("auto", "transformers", "vllm"),
+        choices=BACKENDS,
         help="what samples: transformers generate, or vLLM; auto: vLLM where it is installed and a GPU is used "
         "(default: %(default)s)",
     )
@@ -215,25 +215,13 @@ def label_run(options: LabelStepsOptions, questions, db_dir):
     with SQLExecutor(num_workers=options.workers) as executor:
         labeler = None
         if options.uses_policy():
-            from ..inference import ModelLoadError, load_sampler
             from ..labeling import RolloutLabeler
 
-            try:
-                sampler = load_sampler(
-                    options.policy,
-                    backend=options.backend,
-                    device=options.device,
-                    temperature=options.temperature,
-                    max_new_tokens=options.max_new_tokens,
-                    batch_size=options.batch_size,
-                )
-            except (ModelLoadError, ImportError) as exc:
-                raise CommandError(str(exc)) from exc
             labeler = RolloutLabeler(
                 None,
                 None,
                 executor,
-                sampler=sampler,
+                sampler=load_policy(options.policy, options),
                 num_rollouts=options.num_rollouts,
                 soft=not options.hard_labels,
                 binary_search=not options.no_binary_search,

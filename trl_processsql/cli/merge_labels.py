@@ -8,7 +8,6 @@ from ._datasets import DatasetOutputOptions, prepare_output
 from ._options import CommandError, command_line, option
 from .label_steps import save_stepwise
 
-HELP = "join the shards of a label-steps run into one stepwise dataset"
 DESCRIPTION = (
     "Join the folders written by 'trl-processsql label-steps --num-shards N --shard-index I' (every "
     "shard of one run, once each, in any order) into one stepwise dataset: the rows in shard order, which are "

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..formats import FORMATS
+from ..inference.loading import BACKENDS
 from ..inference.predict import STRATEGY_NAMES
 from ..inference.selection import NEEDS_PRM
 from ..prm.aggregation import AGGREGATIONS
 from ..sql.compare import COMPARISON_MODES
-from ._common import DataOptions, at_least_one
+from ._common import DataOptions, at_least_one, load_policy
 from ._options import CommandError, Options, option
 
-HELP = "answer questions with a policy: sample, execute, score with the PRM, choose"
 DESCRIPTION = (
     "Sample chain-of-CTE answers from a policy for every question, execute every step, score the "
     "steps with a process reward model, and choose one answer per question by --strategy. Writes JSONL that "
@@ -67,7 +67,7 @@ class ModelOptions(Options):
     max_steps: int = option(8, group="model", help="rounds of beam search, one step each (default: %(default)s)")
     limit: int | None = option(None, group="model", help="only the first LIMIT questions")
     backend: str = option(
-        "auto", group="model", choices=("auto", "transformers", "vllm"), help="auto: vLLM where it is installed (default: %(default)s)"
+        "auto", group="model", choices=BACKENDS, help="auto: vLLM where it is installed (default: %(default)s)"
     )
     device: str = option("auto", group="model", help="cpu, cuda, cuda:1, ...; auto: a GPU if there is one (default: %(default)s)")
     batch_size: int = option(8, group="model", help="prompts per generate call, transformers backend (default: %(default)s)")
@@ -115,24 +115,21 @@ def predict_to_file(options, questions, db_dir, output, *, quiet: bool = False) 
 
     import torch
 
-    from ..inference import ModelLoadError, load_prm, load_sampler, predict, write_predictions
+    from ..inference import ModelLoadError, load_prm, predict, write_predictions
     from ..sql import ExecutionLimits, SQLExecutor
 
     torch.manual_seed(options.seed)
-    try:
-        sampler = load_sampler(
-            options.model,
-            backend=options.backend,
-            gguf_file=options.gguf_file,
-            device=options.device,
-            temperature=0.0 if options.strategy == "greedy" else options.temperature,
-            top_p=options.top_p,
-            max_new_tokens=options.max_new_tokens,
-            batch_size=options.batch_size,
-            format=options.format,
-        )
-        prm = None
-        if options.prm:
+    sampler = load_policy(
+        options.model,
+        options,
+        gguf_file=options.gguf_file,
+        temperature=0.0 if options.strategy == "greedy" else options.temperature,
+        top_p=options.top_p,
+        format=options.format,
+    )
+    prm = None
+    if options.prm:
+        try:
             prm = load_prm(
                 options.prm,
                 step_tag=options.prm_step_tag,
@@ -143,8 +140,8 @@ def predict_to_file(options, questions, db_dir, output, *, quiet: bool = False) 
                 aggregation=options.aggregation,
                 format=options.format,
             )
-    except ModelLoadError as exc:
-        raise CommandError(str(exc)) from exc
+        except ModelLoadError as exc:
+            raise CommandError(str(exc)) from exc
     tally: Counter = Counter()
 
     def counted(records):

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ._options import CommandError, Options, option
 
-HELP = "the whole method end to end on the bundled sample, on CPU, in about two minutes"
 DESCRIPTION = (
     "On the bundled Spider sample, on the CPU, with nothing downloaded: build CoCTE SFT data, train a "
     "small policy from scratch, label steps from the policy's own samples (execution and Monte Carlo rollouts) "

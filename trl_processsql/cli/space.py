@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from ._options import CommandError, Options, option
 
-HELP = "write a Hugging Face Space folder that runs the demo, and push it with --push"
 DESCRIPTION = (
     "Write a Gradio Space folder that runs the demo: app.py, README.md (the Space's card, its sdk_version "
     "the installed gradio's), requirements.txt (trl-processsql's requirements and its demo extra, read from the "
@@ -18,19 +17,20 @@ DESCRIPTION = (
 )
 
 
+def _checkpoint(help: str):
+    """A model the app loads by default: a Hub id, which the card lists and --push sets as a variable, or a path."""
+    return option(None, metavar="ID_OR_PATH", help=help)
+
+
 @dataclass(kw_only=True)
 class SpaceOptions(Options):
     output: str = option(metavar="DIR", help="folder to write: new, empty, or written by this command before (its files are replaced)")
-    model: str | None = option(
-        None,
-        metavar="ID_OR_PATH",
-        help="default policy of the app; a Hub id is listed under models: in the card and set as the "
-        "Space variable PROCESSSQL_MODEL by --push",
+    model: str | None = _checkpoint(
+        "default policy of the app; a Hub id is listed under models: in the card and set as the Space variable "
+        "PROCESSSQL_MODEL by --push"
     )
-    prm: str | None = option(
-        None,
-        metavar="ID_OR_PATH",
-        help="default process reward model of the app; a Hub id is listed under models: and set as PROCESSSQL_PRM by --push",
+    prm: str | None = _checkpoint(
+        "default process reward model of the app; a Hub id is listed under models: and set as PROCESSSQL_PRM by --push"
     )
     wheel: str | None = option(
         None,

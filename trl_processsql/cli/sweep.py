@@ -9,7 +9,6 @@ from ..sql.compare import COMPARISON_MODES
 from ._common import DataOptions
 from ._options import CommandError, option
 
-HELP = "accuracy against the number of candidates: pass@k, vote, PRM best-of-k and PRM vote, with a plot"
 DESCRIPTION = (
     "Replay every selection method on the first k candidates of each question of a predict JSONL "
     "file, for k = 1, 2, 4, ..., N (or, with --resamples, on random subsets of size k, averaged): pass@k (some "

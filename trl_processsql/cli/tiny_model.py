@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..small_models.models import MODEL_KINDS
 from ._options import Options, option
 
-HELP = "save a small randomly initialised model and tokenizer (for CPU smoke runs)"
 DESCRIPTION = (
     "Train a byte-level BPE tokenizer on the bundled Spider sample and save it with a small, randomly "
     "initialised Qwen2 model: a policy (causal-lm) or a PRM (token-classification). The smoke recipes start "
@@ -19,7 +19,7 @@ class TinyModelOptions(Options):
     output: str = option(help="directory to write the checkpoint to")
     kind: str = option(
         "causal-lm",
-        choices=("causal-lm", "token-classification"),
+        choices=MODEL_KINDS,
         help="causal-lm: a policy that writes SQL; token-classification: a PRM with one score per token (default: %(default)s)",
     )
     hidden_size: int = option(64, help="width of the model; its MLP is twice as wide (default: %(default)s)")

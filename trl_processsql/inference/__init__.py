@@ -18,7 +18,7 @@ __all__, __getattr__, __dir__ = lazy_namespace(
     {
         "beam": ("beam_search",),
         "candidates": ("candidate_status", "score_candidates"),
-        "loading": ("ModelLoadError", "load_prm", "load_sampler", "resolve_device"),
+        "loading": ("BACKENDS", "ModelLoadError", "load_prm", "load_sampler", "resolve_device"),
         "pass_rates": ("pass_rates", "within_reach"),
         "predict": ("STRATEGY_NAMES", "candidate_records", "predict", "write_predictions"),
         "sampling": ("ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "split_step"),

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ModelLoadError", "load_prm", "load_sampler", "resolve_device"]
+__all__ = ["BACKENDS", "ModelLoadError", "load_prm", "load_sampler", "resolve_device"]
 
 
 class ModelLoadError(RuntimeError):
     """A policy or PRM that cannot be loaded, with the reason on one line."""
 
+
+BACKENDS = ("auto", "transformers", "vllm")  # what load_sampler samples with (auto: vLLM where it can run)
 
 _CHECKPOINT_CONFIGS = ("config.json", "adapter_config.json", "prm_ensemble.json")  # the last: a PRM ensemble (prm.ensemble)
 
@@ -83,6 +85,8 @@ def load_sampler(
     """
     from .sampling import TransformersSampler, VLLMSampler
 
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose transformers, vllm or auto")
     device = resolve_device(device)
     if backend == "auto":
         import importlib.util
@@ -95,8 +99,6 @@ def load_sampler(
             return VLLMSampler(str(path), **settings)
         except Exception as exc:  # vLLM raises many kinds of error while starting an engine
             raise ModelLoadError(f"cannot start vLLM on {path}: {_reason(exc)}") from exc
-    if backend != "transformers":
-        raise ValueError(f"unknown backend {backend!r}: choose transformers, vllm or auto")
     model, tokenizer = _load_causal_lm(path, gguf_file, device, "policy")
     try:
         return TransformersSampler(model, tokenizer, **settings)

@@ -76,7 +76,7 @@ def predict(
     ``strategy`` is ``greedy`` (one completion; the sampler should decode greedily), ``vote``,
     ``best-of-n``, ``prm-vote`` (each over ``n`` samples) or ``beam`` (``beam_width`` chains kept,
     each extended by ``max(1, n // beam_width)`` sampled steps per round, at most ``max_steps``
-    rounds). ``mode`` says when two results are equal (see :func:`.selection.result_key`).
+    rounds). ``mode`` says when two results are equal (see :func:`~trl_processsql.sql.compare.result_key`).
     Questions go through in chunks of ``chunk_size``, so records come out while the rest run.
     ``prompt_style`` defaults to the one the policy was trained with (recorded in its config).
     """

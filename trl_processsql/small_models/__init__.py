@@ -15,7 +15,7 @@ __all__, __getattr__, __dir__ = lazy_namespace(
     __name__,
     {
         "models": (
-            "CHATML_TEMPLATE", "build_tiny_model", "build_tokenizer", "sample_corpus", "save_tiny_checkpoint",
+            "CHATML_TEMPLATE", "MODEL_KINDS", "build_tiny_model", "build_tokenizer", "sample_corpus", "save_tiny_checkpoint",
         ),
         "training": (
             "ProgressBarCallback", "PRETRAINED_PRM_ARGS", "SmallModelSettings", "cpu_training_args",

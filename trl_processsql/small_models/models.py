@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["CHATML_TEMPLATE", "build_tiny_model", "build_tokenizer", "sample_corpus", "save_tiny_checkpoint"]
+__all__ = ["CHATML_TEMPLATE", "MODEL_KINDS", "build_tiny_model", "build_tokenizer", "sample_corpus", "save_tiny_checkpoint"]
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -22,6 +22,7 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+MODEL_KINDS = ("causal-lm", "token-classification")  # a policy, a PRM: what build_tiny_model builds
 _SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Qwen2's pre-tokenization (contractions, letter runs, single digits, punctuation, newlines, spaces).
 # transformers loads a tokenizer saved beside a Qwen2 config as Qwen2's tokenizer class, which
@@ -90,9 +91,9 @@ def build_tiny_model(
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2ForTokenClassification
 
-    classes = {"causal-lm": Qwen2ForCausalLM, "token-classification": Qwen2ForTokenClassification}
-    if kind not in classes:
-        raise ValueError(f"kind must be one of {sorted(classes)}, got {kind!r}")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"kind must be one of {sorted(MODEL_KINDS)}, got {kind!r}")
+    model_class = Qwen2ForCausalLM if kind == "causal-lm" else Qwen2ForTokenClassification
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -108,7 +109,7 @@ def build_tiny_model(
         num_labels=1,
     )
     torch.manual_seed(seed)
-    return classes[kind](config)
+    return model_class(config)
 
 
 def save_tiny_checkpoint(output_dir: str | os.PathLike, kind: str = "causal-lm", **kwargs) -> Path:
