@@ -327,7 +327,7 @@ class SQLExecutor:
         answers: dict[tuple[str, str, int], tuple] = {}
         with self._lock:
             shared = self._shared
-            for triple in triples:
+            for triple in triples if found or shared else ():
                 known = found.get(triple[:2]) or (shared or {}).get(triple[:2])
                 if known is not None:
                     answers[triple] = (known, *_answer(known, specs[triple[2]])[5:])
