@@ -159,7 +159,7 @@ class _GuardedConnection:
     def __init__(self, path: str, limits: ExecutionLimits):
         uri = Path(path).resolve().as_uri() + "?mode=ro"
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        self.conn.text_factory = _decode_text
+        self.conn.text_factory = str  # decoded in C; text that is not UTF-8 is read again (see SQLiteSandbox._run)
         self.conn.execute("PRAGMA query_only = ON")
         self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.max_value_bytes)
         self.conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, limits.max_sql_bytes)
@@ -266,19 +266,36 @@ class SQLiteSandbox:
             return self._failure(guarded, exc, start)
 
     def _run(self, guarded: _GuardedConnection, sql: str, start: float) -> ExecutionResult:
+        try:
+            return self._fetch(guarded, sql, start)
+        except sqlite3.OperationalError as exc:
+            if not str(exc).startswith("Could not decode to UTF-8"):
+                raise
+        # Rare: text that is not UTF-8. Decoding every value in Python would slow down every query,
+        # so only this one runs again (within the same deadline), with replacement characters.
+        guarded.conn.text_factory = _decode_text
+        try:
+            return self._fetch(guarded, sql, start)
+        finally:
+            guarded.conn.text_factory = str
+
+    def _fetch(self, guarded: _GuardedConnection, sql: str, start: float) -> ExecutionResult:
         limits = self.limits
         cursor = guarded.conn.execute(sql)
         if cursor.description is None:
             return ExecutionResult("rejected", message="not a query: the statement returns no rows", elapsed=time.monotonic() - start)
         rows: list[tuple] = []
         size = 0
-        while batch := cursor.fetchmany(_FETCH_ROWS):  # a cap is never overshot by more than one batch
+        while True:  # a cap is never overshot by more than one batch
+            batch = cursor.fetchmany(_FETCH_ROWS)
             rows += batch
             size += _result_bytes(batch)
             if len(rows) > limits.max_rows:
                 raise _Refused(f"result too large: more than {limits.max_rows} rows")
             if size > limits.max_result_bytes:
                 raise _Refused(f"result too large: more than {limits.max_result_bytes} bytes")
+            if len(batch) < _FETCH_ROWS:  # a short batch is the last: no call to find the end
+                break
         columns = next(zip(*cursor.description))
         return ExecutionResult("ok", tuple(rows), columns, elapsed=time.monotonic() - start)
 
