@@ -303,8 +303,9 @@ class SQLExecutor:
                 found.update((key, shared[key]) for key in keys if key in shared)
             if cache:
                 for key in keys:
-                    if key in self._cache:
-                        found[key] = self._cache[key]
+                    result = self._cache.get(key)
+                    if result is not None:
+                        found[key] = result
                         self._cache.move_to_end(key)
             todo = sorted({key for key in keys if key not in found})
             results, transient = self._run(todo, progress)
