@@ -486,12 +486,11 @@ def _checked(items: Iterable[tuple[str | os.PathLike, str]]) -> tuple[list[tuple
     rejected. Raises :class:`DatabaseNotFoundError` for a database file that does not exist."""
     items = list(items)
     absolute = {db: os.path.abspath(os.fspath(db)) for db in {db for db, _ in items}}  # a batch names few files
-    keys = [(absolute[db], sql) for db, sql in items]
     missing = sorted(db for db in set(absolute.values()) if not os.path.isfile(db))
     if missing:
         raise DatabaseNotFoundError("; ".join(map(_not_a_database_file, missing)))
     not_text = ExecutionResult("rejected", message="SQL must be a string")
-    keys = [key if isinstance(key[1], str) else (key[0], not_text) for key in keys]
+    keys = [(absolute[db], sql if isinstance(sql, str) else not_text) for db, sql in items]
     return keys, {key: not_text for key in keys if key[1] is not_text}
 
 
