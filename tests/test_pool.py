@@ -491,7 +491,7 @@ def test_gold_rows_travel_to_a_worker_once_and_again_after_it_forgets_them_or_re
 
         assert matched("SELECT name FROM singer") == [True] and matched("SELECT name FROM singer ORDER BY id") == [True]
         assert [(forget, len(fresh)) for forget, fresh, _ in messages] == [(False, 1), (False, 0)]
-        monkeypatch.setattr(pool, "_GOLD_ROWS_KEPT", 0)  # kept rows past the bound: the workers start afresh
+        monkeypatch.setattr(pool, "_GOLD_BYTES_KEPT", 0)  # kept rows past the bound: the workers start afresh
         assert matched("SELECT id FROM singer") == [False] and matched("SELECT name FROM singer WHERE id > 0") == [True]
         assert [(forget, len(fresh)) for forget, fresh, _ in messages[2:]] == [(True, 1), (True, 1)]
         monkeypatch.undo()

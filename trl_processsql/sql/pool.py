@@ -45,12 +45,14 @@ from multiprocessing.connection import Connection, wait
 from typing import Hashable, Iterable, Iterator, Sequence
 
 from .compare import get_comparator, result_key
-from .sandbox import ExecutionLimits, ExecutionResult, SQLiteSandbox
+from .sandbox import ExecutionLimits, ExecutionResult, SQLiteSandbox, _result_bytes
 
 __all__ = ["DatabaseNotFoundError", "SQLExecutor"]
 
 _IDLE = -1.0  # start time a worker reports while it runs nothing
-_GOLD_ROWS_KEPT = 1_000_000  # gold rows the workers keep between batches, at most; past that they start afresh
+# Size of the gold rows the workers keep between batches, at most (64 bytes a row plus its values as
+# the sandbox counts them): past it they start afresh, far below their memory cap.
+_GOLD_BYTES_KEPT = 128 * 2**20
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -194,7 +196,7 @@ class SQLExecutor:
         self._lock = threading.Lock()
         self._gold_rows: dict[int, tuple] = {}  # token -> gold rows; kept, so that the ids below stay unique
         self._gold_tokens: dict[int, int] = {}  # id of gold rows -> token
-        self._gold_kept = 0  # rows (and entries) in _gold_rows
+        self._gold_kept = 0  # size of the rows in _gold_rows, counted as for _GOLD_BYTES_KEPT
         self._next_token = itertools.count()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -354,7 +356,7 @@ class SQLExecutor:
                 if known is not None:
                     answers[triple] = (known, *_answer(known, specs[triple[2]])[5:])
             todo = sorted({triple for triple in triples if triple not in answers})
-            if self._gold_kept > _GOLD_ROWS_KEPT:
+            if self._gold_kept > _GOLD_BYTES_KEPT:
                 self._forget_golds()
             sent = [(mode, None if rows is None else self._gold_token(rows), *rest) for mode, rows, *rest in specs]
             results, _ = self._run([(db, sql, sent[spec]) for db, sql, spec in todo], progress)
@@ -370,7 +372,7 @@ class SQLExecutor:
         if token is None:
             token = self._gold_tokens[id(rows)] = next(self._next_token)
             self._gold_rows[token] = rows
-            self._gold_kept += len(rows) + 1
+            self._gold_kept += _result_bytes(rows) + 64 * (len(rows) + 1)
         return token
 
     def _forget_golds(self):
