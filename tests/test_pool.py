@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from trl_processsql.sql import pool
 from trl_processsql.sql import DatabaseNotFoundError, ExecutionLimits, ExecutionResult, SQLExecutor, SQLiteSandbox
 
 TIMEOUT = 0.3  # sandbox deadline used by the hard-deadline tests
@@ -477,3 +478,22 @@ def test_a_compared_query_stuck_in_one_instruction_is_killed_at_the_hard_deadlin
     (killed, _, killed_matched, _), (fine, _, fine_matched, _) = answers
     assert killed.status == "timeout" and "hard deadline" in killed.message and not killed_matched
     assert fine.ok and fine_matched and took <= TIMEOUT + GRACE + SLACK
+
+
+def test_gold_rows_travel_to_a_worker_once_and_again_after_it_forgets_them_or_restarts(toy_db, monkeypatch):
+    with SQLExecutor(num_workers=1) as executor:
+        gold = gold_of(executor, toy_db, "SELECT name FROM singer")
+        messages, message = [], executor._message
+        executor._message = lambda worker, items: messages.append(message(worker, items)) or messages[-1]
+
+        def matched(sql):
+            return [m for _, _, m, _ in executor.execute_compared([(toy_db, sql)], [gold])]
+
+        assert matched("SELECT name FROM singer") == [True] and matched("SELECT name FROM singer ORDER BY id") == [True]
+        assert [(forget, len(fresh)) for forget, fresh, _ in messages] == [(False, 1), (False, 0)]
+        monkeypatch.setattr(pool, "_GOLD_BYTES_KEPT", 0)  # kept rows past the bound: the workers start afresh
+        assert matched("SELECT id FROM singer") == [False] and matched("SELECT name FROM singer WHERE id > 0") == [True]
+        assert [(forget, len(fresh)) for forget, fresh, _ in messages[2:]] == [(True, 1), (True, 1)]
+        monkeypatch.undo()
+        executor.close()  # new workers hold no gold rows
+        assert matched("SELECT name FROM singer LIMIT 10") == [True] and [len(fresh) for _, fresh, _ in messages[4:]] == [1]

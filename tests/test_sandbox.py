@@ -300,6 +300,15 @@ def test_text_that_is_not_utf8_comes_back_with_replacement_characters(guarded):
     assert result.rows == (("\ufffd", "a\ufffdb", "\ufffd(", b"\xff"),)
 
 
+def test_text_that_is_not_utf8_after_valid_rows_is_read_again_and_the_next_query_is_unaffected(guarded):
+    # the bad value comes after a first batch of rows: the query runs again, its rows are not kept twice
+    result = guarded(counting(40) + "SELECT x, CASE WHEN x = 30 THEN CAST(x'ff' AS TEXT) ELSE 'ok' END FROM c")
+    check(result, "ok", r"^$")
+    assert len(result.rows) == 40 and result.rows[29] == (30, "\ufffd") and result.rows[0] == (1, "ok")
+    check(guarded("SELECT name FROM singer WHERE id = 2"), "ok", r"^$")
+    assert guarded("SELECT CAST(x'ff' AS TEXT)").rows == (("\ufffd",),)
+
+
 @pytest.mark.parametrize("sql", ["SELECT 1", "SELECT * FROM singer"])
 def test_a_file_that_is_not_sqlite_is_refused_even_by_a_query_that_reads_no_table(guarded, tmp_path, sql):
     junk = tmp_path / "junk" / "notes.sqlite"

@@ -16,6 +16,7 @@ key, row order aside, so that results can be grouped (execution votes) without c
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -39,6 +40,7 @@ _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 _MAX_TIE_PERMUTATIONS = 720  # column orders a key tries when several columns hold the same values
 
 
+@functools.lru_cache(maxsize=2**16)  # the same gold queries are judged again every epoch
 def gold_orders_rows(gold_sql: str) -> bool:
     """Whether row order counts for this gold query, as the Spider test-suite decides it.
 
@@ -106,7 +108,7 @@ def spider_match(pred: Rows, gold: Rows, order_matters: bool = False) -> bool:
     if len(pred) != len(gold):
         return False
     width = len(gold[0])
-    if any(len(row) != width for row in pred) or any(len(row) != width for row in gold):
+    if {*map(len, pred), *map(len, gold)} != {width}:
         return False
     if list(map(tuple, pred)) == list(map(tuple, gold)):
         return True  # the same rows in the same order: the commonest right answer, settled without a search

@@ -77,29 +77,39 @@ def _verdict(suite: list[str], runs: list[tuple] | None, golds: list[ExecutionRe
     database (None: no prediction), and the gold's results."""
     if len(golds) == 1 and runs and runs[0][2]:  # the commonest verdict, made without the general case's searches
         return Verdict(True, "ok", "", None, ("ok",), ("ok",), golds[0].elapsed, runs[0][3])
-    gold_statuses = tuple(g.status for g in golds)
-    gold_seconds = max((g.elapsed for g in golds), default=0.0)
-    statuses = tuple(r[0].status for r in runs) if runs is not None else ()
-    key = runs[0][3] if runs else None
-    common = dict(statuses=statuses, gold_statuses=gold_statuses, gold_seconds=gold_seconds, key=key)
-    broken = next((k for k, g in enumerate(golds) if not g.ok), None)
-    if broken is not None:
+    verdict = Verdict(
+        False,
+        "ok",
+        statuses=tuple([r[0].status for r in runs]) if runs is not None else (),
+        gold_statuses=tuple([g.status for g in golds]),
+        gold_seconds=max([g.elapsed for g in golds], default=0.0),
+        key=runs[0][3] if runs else None,
+    )
+    if verdict.gold_statuses.count("ok") < len(golds):
+        broken = next(k for k, g in enumerate(golds) if g.status != "ok")
         g = golds[broken]
-        return Verdict(False, "gold_error", f"gold query {g.status}{_where(suite, broken)}: {g.message}", broken, **common)
+        verdict.status, verdict.failed_on = "gold_error", broken
+        verdict.message = f"gold query {g.status}{_where(suite, broken)}: {g.message}"
+        return verdict
     if runs is None:
-        return Verdict(False, "missing", "no prediction for this question", **common)
+        verdict.status, verdict.message = "missing", "no prediction for this question"
+        return verdict
     failed = next((k for k, r in enumerate(runs) if not r[2]), None)
     if failed is None:
-        return Verdict(True, "ok", "", **common)
+        verdict.correct = True
+        return verdict
     (result, rows, _, _), gold = runs[failed], golds[failed]
-    if not result.ok:
-        return Verdict(False, result.status, result.message + _where(suite, failed), failed, **common)
+    verdict.failed_on = failed
+    if result.status != "ok":
+        verdict.status, verdict.message = result.status, result.message + _where(suite, failed)
+        return verdict
     pred_shape, gold_shape = (rows, len(result.columns)), (len(gold.rows), len(gold.columns))
     if pred_shape != gold_shape:
         why = f"result differs from gold: {_shape(*pred_shape)}, gold has {_shape(*gold_shape)}"
     else:
         why = f"result differs from gold ({_shape(*gold_shape)} on both sides)"
-    return Verdict(False, "ok", why + _where(suite, failed), failed, **common)
+    verdict.message = why + _where(suite, failed)
+    return verdict
 
 
 def judge(

@@ -16,7 +16,8 @@ queries). On top of the sandbox it adds what only a separate process can give:
   kept, so that a query run again there (GRPO runs a completion's final query for its outcome
   reward and again as its last step's view) costs nothing, a timeout included;
 - **comparison where the rows are** (:meth:`SQLExecutor.execute_compared`): a prediction's result
-  is compared with its gold's in the worker that ran it, and only the verdict travels back.
+  is compared with its gold's in the worker that ran it, and only the verdict travels back; each
+  worker keeps the gold rows it was sent, so that a gold judged again (every epoch) travels once.
 
 Workers are fresh interpreters that import only ``trl_processsql.sql`` (never a fork of a parent
 holding CUDA contexts and threads, never a re-run of the parent's ``__main__``), and they ignore
@@ -25,6 +26,7 @@ SIGINT so that Ctrl-C reaches the parent, which then shuts them down.
 
 from __future__ import annotations
 
+import itertools
 import math
 import mmap
 import os
@@ -38,16 +40,19 @@ import threading
 import time
 from collections import OrderedDict, deque
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Hashable, Iterable, Iterator, Sequence
 
 from .compare import get_comparator, result_key
-from .sandbox import ExecutionLimits, ExecutionResult, SQLiteSandbox
+from .sandbox import ExecutionLimits, ExecutionResult, SQLiteSandbox, _result_bytes
 
 __all__ = ["DatabaseNotFoundError", "SQLExecutor"]
 
 _IDLE = -1.0  # start time a worker reports while it runs nothing
+# Size of the gold rows the workers keep between batches, at most (64 bytes a row plus its values as
+# the sandbox counts them): past it they start afresh, far below their memory cap.
+_GOLD_BYTES_KEPT = 128 * 2**20
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -84,8 +89,11 @@ def _received(answer: tuple) -> ExecutionResult | tuple:
 def _worker_main(commands: Connection, answers: Connection, state) -> None:
     """Run chunks of (db_path, sql[, against]) until the parent closes the pipe.
 
-    ``state[0]`` is the index in the chunk of the query running now, ``state[1]`` its start time
-    on the system-wide monotonic clock: the parent reads both to enforce the hard deadline.
+    Each chunk comes as ``(forget, gold rows, items)``: ``against`` names its gold rows by a token,
+    and the gold rows this worker does not hold yet come with the chunk (all of them are dropped
+    first when ``forget``). ``state[0]`` is the index in the chunk of the query running now,
+    ``state[1]`` its start time on the system-wide monotonic clock: the parent reads both to
+    enforce the hard deadline.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limits, memory_limit = commands.recv()
@@ -93,16 +101,25 @@ def _worker_main(commands: Connection, answers: Connection, state) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
         sqlite3.connect(":memory:").execute(f"PRAGMA hard_heap_limit = {memory_limit // 2}").close()
     sandbox = SQLiteSandbox(limits)
+    golds: dict[int, tuple] = {}
     while True:
         try:
-            items = commands.recv()
+            forget, fresh, items = commands.recv()
         except (EOFError, OSError):
             return
+        if forget:
+            golds.clear()
+        golds.update(fresh)
         results = []
         for index, (db_path, sql, *against) in enumerate(items):
             state[0] = index
             state[1] = time.monotonic()
-            results.append(_answer(sandbox.execute(db_path, sql), *against or [None]))
+            result = sandbox.execute(db_path, sql)
+            if against:
+                mode, token, *rest = against[0]
+                results.append(_answer(result, (mode, None if token is None else golds[token], *rest)))
+            else:
+                results.append(_answer(result, None))
         state[1] = _IDLE
         state[0] = -1
         answers.send(results)
@@ -128,6 +145,8 @@ class _Worker:
     conn: Connection  # answers from the worker
     state: memoryview  # [index in chunk, start time], shared with the worker
     chunk: _Chunk | None = None
+    golds: set[int] = field(default_factory=set)  # tokens of the gold rows the worker holds
+    forget: bool = False  # the worker must drop its gold rows before the next chunk
 
     def close(self):
         self.commands.close()
@@ -175,6 +194,10 @@ class SQLExecutor:
         self._shared: dict[tuple[str, str], ExecutionResult] | None = None
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        self._gold_rows: dict[int, tuple] = {}  # token -> gold rows; kept, so that the ids below stay unique
+        self._gold_tokens: dict[int, int] = {}  # id of gold rows -> token
+        self._gold_kept = 0  # size of the rows in _gold_rows, counted as for _GOLD_BYTES_KEPT
+        self._next_token = itertools.count()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -282,8 +305,9 @@ class SQLExecutor:
                 found.update((key, shared[key]) for key in keys if key in shared)
             if cache:
                 for key in keys:
-                    if key in self._cache:
-                        found[key] = self._cache[key]
+                    result = self._cache.get(key)
+                    if result is not None:
+                        found[key] = result
                         self._cache.move_to_end(key)
             todo = sorted({key for key in keys if key not in found})
             results, transient = self._run(todo, progress)
@@ -327,17 +351,45 @@ class SQLExecutor:
         answers: dict[tuple[str, str, int], tuple] = {}
         with self._lock:
             shared = self._shared
-            for triple in triples:
+            for triple in triples if found or shared else ():
                 known = found.get(triple[:2]) or (shared or {}).get(triple[:2])
                 if known is not None:
                     answers[triple] = (known, *_answer(known, specs[triple[2]])[5:])
             todo = sorted({triple for triple in triples if triple not in answers})
-            results, _ = self._run([(db, sql, specs[spec]) for db, sql, spec in todo], progress)
+            if self._gold_kept > _GOLD_BYTES_KEPT:
+                self._forget_golds()
+            sent = [(mode, None if rows is None else self._gold_token(rows), *rest) for mode, rows, *rest in specs]
+            results, _ = self._run([(db, sql, sent[spec]) for db, sql, spec in todo], progress)
             for triple, result in zip(todo, results):
                 answers[triple] = result if isinstance(result, tuple) else (result, 0, False, None)
                 if shared is not None:
                     shared[triple[:2]] = answers[triple][0]
         return [answers[triple] for triple in triples]
+
+    def _gold_token(self, rows: tuple) -> int:
+        """The token that names these gold rows to the workers (the same every batch while they are kept)."""
+        token = self._gold_tokens.get(id(rows))
+        if token is None:
+            token = self._gold_tokens[id(rows)] = next(self._next_token)
+            self._gold_rows[token] = rows
+            self._gold_kept += _result_bytes(rows) + 64 * (len(rows) + 1)
+        return token
+
+    def _forget_golds(self):
+        """Drop every kept gold, here and (with their next chunk) in the workers, whose memory stays bounded."""
+        self._gold_rows.clear()
+        self._gold_tokens.clear()
+        self._gold_kept = 0
+        for worker in self._workers:
+            worker.golds, worker.forget = set(), True
+
+    def _message(self, worker: _Worker, items: list[tuple]) -> tuple:
+        """A chunk as ``worker`` receives it, with the gold rows it does not hold yet."""
+        tokens = {item[2][1] for item in items if len(item) == 3 and item[2][1] is not None} - worker.golds
+        message = (worker.forget, {token: self._gold_rows[token] for token in tokens}, items)
+        worker.golds |= tokens
+        worker.forget = False
+        return message
 
     def _run(self, queries: Sequence[tuple], progress: bool | str) -> tuple[list, set[int]]:
         """Results in order (as :func:`_received` makes them), and the positions answered by the pool
@@ -359,7 +411,7 @@ class SQLExecutor:
                     if worker.chunk is None and pending:
                         chunk = pending.popleft()
                         try:
-                            worker.commands.send([queries[k] for k in chunk.keys])
+                            worker.commands.send(self._message(worker, [queries[k] for k in chunk.keys]))
                             worker.chunk = chunk
                         except (BrokenPipeError, OSError):
                             pending.appendleft(chunk)
@@ -436,12 +488,11 @@ def _checked(items: Iterable[tuple[str | os.PathLike, str]]) -> tuple[list[tuple
     rejected. Raises :class:`DatabaseNotFoundError` for a database file that does not exist."""
     items = list(items)
     absolute = {db: os.path.abspath(os.fspath(db)) for db in {db for db, _ in items}}  # a batch names few files
-    keys = [(absolute[db], sql) for db, sql in items]
     missing = sorted(db for db in set(absolute.values()) if not os.path.isfile(db))
     if missing:
         raise DatabaseNotFoundError("; ".join(map(_not_a_database_file, missing)))
     not_text = ExecutionResult("rejected", message="SQL must be a string")
-    keys = [key if isinstance(key[1], str) else (key[0], not_text) for key in keys]
+    keys = [(absolute[db], sql if isinstance(sql, str) else not_text) for db, sql in items]
     return keys, {key: not_text for key in keys if key[1] is not_text}
 
 
