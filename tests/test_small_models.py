@@ -175,7 +175,8 @@ def test_cpu_training_args_take_bf16_from_the_cpu_when_asked(monkeypatch, tmp_pa
         assert cpu_training_args(tmp_path, bf16=True)["bf16"] is True
 
 
-def test_sampling_runs_under_bf16_autocast_only_when_asked(tokenizer):
+def test_sampling_runs_in_bf16_only_when_asked_and_leaves_the_model_in_fp32(tokenizer):
+    """bf16 sampling runs a bf16 copy of the weights: the model itself may go on training in fp32."""
     from trl_processsql.inference import TransformersSampler
     from trl_processsql.small_models import build_tiny_model
 
@@ -187,6 +188,7 @@ def test_sampling_runs_under_bf16_autocast_only_when_asked(tokenizer):
         seen.clear()
         TransformersSampler(model, tokenizer, temperature=0, max_new_tokens=2, bf16=bf16).sample(messages)
         assert seen and set(seen) == {dtype}
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 def test_a_pretrained_base_is_fine_tuned_in_bf16_from_its_own_weights(sample, tokenizer, tmp_path):

@@ -78,12 +78,12 @@ class QuickstartSettings:
     def pretrained(cls, base: str, **sizes) -> QuickstartSettings:
         """Settings for fine-tuning the pretrained ``base``, sized to run in about half an hour on two CPU cores.
 
-        A 135M-parameter model costs about 15 s a training step of 8 examples and 0.6 s a sample there,
-        so the policy trains 40 steps, the PRM one epoch on the steps of 96 training questions (one
-        sample each, 2 rollouts a step, and their mutants), and PRM-GRPO runs 4 steps on prompts
-        picked among 16 questions. ``sizes`` override any field.
+        A 135M-parameter model costs about 15 s a training step of 8 examples there, so the policy
+        trains 40 steps, the PRM one epoch on the steps of 80 training questions (one sample each,
+        2 rollouts a step, and their mutants), and PRM-GRPO runs 4 steps on prompts picked among 16
+        questions. ``sizes`` override any field.
         """
-        defaults = dict(sft_steps=40, samples=1, rollouts=2, prm_epochs=1.0, grpo_steps=4, label_questions=96, grpo_questions=16)
+        defaults = dict(sft_steps=40, samples=1, rollouts=2, prm_epochs=1.0, grpo_steps=4, label_questions=80, grpo_questions=16)
         return cls(base=base, **{**defaults, **sizes})
 
 
@@ -218,8 +218,12 @@ def _run(settings: QuickstartSettings) -> dict:
         label_questions = _subset(train_questions, settings.label_questions, settings.seed)
         train_chains, _ = gold_chains(label_questions, db_dir, executor, prompt_style=style)
         test_chains, _ = gold_chains(test_questions, db_dir, executor, prompt_style=style)
+        # a pretrained policy samples through the sampler (bf16 weights where the CPU has it); from scratch as first measured
+        sampler = TransformersSampler(policy, tokenizer, temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, batch_size=64,
+                                      bf16=bf16, progress=True)
         labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=settings.rollouts, temperature=settings.temperature,
-                                 max_new_tokens=settings.max_new_tokens, batch_size=64)
+                                 max_new_tokens=settings.max_new_tokens, batch_size=64, progress=True,
+                                 sampler=sampler if settings.base else None)
         train_rows = mutation_rows(train_chains, executor, seed=settings.seed)
         train_rows += policy_rows(train_chains, labeler, samples_per_question=settings.samples)
         test_rows = mutation_rows(test_chains, executor, seed=settings.seed)
@@ -243,8 +247,6 @@ def _run(settings: QuickstartSettings) -> dict:
         _done(start, report, "prm", out / "prm")
 
         start = _stage(5, "PRM-GRPO: execution reward, PRM step scores decide the credit")
-        sampler = TransformersSampler(policy, tokenizer, temperature=settings.temperature, max_new_tokens=settings.max_new_tokens, batch_size=64,
-                                      bf16=bf16)
         grpo_questions = _subset(train_questions, settings.grpo_questions, settings.seed)
         rates = pass_rates(grpo_questions, db_dir, sampler, executor, n=8, prompt_style=style)
         reachable = within_reach(grpo_questions, rates)

@@ -18,7 +18,7 @@ from typing import NamedTuple, Sequence
 
 from ..cocte import STEP_SEPARATOR
 from ..formats import FORMATS, FormatProfile, get_format
-from ..precision import cpu_autocast
+from ..precision import cpu_inference_model
 
 __all__ = ["ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "split_step"]
 
@@ -105,8 +105,9 @@ class TransformersSampler(ChatSampler):
         progress (`bool`, defaults to `False`): a progress bar over prompts.
         format (`str`, defaults to `"processsql"`): the input format (:data:`~trl_processsql.formats.FORMATS`);
             `"rewardsql"` writes the prompt as plain text, without chat template.
-        bf16 (`bool` or `None`, defaults to `False`): on the CPU, generate under bf16 autocast; `None` does where
-            the CPU has bf16 matrix units (:func:`~trl_processsql.precision.cpu_has_bf16`). No effect on other devices.
+        bf16 (`bool` or `None`, defaults to `False`): on the CPU, generate with a bf16 copy of the weights, made at
+            each ``sample`` call so that it follows a model still in training; `None` does where the CPU has bf16
+            matrix units (:func:`~trl_processsql.precision.cpu_has_bf16`). No effect on other devices.
     """
 
     def __init__(
@@ -158,7 +159,8 @@ class TransformersSampler(ChatSampler):
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
         results: list[list[str]] = [[] for _ in texts]
-        device = next(self.model.parameters()).device
+        model = cpu_inference_model(self.model, self.bf16)
+        device = next(model.parameters()).device
         with tqdm(total=len(texts), desc="sampling", unit="prompt", disable=not self.progress) as bar:
             for start in range(0, len(order), self.batch_size):
                 batch = order[start : start + self.batch_size]
@@ -168,8 +170,8 @@ class TransformersSampler(ChatSampler):
                 for row, i in enumerate(batch):
                     input_ids[row, width - len(ids[i]) :] = torch.tensor(ids[i])
                     attention_mask[row, width - len(ids[i]) :] = 1
-                with torch.inference_mode(), cpu_autocast(device, self.bf16):
-                    output = self.model.generate(
+                with torch.inference_mode():
+                    output = model.generate(
                         input_ids=input_ids.to(device),
                         attention_mask=attention_mask.to(device),
                         generation_config=config,
