@@ -70,6 +70,7 @@ from pathlib import Path
 import numpy as np
 from _common import RESULTS_DIR, WORK_DIR, add_policy_arguments, add_spider_dir_argument, base_checkpoint, policy_settings, require_spider, write_results
 
+from trl_processsql.precision import cpu_inference_model
 from trl_processsql.small_models import SmallModelSettings, split_by_question, train_small_policy
 
 SAMPLE_MAX_NEW_TOKENS = 160
@@ -235,18 +236,6 @@ def set_rng_state(state: tuple) -> None:
     random.setstate(state[0])
     np.random.set_state(state[1])
     torch.set_rng_state(state[2])
-
-
-def for_inference(model, bf16: bool | None):
-    """``model`` with bf16 weights where ``bf16`` is on for this CPU (None: where it has bf16 matrix units), else as it is.
-
-    Sampling and scoring only read the weights; under autocast every weight is cast again at every
-    generated token, which made sampling SmolLM2 1.7x slower than with bf16 weights on this machine."""
-    import torch
-
-    from trl_processsql.precision import cpu_has_bf16
-
-    return model.to(torch.bfloat16) if (cpu_has_bf16() if bf16 is None else bf16) else model
 
 
 def prm_questions(train: list[dict], args) -> tuple[list[dict], list[dict]]:
@@ -502,7 +491,7 @@ def run_method(args, spider_dir: Path) -> None:
 
     with SQLExecutor() as executor:
         policy_dir, policy, tokenizer, sft_seconds = small_policy(spider_dir, work_dir, train, settings, executor, stages)
-        policy = for_inference(policy, bf16)  # from here on the policy only samples; GRPO loads it again from policy_dir
+        policy = cpu_inference_model(policy, bf16)  # from here on the policy only samples; GRPO loads it again from policy_dir
         print(f"policy: {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M parameters, {settings.max_steps} SFT steps of {settings.batch_size}"
               + (f", {sft_seconds / 60:.1f} min" if sft_seconds else ""))
         paths = [str(database_path(db_dir, q["db_id"])) for q in test]
@@ -527,7 +516,7 @@ def run_method(args, spider_dir: Path) -> None:
         zero_shot = []
         if base:  # the pretrained model before SFT, on the same prompts
             greedy_stages.append(f"zeroshot-{stage_key(Path(base).name, test_indices, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl")
-            answers = stages.pickled(greedy_stages[1], lambda: greedy_answers(for_inference(AutoModelForCausalLM.from_pretrained(base), bf16),
+            answers = stages.pickled(greedy_stages[1], lambda: greedy_answers(cpu_inference_model(AutoModelForCausalLM.from_pretrained(base), bf16),
                                                                               tokenizer, prompts, bf16))
             zero_shot = [("zero-shot (the base model before SFT)", judged(answers, test, prompts, paths, golds))]
         greedy_minutes = stages.total(greedy_stages)
@@ -588,7 +577,7 @@ def run_method(args, spider_dir: Path) -> None:
                 prm = train_method_prm(policy_dir, labeler, tokenizer, labelled, own, prm_dir, db_dir, args)
                 stages.record(prm_dir.name, time.perf_counter() - start)
             figures["prm_minutes"] = stages.minutes(prm_dir.name)  # labels and training
-        prm.model = for_inference(prm.model, bf16)
+        prm.model = cpu_inference_model(prm.model, bf16)
 
         # -- selection on the same samples --------------------------------------------------------
         test_key = stage_key(policy_dir.name, test_indices, args.n, TEMPERATURE, SAMPLE_MAX_NEW_TOKENS, args.seed)

@@ -70,7 +70,6 @@ from bench_method import (
     SAMPLE_MAX_NEW_TOKENS,
     TEMPERATURE,
     StageCache,
-    for_inference,
     own_sample_rows,
     own_samples,
     prm_questions,
@@ -83,6 +82,7 @@ from trl_processsql.small_models import PRETRAINED_PRM_ARGS, split_by_question, 
 from trl_processsql.data import database_path, load_questions
 from trl_processsql.inference import best_of_n, majority_vote, prm_vote, result_groups, score_candidates, trajectory_score
 from trl_processsql.labeling import MUTATIONS, RolloutLabeler, gold_chains, mutation_rows
+from trl_processsql.precision import cpu_inference_model
 from trl_processsql.prm import AGGREGATIONS, ProcessRewardModel, StepScoreEnsemble
 from trl_processsql.sql import SQLExecutor, judge
 
@@ -278,7 +278,7 @@ def cached_policy(spider_dir: Path, train: list[dict], args, executor, stages: S
     policy_dir, policy, tokenizer, _ = small_policy(spider_dir, Path(args.work_dir), train, policy_settings(args, base), executor, stages)
     sampler = None
     if base:
-        policy = for_inference(policy, None)
+        policy = cpu_inference_model(policy, None)
         sampler = TransformersSampler(policy, tokenizer, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS, batch_size=32,
                                       bf16=None, progress=True)
     labeler = RolloutLabeler(policy, tokenizer, executor, num_rollouts=4, temperature=TEMPERATURE, max_new_tokens=SAMPLE_MAX_NEW_TOKENS,
@@ -329,7 +329,7 @@ def main() -> None:
             prm_, seconds = train_small_prm(rows, tokenizer, init_from=policy_dir, epochs=args.epochs, output_dir=output_dir, seed=args.seed,
                                             members=args.prm_members, **lengths)
             if args.base:  # it only scores from here on
-                prm_.model = for_inference(prm_.model, None)
+                prm_.model = cpu_inference_model(prm_.model, None)
             return prm_, seconds
 
         if not (args.prm and args.skip_folds):  # the labels of the main PRM and of the left-out-kind ones
@@ -342,7 +342,7 @@ def main() -> None:
         if args.prm:
             prm, trained = ProcessRewardModel.from_pretrained(args.prm), f"loaded from {args.prm}"
             if args.base:
-                prm.model = for_inference(prm.model, None)
+                prm.model = cpu_inference_model(prm.model, None)
         else:
             rows = prm_rows(chains, own_rows, executor, MUTATIONS, args, db_dir)
             prm, training = trained_prm(rows, args.save_prm)
