@@ -179,7 +179,7 @@ def _run(settings: QuickstartSettings) -> dict:
     test_questions, train_questions = split_by_question(load_questions(questions_file), [settings.test_questions], settings.seed)
     report: dict = {"settings": asdict(settings), "split": {"train_questions": len(train_questions), "test_questions": len(test_questions)}}
     style = "tables" if settings.base else "compact"  # a pretrained model reads the schema; a small one learns the tables
-    bf16 = None if settings.base else False  # bf16 autocast for the pretrained model where the CPU has it
+    bf16 = None if settings.base else False  # bf16 for the pretrained model where the CPU has it (autocast to train, bf16 weights to sample)
 
     with SQLExecutor() as executor:
         start = _stage(1, "SFT data: gold SQL as verified chains of CTEs")
