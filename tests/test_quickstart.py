@@ -13,9 +13,9 @@ def test_a_pretrained_base_gets_its_own_sizes_and_the_options_given_override_the
     monkeypatch.setattr("trl_processsql.quickstart.run_quickstart", ran.append)
     assert main(["quickstart", "--base", str(tmp_path), "--output-dir", str(tmp_path / "qs")]) == 0
     assert ran[-1] == QuickstartSettings.pretrained(str(tmp_path), output_dir=str(tmp_path / "qs"))
-    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].label_questions, ran[-1].grpo_questions) == (40, 4, 80, 16)
+    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].label_questions, ran[-1].grpo_questions) == (40, 4, 64, 16)
     assert main(["quickstart", "--base", str(tmp_path), "--sft-steps", "7", "--grpo-steps", "2", "--test-questions", "9"]) == 0
-    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].test_questions, ran[-1].label_questions) == (7, 2, 9, 80)
+    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].test_questions, ran[-1].label_questions) == (7, 2, 9, 64)
     assert main(["quickstart", "--grpo-steps", "3"]) == 0  # from scratch: every training question, the small model's sizes
     assert ran[-1] == QuickstartSettings(grpo_steps=3)
     assert (ran[-1].sft_steps, ran[-1].label_questions, ran[-1].grpo_questions, ran[-1].base) == (400, None, None, None)
@@ -58,7 +58,7 @@ def test_quickstart_on_a_pretrained_base_reads_the_schema_and_reports_the_base_b
     base = save_tiny_checkpoint(tmp_path / "base", kind="causal-lm", hidden_size=32, num_layers=1)
     settings = QuickstartSettings(
         output_dir=str(tmp_path / "qs"), test_questions=6, sft_steps=2, samples=1, rollouts=2, prm_epochs=0.05, grpo_steps=1, n=2,
-        max_new_tokens=16, base=str(base), label_questions=12, grpo_questions=5,
+        max_new_tokens=16, base=str(base), label_questions=12, grpo_questions=5, grpo_micro_batches=2,
     )
     report = run_quickstart(settings)
     out = capsys.readouterr().out

@@ -30,6 +30,7 @@ the same; :meth:`QuickstartSettings.pretrained` sizes them for a pretrained mode
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -54,7 +55,8 @@ class QuickstartSettings:
     fine-tuned instead of a small random policy (``hidden_size`` and ``num_layers`` then unused), with
     ``sft_steps`` of 8 examples. ``label_questions`` and ``grpo_questions`` cap the training
     questions whose steps are labelled and whose pass rates pick GRPO's prompts (a seeded subset;
-    ``None``: all of them).
+    ``None``: all of them). Each PRM-GRPO step trains on 16 completions (2 prompts, 8 each) in
+    ``grpo_micro_batches`` passes: fewer activations held at once, the same step.
     """
 
     output_dir: str = "outputs/quickstart"
@@ -73,21 +75,25 @@ class QuickstartSettings:
     base: str | None = None
     label_questions: int | None = None
     grpo_questions: int | None = None
+    grpo_micro_batches: int = 1
 
     @classmethod
     def pretrained(cls, base: str, **sizes) -> QuickstartSettings:
         """Settings for fine-tuning the pretrained ``base``, sized to run in about half an hour on two CPU cores.
 
-        A 135M-parameter model costs about 15 s a training step of 8 examples there, so the policy
-        trains 40 steps, the PRM one epoch on the steps of 80 training questions (one sample each,
+        A 135M-parameter model costs about 12 s a training step of 8 examples there, so the policy
+        trains 40 steps, the PRM one epoch on the steps of 64 training questions (one sample each,
         2 rollouts a step, and their mutants), and PRM-GRPO runs 4 steps on prompts picked among 16
-        questions. ``sizes`` override any field.
+        questions, in 2 micro-batches (at 16 completions at once, its activations outgrow 24 GiB).
+        ``sizes`` override any field.
         """
-        defaults = dict(sft_steps=40, samples=1, rollouts=2, prm_epochs=1.0, grpo_steps=4, label_questions=80, grpo_questions=16)
+        defaults = dict(sft_steps=40, samples=1, rollouts=2, prm_epochs=1.0, grpo_steps=4, label_questions=64, grpo_questions=16,
+                        grpo_micro_batches=2)
         return cls(base=base, **{**defaults, **sizes})
 
 
 def _stage(number: int, title: str) -> float:
+    gc.collect()  # what the last stage's trainers held (they keep reference cycles) goes before this one allocates
     print(f"\n[{number}/7] {title}", flush=True)
     return time.perf_counter()
 
@@ -210,6 +216,7 @@ def _run(settings: QuickstartSettings) -> dict:
                                             max_new_tokens=settings.max_new_tokens, batch_size=64, bf16=bf16)
             records = list(predict(test_questions, db_dir, zero_shot, executor, strategy="greedy", chunk_size=64, prompt_style=style))
             report["sft"]["zero_shot_ex"] = _accuracy(records, test_questions, db_dir, executor)[0]
+            del zero_shot  # a second model's weights, not needed again
         print(f"      greedy execution accuracy on the held-out questions: {sft_ex:.1%} ({sft_correct}/{len(test_questions)})"
               + (f"; the base model before SFT {report['sft']['zero_shot_ex']:.1%}" if settings.base else ""))
         _done(start, report, "sft", policy_dir)
@@ -262,7 +269,8 @@ def _run(settings: QuickstartSettings) -> dict:
         before = {name: p.detach().clone() for name, p in policy.named_parameters()}
         grpo = PRMGRPOTrainer(
             model=policy,
-            args=PRMGRPOConfig(**cpu_training_args(out / "policy-prm-grpo", bf16=bf16, max_steps=settings.grpo_steps, per_device_train_batch_size=16,
+            args=PRMGRPOConfig(**cpu_training_args(out / "policy-prm-grpo", bf16=bf16, max_steps=settings.grpo_steps, per_device_train_batch_size=16 // settings.grpo_micro_batches,
+                                                   gradient_accumulation_steps=settings.grpo_micro_batches,
                                                    num_generations=8, max_completion_length=settings.max_new_tokens,
                                                    temperature=settings.temperature, beta=0.0,
                                                    learning_rate=1e-5 if settings.base else 1e-4, logging_steps=1, seed=settings.seed)),
