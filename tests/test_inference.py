@@ -14,6 +14,7 @@ from trl_processsql.inference import (
     ModelLoadError,
     TransformersSampler,
     beam_search,
+    generate_pruned,
     load_prm,
     load_sampler,
     predict,
@@ -122,6 +123,79 @@ def test_continuations_start_after_the_prefix_and_stop_at_the_step_separator(tin
     assert seen["generation_config"].stop_strings == [STEP_SEPARATOR] and seen["tokenizer"] is tokenizer
     prompt = tokenizer.decode(seen["input_ids"][0], skip_special_tokens=False)
     assert prompt.endswith("<|im_start|>assistant\n" + prefix)
+
+
+def _left_padded(tokenizer, texts):
+    import torch
+
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    width = max(map(len, ids))
+    input_ids = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, tokens in enumerate(ids):
+        input_ids[row, width - len(tokens) :], attention_mask[row, width - len(tokens) :] = torch.tensor(tokens), 1
+    return input_ids, attention_mask
+
+
+def _greedy(tokenizer, **settings):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(max_new_tokens=9, do_sample=False, pad_token_id=tokenizer.pad_token_id, **settings)
+
+
+PADDED_PROMPTS = ["How many singers are there?", "Show the name of every singer older than 30, by age."]
+
+
+def test_pruned_generation_writes_what_one_generate_call_writes(tiny_policy):
+    """Chunks on a carried cache, and n samples from one shared prefill of a left-padded prompt, change no token."""
+    import torch
+
+    model, tokenizer = tiny_policy
+    input_ids, attention_mask = _left_padded(tokenizer, PADDED_PROMPTS)
+    config = _greedy(tokenizer, eos_token_id=tokenizer.eos_token_id)
+    with torch.inference_mode():
+        whole = generate_pruned(model, input_ids, attention_mask, config, every=None)
+        for n, every in [(1, 2), (3, 4), (2, 1)]:
+            pruned = generate_pruned(model, input_ids, attention_mask, config, n=n, every=every)
+            assert [t.tolist() for t in pruned] == [t.tolist() for t in whole for _ in range(n)], (n, every)
+
+
+def test_a_finished_sample_leaves_the_batch_and_keeps_its_tokens(tiny_policy, monkeypatch):
+    import torch
+
+    model, tokenizer = tiny_policy
+    input_ids, attention_mask = _left_padded(tokenizer, PADDED_PROMPTS)
+    with torch.inference_mode():
+        whole = generate_pruned(model, input_ids, attention_mask, _greedy(tokenizer), every=None)
+    first = [int(tokens[0]) for tokens in whole]
+    assert first[0] != first[1], "the fixture's two prompts should start their answers differently"
+    rows_per_call = []
+    original = model.generate
+
+    def generate(**kwargs):
+        rows_per_call.append(len(kwargs["input_ids"]))
+        return original(**kwargs)
+
+    monkeypatch.setattr(model, "generate", generate)
+    with torch.inference_mode():  # the first prompt's first token ends it: it is done after one token
+        pruned = generate_pruned(model, input_ids, attention_mask, _greedy(tokenizer, eos_token_id=first[0]), every=3)
+    assert pruned[0].tolist() == [first[0]] + [tokenizer.pad_token_id] * 2
+    assert pruned[1].tolist() == whole[1].tolist() and len(pruned[1]) == 9
+    assert rows_per_call == [2, 1, 1]
+
+
+def test_pruned_continuations_stop_where_one_generate_call_stops(tiny_policy):
+    import torch
+
+    model, tokenizer = tiny_policy
+    input_ids, attention_mask = _left_padded(tokenizer, PADDED_PROMPTS)
+    config = _greedy(tokenizer, eos_token_id=tokenizer.eos_token_id, stop_strings=["e"])
+    with torch.inference_mode():
+        free = generate_pruned(model, input_ids, attention_mask, _greedy(tokenizer), every=None)
+        whole = generate_pruned(model, input_ids, attention_mask, config, every=None, tokenizer=tokenizer, stop="e")
+        pruned = generate_pruned(model, input_ids, attention_mask, config, every=2, tokenizer=tokenizer, stop="e")
+    texts = [[tokenizer.decode(t, skip_special_tokens=True) for t in tokens] for tokens in (free, whole, pruned)]
+    assert texts[2] == texts[1] and texts[2] != texts[0]  # the stop string cut at least one answer short
 
 
 def test_a_tokenizer_without_chat_template_is_refused(tiny_policy):

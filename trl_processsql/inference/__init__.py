@@ -21,7 +21,7 @@ __all__, __getattr__, __dir__ = lazy_namespace(
         "loading": ("BACKENDS", "ModelLoadError", "load_prm", "load_sampler", "resolve_device"),
         "pass_rates": ("pass_rates", "within_reach"),
         "predict": ("STRATEGY_NAMES", "candidate_records", "predict", "write_predictions"),
-        "sampling": ("ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "split_step"),
+        "sampling": ("ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "generate_pruned", "split_step"),
         "selection": (
             "NEEDS_PRM", "STRATEGIES", "Candidate", "best_of_n", "greedy", "majority_vote", "prm_vote", "result_groups",
             "trajectory_score",

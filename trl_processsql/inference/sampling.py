@@ -5,7 +5,8 @@ through the model's chat template, or, in a format without one (``rewardsql``: s
 :mod:`trl_processsql.formats`), from the user message as plain text. Two backends share one interface:
 
 - :class:`TransformersSampler`: ``model.generate`` on CPU or GPU, prompts batched with left
-  padding, ``n`` samples per prompt through ``num_return_sequences``;
+  padding, the ``n`` samples of a prompt decoded from one shared prefill of it, finished samples
+  dropped from the batch every few tokens (:func:`generate_pruned`);
 - :class:`VLLMSampler`: the same on vLLM, used only where ``vllm`` is installed.
 
 :meth:`~ChatSampler.continue_steps` writes the next step after an assistant prefix and stops at
@@ -20,7 +21,7 @@ from ..cocte import STEP_SEPARATOR
 from ..formats import FORMATS, FormatProfile, get_format
 from ..precision import cpu_inference_model
 
-__all__ = ["ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "split_step"]
+__all__ = ["ChatSampler", "Continuation", "TransformersSampler", "VLLMSampler", "generate_pruned", "split_step"]
 
 
 class Continuation(NamedTuple):
@@ -108,6 +109,9 @@ class TransformersSampler(ChatSampler):
         bf16 (`bool` or `None`, defaults to `False`): on the CPU, generate with a bf16 copy of the weights, made at
             each ``sample`` call so that it follows a model still in training; `None` does where the CPU has bf16
             matrix units (:func:`~trl_processsql.precision.cpu_has_bf16`). No effect on other devices.
+        prune_every (`int` or `None`, defaults to `16`): tokens generated between two drops of the finished samples
+            from the batch (:func:`generate_pruned`); `None` generates each batch in one ``generate`` call, until its
+            longest sample ends.
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class TransformersSampler(ChatSampler):
         progress: bool = False,
         format: str | FormatProfile = "processsql",
         bf16: bool | None = False,
+        prune_every: int | None = 16,
     ):
         if temperature < 0:
             raise ValueError(f"temperature must be at least 0, got {temperature}")
@@ -134,7 +139,7 @@ class TransformersSampler(ChatSampler):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
-        self.batch_size, self.progress, self.bf16 = batch_size, progress, bf16
+        self.batch_size, self.progress, self.bf16, self.prune_every = batch_size, progress, bf16, prune_every
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def _generate(self, texts: list[str], n: int, stop: str | None) -> list[list[str]]:
@@ -151,7 +156,6 @@ class TransformersSampler(ChatSampler):
             temperature=self.temperature if sampling else None,
             top_p=self.top_p if sampling else None,
             top_k=None,
-            num_return_sequences=n,
             pad_token_id=self.pad_token_id,
             eos_token_id=self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id,
             stop_strings=[stop] if stop else None,
@@ -171,17 +175,88 @@ class TransformersSampler(ChatSampler):
                     input_ids[row, width - len(ids[i]) :] = torch.tensor(ids[i])
                     attention_mask[row, width - len(ids[i]) :] = 1
                 with torch.inference_mode():
-                    output = model.generate(
-                        input_ids=input_ids.to(device),
-                        attention_mask=attention_mask.to(device),
-                        generation_config=config,
-                        tokenizer=self.tokenizer if stop else None,
+                    output = generate_pruned(
+                        model, input_ids.to(device), attention_mask.to(device), config, n=n, every=self.prune_every,
+                        tokenizer=self.tokenizer if stop else None, stop=stop,
                     )
-                decoded = self.tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+                decoded = self.tokenizer.batch_decode(output, skip_special_tokens=True)
                 for row, i in enumerate(batch):
                     results[i] = decoded[row * n : (row + 1) * n]
                 bar.update(len(batch))
         return results
+
+
+def generate_pruned(model, input_ids, attention_mask, config, *, n: int = 1, every: int | None = 16, tokenizer=None, stop=None):
+    """``n`` completions of each (left-padded) row of ``input_ids``: their new tokens, row by row, the ``n`` of a prompt together.
+
+    ``model.generate`` decodes a batch until its longest sample ends, so one sample that runs to
+    ``max_new_tokens`` keeps every finished one computing padding; on a CPU, where a decoding step
+    costs about as much per row as the weights are large, that is most of the cost. Here
+    ``generate`` runs ``every`` tokens at a time on the cache of the last call, and the samples
+    that ended (an end-of-sequence token, or ``stop`` in their text) leave the batch in between.
+    The ``n`` samples of a prompt start from one prefill of it, repeated ``n`` times, instead of
+    ``n``. Models whose cache cannot be cut by rows, and ``every=None``, take one ``generate`` call.
+    """
+    import torch
+
+    width = input_ids.shape[1]
+    if every is None or getattr(model, "_is_stateful", False):  # a recurrent state cannot be cut by rows
+        config = _with(config, num_return_sequences=n)
+        output = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config, tokenizer=tokenizer)
+        return list(output[:, width:])
+    cache_key = _cache_keyword()
+    cache = None
+    if n > 1 and width > 1:  # the prompt once, all but its last token (the first sampling step reads it)
+        positions = (attention_mask[:, :-1].cumsum(-1) - 1).clamp(min=0)
+        prefill = model(input_ids=input_ids[:, :-1], attention_mask=attention_mask[:, :-1], position_ids=positions, use_cache=True)
+        cache = getattr(prefill, cache_key)
+    if cache is not None:
+        cache.batch_repeat_interleave(n)
+    input_ids, attention_mask = input_ids.repeat_interleave(n, 0), attention_mask.repeat_interleave(n, 0)
+    eos = config.eos_token_id
+    eos = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), device=input_ids.device)
+    rows, finished = torch.arange(len(input_ids)), [None] * len(input_ids)
+    left = config.max_new_tokens
+    while len(rows):
+        step = min(every, left)
+        output = model.generate(
+            input_ids=input_ids, attention_mask=attention_mask, generation_config=_with(config, max_new_tokens=step),
+            tokenizer=tokenizer, return_dict_in_generate=True, **{cache_key: cache},
+        )
+        sequences, cache = output.sequences, getattr(output, cache_key)
+        new = sequences[:, input_ids.shape[1] :]
+        left -= step
+        done = torch.isin(new, eos).any(dim=1) if len(eos) else torch.zeros(len(rows), dtype=torch.bool)
+        if left <= 0 or new.shape[1] < step:  # out of tokens, or generate saw every row end
+            done[:] = True
+        elif stop is not None:
+            texts = tokenizer.batch_decode(sequences[:, width:], skip_special_tokens=True)
+            done |= torch.tensor([stop in text for text in texts], device=done.device)
+        for row in done.nonzero().flatten().tolist():
+            finished[rows[row]] = sequences[row, width:]
+        keep = (~done).nonzero().flatten()
+        if len(keep) < len(rows) and len(keep):
+            cache.batch_select_indices(keep.to(sequences.device))
+        attention_mask = torch.cat([attention_mask, torch.ones_like(new)], dim=1)
+        rows, input_ids, attention_mask = rows[keep.cpu()], sequences[keep], attention_mask[keep]
+    return finished
+
+
+def _with(config, **settings):
+    """A copy of the generation config with ``settings`` changed."""
+    import copy
+
+    config = copy.copy(config)
+    for name, value in settings.items():
+        setattr(config, name, value)
+    return config
+
+
+def _cache_keyword() -> str:
+    """The name under which ``generate`` and the models take and return the cache (``past_key_values`` before transformers renamed it)."""
+    from transformers.generation.utils import GenerateDecoderOnlyOutput
+
+    return "cache" if "cache" in GenerateDecoderOnlyOutput.__dataclass_fields__ else "past_key_values"
 
 
 class VLLMSampler(ChatSampler):
