@@ -322,6 +322,27 @@ def test_a_worker_that_dies_mid_query_yields_an_error_for_that_query_only(toy_db
         assert executor.execute(toy_db, "SELECT 2").rows == ((2,),)
 
 
+def test_workers_that_died_between_batches_are_replaced_without_waiting_for_the_deadline(toy_db, other_db):
+    """A worker killed while idle is found dead when the next batch is sent to it; its chunk must go
+    to a fresh worker at once, not after the hard deadline (5.5 s here; a healthy batch takes ms)."""
+    limits = ExecutionLimits(timeout=5.0)
+    items = [(db, f"SELECT {i}, count(*) FROM {table}") for i in range(6) for db, table in ((toy_db, "singer"), (other_db, "band"))]
+    with SQLExecutor(num_workers=2, limits=limits, grace=GRACE) as executor:
+        first = executor.execute_many(items)
+        dead = [w.process for w in executor._workers]
+        for process in dead:  # every worker, so that none is busy while the batch is dealt out
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+        start = time.monotonic()
+        results = executor.execute_many(items)
+        took = time.monotonic() - start
+
+        assert took < limits.timeout, f"took {took:.2f} s: the batch waited for the hard deadline"
+        assert [as_tuple(r) for r in results] == [as_tuple(r) for r in first] == expected(items, limits)
+        assert alive(executor)
+        assert not {w.process for w in executor._workers} & set(dead)
+
+
 # -- memory -----------------------------------------------------------------------------------------
 
 _MEMORY_SCRIPT = r"""

@@ -407,9 +407,11 @@ class SQLExecutor:
         hard_limit = self.limits.timeout + self.grace
         try:
             while pending or any(w.chunk for w in self._workers):
-                for i, worker in enumerate(self._workers):
-                    if worker.chunk is None and pending:
-                        chunk = pending.popleft()
+                for i in range(len(self._workers)):
+                    # A worker that died while idle is found here, by its broken pipe: its replacement
+                    # takes the chunk at once (waiting first could mean a whole deadline with none busy).
+                    while self._workers[i].chunk is None and pending:
+                        worker, chunk = self._workers[i], pending.popleft()
                         try:
                             worker.commands.send(self._message(worker, [queries[k] for k in chunk.keys]))
                             worker.chunk = chunk
