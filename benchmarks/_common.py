@@ -61,14 +61,15 @@ def add_policy_arguments(parser: argparse.ArgumentParser, *, base: bool = False)
                             "come from Spider dev, whose databases no training question uses")
 
 
-def base_checkpoint(name_or_dir: str) -> Path:
-    """A checkpoint folder as given, else the packaged base model of that name; exits with the reason where neither works."""
+def base_checkpoint(name_or_dir: str, option: str = "--base") -> Path:
+    """A checkpoint folder as given, else the packaged base model of that name; exits with the reason (naming ``option``)
+    where neither works."""
     from trl_processsql.base_models import BaseModelError, resolve_base_model
 
     try:
         return resolve_base_model(name_or_dir)
     except BaseModelError as error:
-        sys.exit(f"--base {name_or_dir}: {error}")
+        sys.exit(f"{option} {name_or_dir}: {error}")
 
 
 def policy_settings(args: argparse.Namespace, base: Path | None = None):

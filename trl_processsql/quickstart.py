@@ -172,6 +172,7 @@ def _run(settings: QuickstartSettings) -> dict:
     from .grpo import PRMGRPOConfig, PRMGRPOTrainer
     from .inference import TransformersSampler, pass_rates, predict, within_reach, write_predictions
     from .labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows, policy_rows, stepwise_dataset
+    from .precision import cpu_inference_model
     from .prm.trainer import _auroc
     from .prompts import prompt_messages
     from .sft_data import build_sft_dataset
@@ -246,6 +247,7 @@ def _run(settings: QuickstartSettings) -> dict:
         start = _stage(4, "PRM: started from the policy's weights, scores every step")
         prm, _ = train_small_prm(train_rows, tokenizer, init_from=policy_dir, output_dir=out / "prm",
                                  epochs=settings.prm_epochs, seed=settings.seed, **(PRETRAINED_PRM_ARGS if settings.base else {}))
+        prm.model = cpu_inference_model(prm.model, bf16)  # from here on it only scores: bf16 weights where the CPU has bf16 units
         scores = prm.score_steps([r["prompt"] for r in test_rows], [r["completions"] for r in test_rows])
         pairs = [(s, label >= 0.5) for row, ss in zip(test_rows, scores) for s, label in zip(ss, row["labels"]) if s is not None]
         auroc = _auroc(np.array([p for p, _ in pairs]), np.array([t for _, t in pairs]))
@@ -332,8 +334,8 @@ def _run(settings: QuickstartSettings) -> dict:
 
 
 def _batch_for(n: int) -> int:
-    """Prompts per ``generate`` call when each has ``n`` samples: about 128 rows at once (on two cores, 40 prompts of
-    8 samples of the SmolLM2 policy took 106 s in batches of 16 prompts, 128 s in batches of 8, 375 s all at once)."""
+    """Prompts per ``generate`` call when each has ``n`` samples: about 128 rows decode at once, which on two cores
+    costs less per sample than 64 rows or than all of them (``benchmarks/bench_sampling.py --batch-size``)."""
     return max(1, 128 // n)
 
 

@@ -15,7 +15,7 @@ DESCRIPTION = (
     "skipped and named; errors and timeouts score 0 and are counted apart."
 )
 EPILOG = (
-    "predictions formats:\n"
+    "predictions files:\n"
     "  .sql/.txt   one query per line, aligned with the questions (Spider; text after a tab is ignored)\n"
     "  .json       BIRD's {\"0\": \"SQL\\t----- bird -----\\tdb_id\", ...}\n"
     "  .jsonl      one {\"index\": i, \"sql\": \"...\"} per line (missing indices score 0)\n"
@@ -28,7 +28,7 @@ RAW = True
 class EvaluateOptions(ModelOptions, DataOptions):
     GROUPS = {"model": "predicting first (with --model: predictions are written next to --output as <name>.predictions.jsonl)"}
 
-    predictions: str | None = option(None, help="predictions file, or 'gold' (see formats below); not with --model")
+    predictions: str | None = option(None, help="predictions file, or 'gold' (see predictions files below); not with --model")
     mode: str = option("spider", choices=tuple(COMPARISON_MODES), help="comparison semantics (default: %(default)s)")
     timeout: float = option(30.0, help="seconds per query (default: %(default)s)")
     workers: int | None = option(None, help="worker processes (default: one per CPU)")
