@@ -13,9 +13,9 @@ def test_a_pretrained_base_gets_its_own_sizes_and_the_options_given_override_the
     monkeypatch.setattr("trl_processsql.quickstart.run_quickstart", ran.append)
     assert main(["quickstart", "--base", str(tmp_path), "--output-dir", str(tmp_path / "qs")]) == 0
     assert ran[-1] == QuickstartSettings.pretrained(str(tmp_path), output_dir=str(tmp_path / "qs"))
-    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].label_questions, ran[-1].grpo_questions) == (40, 4, 64, 16)
+    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].label_questions, ran[-1].grpo_questions) == (24, 3, 40, 16)
     assert main(["quickstart", "--base", str(tmp_path), "--sft-steps", "7", "--grpo-steps", "2", "--test-questions", "9"]) == 0
-    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].test_questions, ran[-1].label_questions) == (7, 2, 9, 64)
+    assert (ran[-1].sft_steps, ran[-1].grpo_steps, ran[-1].test_questions, ran[-1].label_questions) == (7, 2, 9, 40)
     assert main(["quickstart", "--grpo-steps", "3"]) == 0  # from scratch: every training question, the small model's sizes
     assert ran[-1] == QuickstartSettings(grpo_steps=3)
     assert (ran[-1].sft_steps, ran[-1].label_questions, ran[-1].grpo_questions, ran[-1].base) == (400, None, None, None)
