@@ -204,7 +204,7 @@ class Check:
                 torch.cuda.synchronize()
             return result, time.perf_counter() - start
 
-        sampler = TransformersSampler(policy, tokenizer, max_new_tokens=sizes.cost_tokens, batch_size=sizes.cost_prompts)
+        sampler = TransformersSampler(policy, tokenizer, max_new_tokens=sizes.cost_tokens, batch_size=sizes.cost_prompts, prune_every=None)
         texts, sampling = timed(lambda: sampler.sample(conversations))
         prm = ProcessRewardModel(prm_model, tokenizer, batch_size=16, max_length=8192)
         reward = PRMReward(prm, executor, "min", "none")
