@@ -79,7 +79,7 @@ class QuickstartSettings:
 
     @classmethod
     def pretrained(cls, base: str, **sizes) -> QuickstartSettings:
-        """Settings for fine-tuning the pretrained ``base``, sized to run within half an hour on two CPU cores.
+        """Settings for fine-tuning the pretrained ``base``, sized to run in about half an hour on two CPU cores.
 
         A 135M-parameter model costs 14 to 21 s a training step of 8 examples there, as busy as the machine
         is, so the policy trains 24 steps, the PRM one epoch on the steps of 40 training questions (one
