@@ -81,8 +81,8 @@ class QuickstartSettings:
     def pretrained(cls, base: str, **sizes) -> QuickstartSettings:
         """Settings for fine-tuning the pretrained ``base``, sized to run in about half an hour on two CPU cores.
 
-        A 135M-parameter model costs 14 to 21 s a training step of 8 examples there, as busy as the machine
-        is, so the policy trains 24 steps, the PRM one epoch on the steps of 40 training questions (one
+        A training step of a 135M-parameter model on 8 examples takes seconds there, not milliseconds
+        (docs/history.md has the measured times), so the policy trains 24 steps, the PRM one epoch on the steps of 40 training questions (one
         sample each, 2 rollouts a step, and their mutants), and PRM-GRPO runs 3 steps on prompts picked
         among 16 questions, in 2 micro-batches (at 16 completions at once, its activations outgrow 24 GiB).
         ``sizes`` override any field.
