@@ -79,7 +79,7 @@ class QuickstartSettings:
 
     @classmethod
     def pretrained(cls, base: str, **sizes) -> QuickstartSettings:
-        """Settings for fine-tuning the pretrained ``base``, sized to run in about half an hour on two CPU cores.
+        """Settings for fine-tuning the pretrained ``base``, sized to run in under half an hour on two CPU cores.
 
         A training step of a 135M-parameter model on 8 examples takes seconds there, not milliseconds
         (docs/history.md has the measured times), so the policy trains 24 steps, the PRM one epoch on the steps of 40 training questions (one

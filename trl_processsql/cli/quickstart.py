@@ -27,7 +27,7 @@ class QuickstartOptions(Options):
         metavar="NAME_OR_DIR",
         help="fine-tune this pretrained model instead of training a small one from scratch: a packaged base model "
         "(see base-model --list; fetched and converted once) or a checkpoint folder. It reads the schema prompt "
-        "and trains in bf16 where the CPU has bf16 matrix units; the stages are sized to take about half an hour on "
+        "and trains in bf16 where the CPU has bf16 matrix units; the stages are sized to take under half an hour on "
         "two cores (fewer questions labelled and GRPO prompts searched, one PRM epoch)",
     )
 
