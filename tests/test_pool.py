@@ -405,6 +405,18 @@ def test_executor_is_a_context_manager_that_starts_and_stops_its_workers(toy_db)
     assert all(p.poll() is not None for p in processes), "a worker outlived the with block"
 
 
+def test_workers_ignore_what_the_working_directory_holds(toy_db, tmp_path, monkeypatch):
+    """A worker imports this package and the standard library, not a same-named copy in the directory it starts in."""
+    for name in ("trl_processsql/__init__.py", "sqlite3.py", "signal.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("raise ImportError('imported from the working directory')\n")
+    monkeypatch.chdir(tmp_path)
+    with SQLExecutor(num_workers=1) as executor:
+        result = executor.execute(toy_db, "SELECT count(*) FROM singer")
+        assert result.ok, result.message
+        assert alive(executor)
+
+
 def test_executor_restarts_workers_after_close(executor, toy_db):
     executor.start()
     first = [w.process.pid for w in executor._workers]

@@ -103,6 +103,8 @@ def spider_match(pred: Rows, gold: Rows, order_matters: bool = False) -> bool:
     >>> spider_match([(2,), (1,)], [(1,), (2,)], order_matters=True)
     False
     """
+    if pred == gold:
+        return True  # the same rows in the same order, as the same type: the commonest right answer, settled in C
     if not pred and not gold:
         return True
     if len(pred) != len(gold):

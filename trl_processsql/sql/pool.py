@@ -217,13 +217,11 @@ class SQLExecutor:
             state = memoryview(mmap.mmap(state_file.fileno(), 16)).cast("d")
             state[0], state[1] = -1.0, _IDLE
             fds = (command_read, answer_write, state_file.fileno())
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])))
-            process = subprocess.Popen(
-                [sys.executable, "-c", f"from {__name__} import _worker_entry; _worker_entry()", *map(str, fds)],
-                pass_fds=fds,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
+            # `python -c` puts the working directory first on sys.path, where another copy of this
+            # package (an old checkout) or a module named like the standard library's could sit:
+            # the worker reads this package's folder there instead.
+            entry = f"import sys; sys.path[0] = {_PACKAGE_ROOT!r}; from {__name__} import _worker_entry; _worker_entry()"
+            process = subprocess.Popen([sys.executable, "-c", entry, *map(str, fds)], pass_fds=fds, stdin=subprocess.DEVNULL)
         os.close(command_read)
         os.close(answer_write)
         commands = Connection(command_write, readable=False)
