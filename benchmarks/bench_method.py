@@ -84,11 +84,11 @@ ANSWER_SAMPLES = 8
 SIZES = {
     "scratch": {"test_questions": 300, "prm_questions": 600, "own_questions": 1500, "beam_width": 2, "grpo_steps": 200,
                 "grpo_learning_rate": 2e-4, "grpo_seeds": 2, "workers": 2},
-    "base": {"test_questions": 200, "prm_questions": 80, "own_questions": 160, "beam_width": 0, "grpo_steps": 20,
+    "base": {"test_questions": 300, "prm_questions": 80, "own_questions": 160, "beam_width": 0, "grpo_steps": 20,
              "grpo_learning_rate": 1e-5, "grpo_seeds": 1, "workers": 1},
 }
-"""The run's sizes unless given: from scratch, and on a pretrained ``--base`` (the run README quotes, about three hours on
-2 cores, beam search left out; GRPO at 1e-4 unlearned the task in both runs; one GRPO run at a time, since one takes up
+"""The run's sizes unless given: from scratch, and on a pretrained ``--base`` (the run README quotes, about two and a half
+hours on 2 cores, beam search left out; GRPO at 1e-4 unlearned the task in both runs; one GRPO run at a time, since one takes up
 to 17 GiB)."""
 
 
