@@ -674,14 +674,15 @@ def run_method(args, spider_dir: Path) -> None:
         if finished := sum((Path(job["output_dir"]) / "result.json").is_file() for job in jobs):
             print(f"GRPO: reusing the answers of {finished} of {len(jobs)} runs in {work_dir}")
         # a fresh process for every run: a process that had trained one run held on to its memory through the next
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
-            done = list(pool.map(grpo_run, jobs))
         runs_done = [Path(job["output_dir"]).name for job in jobs]
-        for name, result in zip(runs_done, done):
-            if result.get("reused"):
-                stages.reuse(name)
-            else:
-                stages.record(name, result["seconds"])
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+            done = []
+            for name, future in zip(runs_done, [pool.submit(grpo_run, job) for job in jobs]):
+                done.append(future.result())  # each run's minutes are kept as it ends: they survive a later run's failure
+                if done[-1].get("reused"):
+                    stages.reuse(name)
+                else:
+                    stages.record(name, done[-1]["seconds"])
         # the SFT policy's greedy pass on the GRPO prompts and the runs' minutes added up: the wall time where --workers is 1
         grpo_minutes = stages.total([sft_on_prompts, *runs_done])
         grpo_results = {}
