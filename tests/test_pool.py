@@ -407,7 +407,7 @@ def test_executor_is_a_context_manager_that_starts_and_stops_its_workers(toy_db)
 
 def test_workers_ignore_what_the_working_directory_holds(toy_db, tmp_path, monkeypatch):
     """A worker imports this package and the standard library, not a same-named copy in the directory it starts in."""
-    for name in ("trl_processsql/__init__.py", "sqlite3.py", "signal.py"):
+    for name in ("trl_processsql/__init__.py", "sqlite3.py"):  # a package of the same name; a module shadowing the standard library's
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("raise ImportError('imported from the working directory')\n")
     monkeypatch.chdir(tmp_path)
