@@ -28,7 +28,9 @@ stage and every figure below is measured on them, all on the same questions.
    or two with its seed alone), and its greedy EX is the mean over them, question by question.
    Beside it, greedy EX on the run's own training prompts: whether GRPO learned what it trained
    on, where the held-out figure says whether that carries over to unseen questions.
-   The runs train ``--workers`` at a time, each in a process of its own.
+   The runs train ``--workers`` at a time, each in a process of its own. Steps 1-5 run in a process of
+   their own as well, which ends before the first run starts, so that the memory they used is the
+   system's again while GRPO trains.
 
 Each difference is given with a 95% paired bootstrap interval over the test questions.
 
@@ -53,7 +55,6 @@ reads the same prompt, and the table starts with the base model's own greedy ans
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import json
 import multiprocessing
@@ -64,7 +65,7 @@ import time
 import warnings
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -451,7 +452,69 @@ def main() -> None:
     run_method(args, spider_dir)
 
 
+@dataclass
+class Prepared:
+    """What GRPO's comparison needs from the stages before it: the held-out questions and the SFT policy's figures on
+    them, the GRPO prompts, the checkpoints, and the run's figures and random generator to go on with."""
+
+    figures: dict
+    rng: np.random.Generator
+    reused: list[str]
+    test: list[dict]
+    prompts: list[str]
+    paths: list[str]
+    golds: list
+    sft_greedy: np.ndarray
+    grpo_rows: list[dict]
+    grpo_set: tuple
+    sft_on_grpo: np.ndarray
+    sft_on_prompts: str
+    within_reach: bool
+    policy_dir: Path
+    prm_dir: Path
+    prm_key: str
+    test_key: str
+    bf16: bool | None
+
+
+def matches(candidate, gold, question) -> bool:
+    """Whether a scored candidate's result is the gold's, under the question's semantics."""
+    from trl_processsql.sql import ExecutionResult, judge_results
+
+    return judge_results([ExecutionResult(candidate.status, candidate.rows)], [gold], [question["gold_sql"]])[0].correct
+
+
+def judged(executor, texts, questions, prompts, paths, golds) -> np.ndarray:
+    """1.0 where the answer ``texts[i]`` gives question i's gold result, else 0.0."""
+    from trl_processsql.inference import score_candidates
+
+    found = score_candidates(prompts, texts, paths, executor)
+    return np.array([matches(c, g, q) for c, g, q in zip(found, golds, questions)], dtype=float)
+
+
+def write_figures(args, figures: dict, reused: list[str], began: float) -> Path:
+    """The results file, with the figures so far, the stages reused, and the minutes of this invocation and of the run's stages."""
+    figures.update(reused=reused, minutes_in_all=round((time.time() - began) / 60, 1), stage_minutes=run_minutes(figures))
+    return write_results(results_name(args), figures, Path(args.work_dir) if args.quick else RESULTS_DIR)
+
+
 def run_method(args, spider_dir: Path) -> None:
+    """Steps 1-5 in a process of their own, then the GRPO runs, each in a process of its own, judged here.
+
+    Steps 1-5 load the policy, the base model and the PRM: the memory they leave allocated goes back to the system only when
+    their process ends (a process that had run them on 300 questions still held 15 GB, and was killed for memory when a
+    GRPO run's process started beside it on 24 GiB), so this process only judges answers.
+    """
+    began = time.time()
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        prepared = pool.submit(sft_prm_and_selection, args, spider_dir, began).result()
+    if prepared is not None:
+        grpo_comparison(args, prepared, began)
+
+
+def sft_prm_and_selection(args, spider_dir: Path, began: float) -> Prepared | None:
+    """Steps 1-5: the SFT policy and its greedy figures, its own samples, the PRM, selection, and the GRPO prompts with
+    the SFT policy's greedy answers to them. None where ``--stop-after`` ends the run here."""
     import datasets
     import torch
     import transformers
@@ -465,12 +528,11 @@ def run_method(args, spider_dir: Path) -> None:
     from trl_processsql.labeling import RolloutLabeler, gold_chains
     from trl_processsql.prm import ProcessRewardModel
     from trl_processsql.prompts import build_prompt, prompt_messages
-    from trl_processsql.sql import ExecutionResult, SQLExecutor, judge_results
+    from trl_processsql.sql import SQLExecutor
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
-    began = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     db_dir = spider_dir / "database"
     questions = [q for q in spider_train(spider_dir) if database_path(db_dir, q["db_id"]).is_file()]
@@ -498,27 +560,20 @@ def run_method(args, spider_dir: Path) -> None:
         prompts = [build_prompt(q["question"], p, style=style) for q, p in zip(test, paths)]
         golds = executor.execute_many([(p, q["gold_sql"]) for q, p in zip(test, paths)], cache=True)
 
-        def matches(candidate, gold, question) -> bool:
-            return judge_results([ExecutionResult(candidate.status, candidate.rows)], [gold], [question["gold_sql"]])[0].correct
-
         def right(candidate, i) -> bool:
             return matches(candidate, golds[i], test[i])
-
-        def judged(texts, questions_, prompts_, paths_, golds_) -> np.ndarray:
-            """1.0 where the answer ``texts[i]`` gives question i's gold result, else 0.0."""
-            found = score_candidates(prompts_, texts, paths_, executor)
-            return np.array([matches(c, g, q) for c, g, q in zip(found, golds_, questions_)], dtype=float)
 
         # -- greedy EX of the SFT policy (and of the pretrained base before SFT) ------------------------
         test_indices = [q["index"] for q in test]
         greedy_stages = [f"greedy-{stage_key(policy_dir.name, test_indices, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl"]
-        sft_greedy = judged(stages.pickled(greedy_stages[0], lambda: greedy_answers(policy, tokenizer, prompts, bf16)), test, prompts, paths, golds)
+        sft_greedy = judged(executor, stages.pickled(greedy_stages[0], lambda: greedy_answers(policy, tokenizer, prompts, bf16)),
+                            test, prompts, paths, golds)
         zero_shot = []
         if base:  # the pretrained model before SFT, on the same prompts
             greedy_stages.append(f"zeroshot-{stage_key(Path(base).name, test_indices, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl")
             answers = stages.pickled(greedy_stages[1], lambda: greedy_answers(cpu_inference_model(AutoModelForCausalLM.from_pretrained(base), bf16),
                                                                               tokenizer, prompts, bf16))
-            zero_shot = [("zero-shot (the base model before SFT)", judged(answers, test, prompts, paths, golds))]
+            zero_shot = [("zero-shot (the base model before SFT)", judged(executor, answers, test, prompts, paths, golds))]
         greedy_minutes = stages.total(greedy_stages)
         print(f"greedy EX on the {len(test)} held-out questions: SFT {sft_greedy.mean():.1%}"
               + "".join(f", {name} {found.mean():.1%} ({(sft_greedy.mean() - found.mean()) * 100:+.1f} points for SFT, 95% CI "
@@ -532,16 +587,10 @@ def run_method(args, spider_dir: Path) -> None:
             "greedy_ex": {"SFT": sft_greedy.mean(), **{name: found.mean() for name, found in zero_shot}},
             "greedy_minutes": greedy_minutes,
         }
-
-        def written() -> Path:
-            """The results file, with the figures so far, the stages reused, and the minutes of this invocation and of the run's stages."""
-            figures.update(reused=stages.reused, minutes_in_all=round((time.perf_counter() - began) / 60, 1), stage_minutes=run_minutes(figures))
-            return write_results(results_name(args), figures, work_dir if args.quick else RESULTS_DIR)
-
-        results = written()
+        results = write_figures(args, figures, stages.reused, began)
         if args.stop_after == "sft":
             print(f"figures: {results}")
-            return
+            return None
 
         # -- the policy's own samples on training questions: answer labels and GRPO prompts ---------
         labelled, answered = prm_questions(train, args)
@@ -639,8 +688,8 @@ def run_method(args, spider_dir: Path) -> None:
         figures["selection_minutes"] = selection_minutes
         figures["checkpoints"] = {"policy": str(policy_dir), "prm": str(prm_dir)}
         if args.stop_after == "selection":
-            print(f"figures: {written()}")
-            return
+            print(f"figures: {write_figures(args, figures, stages.reused, began)}")
+            return None
 
         # -- GRPO: with the PRM's step credit, and on the outcome alone, ``--workers`` runs at a time ----
         grpo_questions = reachable or [chain.question for chain in own_chains]
@@ -654,56 +703,70 @@ def run_method(args, spider_dir: Path) -> None:
         grpo_prompts = [build_prompt(q["question"], p, style=style) for q, p in zip(grpo_questions, grpo_paths)]
         grpo_set = grpo_questions, grpo_prompts, grpo_paths, executor.execute_many([(p, q["gold_sql"]) for q, p in zip(grpo_questions, grpo_paths)], cache=True)
         sft_on_prompts = f"greedy-{stage_key(policy_dir.name, grpo_prompts, SAMPLE_MAX_NEW_TOKENS, bf16)}.pkl"
-        sft_on_grpo = judged(stages.pickled(sft_on_prompts, lambda: greedy_answers(policy, tokenizer, grpo_prompts, bf16)), *grpo_set)
-        policy = prm = sampler = labeler = None  # each GRPO run loads its own; this process only judges answers from here on
-        gc.collect()  # a GRPO run of a pretrained model needs most of 24 GiB
-        if not reachable:
-            print("GRPO prompts: none within the policy's reach, so GRPO runs on all own questions (expect no signal)")
-        common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=ANSWER_SAMPLES,
-                      max_completion_length=SAMPLE_MAX_NEW_TOKENS, temperature=TEMPERATURE, beta=0.0, learning_rate=args.grpo_learning_rate,
-                      logging_steps=1, bf16=bf16)
-        runs = {**GRPO_RUNS, **(MIN_FORM_RUN if args.min_form else {})}
-        seeds, prompt_rows = range(args.seed, args.seed + args.grpo_seeds), grpo_rows.to_list()
-        grpo_key = stage_key(policy_dir.name, prm_key, prompt_rows, common, test_key)
-        jobs = [
-            {"name": name, "rule": rule, "seed": seed, "rows": prompt_rows, "config": common, "policy_dir": str(policy_dir),
-             "prm_dir": str(prm_dir), "output_dir": str(work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}-{seed}-{stage_key(grpo_key, rule)}"),
-             "test_prompts": prompts, "train_prompts": grpo_prompts, "threads": max(1, len(os.sched_getaffinity(0)) // args.workers)}
-            for name, rule in runs.items() for seed in seeds
-        ]
-        if finished := sum((Path(job["output_dir"]) / "result.json").is_file() for job in jobs):
-            print(f"GRPO: reusing the answers of {finished} of {len(jobs)} runs in {work_dir}")
-        # a fresh process for every run: a process that had trained one run held on to its memory through the next
-        runs_done = [Path(job["output_dir"]).name for job in jobs]
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
-            done = []
-            for name, future in zip(runs_done, [pool.submit(grpo_run, job) for job in jobs]):
-                done.append(future.result())  # each run's minutes are kept as it ends: they survive a later run's failure
-                if done[-1].get("reused"):
-                    stages.reuse(name)
-                else:
-                    stages.record(name, done[-1]["seconds"])
-        # the SFT policy's greedy pass on the GRPO prompts and the runs' minutes added up: the wall time where --workers is 1
-        grpo_minutes = stages.total([sft_on_prompts, *runs_done])
-        grpo_results = {}
+        sft_on_grpo = judged(executor, stages.pickled(sft_on_prompts, lambda: greedy_answers(policy, tokenizer, grpo_prompts, bf16)), *grpo_set)
+    return Prepared(figures, rng, stages.reused, test, prompts, paths, golds, sft_greedy, grpo_rows.to_list(), grpo_set, sft_on_grpo,
+                    sft_on_prompts, bool(reachable), policy_dir, prm_dir, prm_key, test_key, bf16)
+
+
+def grpo_comparison(args, prepared: Prepared, began: float) -> None:
+    """Step 6: the GRPO runs from the SFT policy, ``--workers`` at a time, each in a process of its own; their greedy
+    answers judged here against the SFT policy's, and the GRPO table."""
+    from trl_processsql.sql import SQLExecutor
+
+    p, figures, rng, work_dir = prepared, prepared.figures, prepared.rng, Path(args.work_dir)
+    stages = StageCache(work_dir)
+    stages.reused = list(p.reused)
+    if not p.within_reach:
+        print("GRPO prompts: none within the policy's reach, so GRPO runs on all own questions (expect no signal)")
+
+    common = dict(max_steps=args.grpo_steps, per_device_train_batch_size=16, num_generations=ANSWER_SAMPLES,
+                  max_completion_length=SAMPLE_MAX_NEW_TOKENS, temperature=TEMPERATURE, beta=0.0, learning_rate=args.grpo_learning_rate,
+                  logging_steps=1, bf16=p.bf16)
+    runs = {**GRPO_RUNS, **(MIN_FORM_RUN if args.min_form else {})}
+    seeds = range(args.seed, args.seed + args.grpo_seeds)
+    grpo_key = stage_key(p.policy_dir.name, p.prm_key, p.grpo_rows, common, p.test_key)
+    grpo_prompts = p.grpo_set[1]
+    jobs = [
+        {"name": name, "rule": rule, "seed": seed, "rows": p.grpo_rows, "config": common, "policy_dir": str(p.policy_dir),
+         "prm_dir": str(p.prm_dir), "output_dir": str(work_dir / f"grpo-{rule['process_advantage'] if rule else 'outcome'}-{seed}-{stage_key(grpo_key, rule)}"),
+         "test_prompts": p.prompts, "train_prompts": grpo_prompts, "threads": max(1, len(os.sched_getaffinity(0)) // args.workers)}
+        for name, rule in runs.items() for seed in seeds
+    ]
+    if finished := sum((Path(job["output_dir"]) / "result.json").is_file() for job in jobs):
+        print(f"GRPO: reusing the answers of {finished} of {len(jobs)} runs in {work_dir}")
+    # a fresh process for every run: a process that had trained one run held on to its memory through the next
+    runs_done = [Path(job["output_dir"]).name for job in jobs]
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        done = []
+        for name, future in zip(runs_done, [pool.submit(grpo_run, job) for job in jobs]):
+            done.append(future.result())  # each run's minutes are kept as it ends: they survive a later run's failure
+            if done[-1].get("reused"):
+                stages.reuse(name)
+            else:
+                stages.record(name, done[-1]["seconds"])
+    # the SFT policy's greedy pass on the GRPO prompts and the runs' minutes added up: the wall time where --workers is 1
+    grpo_minutes = stages.total([p.sft_on_prompts, *runs_done])
+    grpo_results = {}
+    with SQLExecutor() as executor:
         for name in runs:
             found, seen, first, last = [], [], [], []
             for job, result in zip(jobs, done):
                 if job["name"] == name:
-                    found.append(judged(result["answers"], test, prompts, paths, golds))
-                    seen.append(judged(result["train_answers"], *grpo_set).mean())
+                    found.append(judged(executor, result["answers"], p.test, p.prompts, p.paths, p.golds))
+                    seen.append(judged(executor, result["train_answers"], *p.grpo_set).mean())
                     quarter = max(1, len(result["rewards"]) // 4)
                     first.append(np.mean(result["rewards"][:quarter]))
                     last.append(np.mean(result["rewards"][-quarter:]))
             grpo_results[name] = (np.mean(found, axis=0), [f.mean() for f in found], (np.mean(first), np.mean(last)), np.mean(seen))
 
     # -- the GRPO table ----------------------------------------------------------------------------
-    print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(grpo_rows)} training prompts and start, "
+    n, sft_greedy = len(p.test), p.sft_greedy
+    print(f"\nGRPO from the SFT policy: {args.grpo_steps} steps each on the same {len(p.grpo_rows)} training prompts and start, "
           f"{args.grpo_seeds} seeds ({', '.join(str(args.seed + k) for k in range(args.grpo_seeds))}) each; greedy EX on the same {n} questions, "
           f"the mean over seeds ({len(jobs)} runs, {args.workers} at a time" + (f": {grpo_minutes} min)" if grpo_minutes is not None else ")"))
-    seen_header = f"EX on its {len(grpo_rows)} training prompts"
+    seen_header = f"EX on its {len(p.grpo_rows)} training prompts"
     print(f"{'policy':<48}{'EX':>7}   {'vs SFT, 95% CI':<24}{'EX of each seed':<22}{'reward, first -> last quarter':>30}   {seen_header}")
-    print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}{'':<82}{sft_on_grpo.mean():.1%}")
+    print(f"{'SFT':<48}{sft_greedy.mean():>7.1%}{'':<82}{p.sft_on_grpo.mean():.1%}")
     versus_sft = {}
     for name, (found, each, (first, last), seen) in grpo_results.items():
         low, high = versus_sft[name] = paired_interval(found, sft_greedy, rng)
@@ -712,19 +775,21 @@ def run_method(args, spider_dir: Path) -> None:
               f"{f'{first:.3f} -> {last:.3f}':>30}   {seen:.1%}")
     prm_run, outcome_run = grpo_results["PRM-GRPO (rewardsql)"][0], grpo_results["outcome-only GRPO"][0]
     low, high = paired_interval(prm_run, outcome_run, rng)
+    best, vote = figures["selection"][f"PRM best-of-{args.n} (min)"], figures["selection"][f"vote@{args.n}"]["ex"]
+    low_b, high_b = best["vs_greedy_ci95"]
     print(
-        f"\nOn {n} held-out Spider {'dev' if base else 'train'} questions: PRM best-of-{args.n} {best.mean():.1%} against greedy {sft_greedy.mean():.1%} "
-        f"({(best.mean() - sft_greedy.mean()) * 100:+.1f} points, 95% CI [{low_b * 100:+.1f}, {high_b * 100:+.1f}]) and vote@{args.n} "
-        f"{dict(table)[f'vote@{args.n}'].mean():.1%}; PRM-GRPO greedy {prm_run.mean():.1%} against outcome-only GRPO "
+        f"\nOn {n} held-out Spider {'dev' if args.base else 'train'} questions: PRM best-of-{args.n} {best['ex']:.1%} against greedy {sft_greedy.mean():.1%} "
+        f"({(best['ex'] - sft_greedy.mean()) * 100:+.1f} points, 95% CI [{low_b * 100:+.1f}, {high_b * 100:+.1f}]) and vote@{args.n} "
+        f"{vote:.1%}; PRM-GRPO greedy {prm_run.mean():.1%} against outcome-only GRPO "
         f"{outcome_run.mean():.1%} ({(prm_run.mean() - outcome_run.mean()) * 100:+.1f} points, 95% CI [{low * 100:+.1f}, {high * 100:+.1f}]); "
-        f"{(time.perf_counter() - began) / 60:.1f} minutes in all"
+        f"{(time.time() - began) / 60:.1f} minutes in all"
     )
     figures["grpo"] = {name: {"ex": found.mean(), "ex_per_seed": each, "vs_sft_ci95": versus_sft[name],
                               "reward_first_last_quarter": [first, last], "ex_on_training_prompts": seen}
                        for name, (found, each, (first, last), seen) in grpo_results.items()}
-    figures["grpo_settings"] = {"steps": args.grpo_steps, "seeds": args.grpo_seeds, "prompts": len(grpo_rows), "minutes": grpo_minutes}
+    figures["grpo_settings"] = {"steps": args.grpo_steps, "seeds": args.grpo_seeds, "prompts": len(p.grpo_rows), "minutes": grpo_minutes}
     figures["prm_grpo_vs_outcome_only_ci95"] = [low, high]
-    print(f"figures: {written()}")
+    print(f"figures: {write_figures(args, figures, stages.reused, began)}")
 
 
 if __name__ == "__main__":
