@@ -33,6 +33,7 @@ def test_quickstart_runs_every_stage_and_writes_its_report(tmp_path, capsys):
     assert "{'loss'" not in out and "train_runtime" not in out  # progress bars, not raw log dicts
     assert json.loads((tmp_path / "qs" / "report.json").read_text()) == json.loads(json.dumps(report))
     assert report["split"] == {"train_questions": 293, "test_questions": 6}
+    assert report["precision"] == "fp32" and "bf16 matrix units" not in out  # a small model trains in fp32 on any CPU, unannounced
     assert report["sft_data"]["rows"] == 293  # every training question converts
     summary = report["summary"]
     assert set(summary) >= {"sft_greedy_ex", "best_of_n_ex", "grpo_rewards", "grpo_weights_changed", "prm_step_auroc", "seconds"}
@@ -49,8 +50,10 @@ def test_quickstart_runs_every_stage_and_writes_its_report(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_quickstart_on_a_pretrained_base_reads_the_schema_and_reports_the_base_before_sft(tmp_path, capsys):
-    """A tiny checkpoint folder stands in for the pretrained base: its weights start the policy and the PRM."""
+def test_quickstart_on_a_pretrained_base_reads_the_schema_and_reports_the_base_before_sft(tmp_path, capsys, monkeypatch):
+    """A tiny checkpoint folder stands in for the pretrained base: its weights start the policy and the PRM. The CPU is
+    taken for one without bf16 units, whose user is told that the run takes longer."""
+    monkeypatch.setenv("PROCESSSQL_CPU_BF16", "0")
     from transformers import AutoConfig
 
     from trl_processsql.small_models import save_tiny_checkpoint
@@ -63,6 +66,7 @@ def test_quickstart_on_a_pretrained_base_reads_the_schema_and_reports_the_base_b
     report = run_quickstart(settings)
     out = capsys.readouterr().out
     assert "SFT: the pretrained model learns" in out and "the base model before SFT" in out
+    assert "no bf16 matrix units" in out and report["precision"] == "fp32"
     assert 0.0 <= report["sft"]["zero_shot_ex"] <= 1.0 and "before SFT" in out.split("[7/7]")[1]
     assert sum(report["grpo_prompts"].values()) == 5  # pass rates of the 5 questions GRPO may take
     by_source = report["labels"]["by_source"]  # the PRM learns from 12 questions, the policy from all 293

@@ -172,7 +172,7 @@ def _run(settings: QuickstartSettings) -> dict:
     from .grpo import PRMGRPOConfig, PRMGRPOTrainer
     from .inference import TransformersSampler, pass_rates, predict, within_reach, write_predictions
     from .labeling import RolloutLabeler, gold_chains, label_statistics, mutation_rows, policy_rows, stepwise_dataset
-    from .precision import cpu_inference_model
+    from .precision import cpu_has_bf16, cpu_inference_model
     from .prm.trainer import _auroc
     from .prompts import prompt_messages
     from .sft_data import build_sft_dataset
@@ -187,6 +187,7 @@ def _run(settings: QuickstartSettings) -> dict:
     report: dict = {"settings": asdict(settings), "split": {"train_questions": len(train_questions), "test_questions": len(test_questions)}}
     style = "tables" if settings.base else "compact"  # a pretrained model reads the schema; a small one learns the tables
     bf16 = None if settings.base else False  # bf16 for the pretrained model where the CPU has it (autocast to train, bf16 weights to sample)
+    report["precision"] = "bf16" if settings.base and cpu_has_bf16() else "fp32"
 
     with SQLExecutor() as executor:
         start = _stage(1, "SFT data: gold SQL as verified chains of CTEs")
@@ -199,6 +200,9 @@ def _run(settings: QuickstartSettings) -> dict:
         _done(start, report, "sft_data", out / "sft-data")
 
         start = _stage(2, f"SFT: {'the pretrained model' if settings.base else 'a small random policy'} learns to write chains of CTEs")
+        if settings.base and report["precision"] == "fp32":
+            print("      this CPU has no bf16 matrix units (AMX, AVX512-BF16): the model trains and samples in fp32, "
+                  "slower than on a CPU that has them", flush=True)
         policy_dir = out / "policy-sft"
         if settings.base:
             tokenizer = AutoTokenizer.from_pretrained(settings.base)

@@ -28,7 +28,8 @@ class QuickstartOptions(Options):
         help="fine-tune this pretrained model instead of training a small one from scratch: a packaged base model "
         "(see base-model --list; fetched and converted once) or a checkpoint folder. It reads the schema prompt "
         "and trains in bf16 where the CPU has bf16 matrix units; the stages are sized to take under half an hour on "
-        "two cores (fewer questions labelled and GRPO prompts searched, one PRM epoch)",
+        "two cores that have them (AMX; longer in fp32 without), with fewer questions labelled and GRPO "
+        "prompts searched and one PRM epoch",
     )
 
 
