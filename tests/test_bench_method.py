@@ -1,9 +1,13 @@
 """The whole-method benchmark's smoke mode: every stage runs, the GRPO runs train in worker processes, the PRM is saved."""
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +114,44 @@ def test_sft_only_stops_after_the_greedy_figures(spider_dir, tmp_path):
     assert "greedy EX on the 8 held-out questions: SFT" in done.stdout
     assert "own samples" not in done.stdout and not list((tmp_path / "work").glob("prm-*"))
     assert "selection" not in json.loads((tmp_path / "work" / "bench_method_base.json").read_text())["figures"]
+
+
+def _alive(pid: int) -> bool:
+    """The process runs (a zombie waiting to be reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_stage_process_dies_with_the_run_that_started_it(tmp_path):
+    """A run stopped with kill (SIGTERM to its own process only) takes its stage and GRPO processes with it, rather than
+    leaving a GRPO run of many GiB training on as an orphan."""
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {str(REPO_ROOT / "benchmarks")!r})
+        from bench_method import process_pool
+
+        if __name__ == "__main__":
+            pool = process_pool(1)
+            print(pool.submit(os.getpid).result(), flush=True)
+            pool.submit(time.sleep, 300)
+            time.sleep(300)
+    """))
+    run, stage = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True), 0
+    try:
+        stage = int(run.stdout.readline())
+        assert _alive(stage)
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=30)
+        waited = time.monotonic()
+        while _alive(stage) and time.monotonic() - waited < 30:
+            time.sleep(0.1)
+        assert not _alive(stage)
+    finally:
+        run.kill()
+        if stage and _alive(stage):  # never leave it behind, even when the test fails
+            os.kill(stage, signal.SIGKILL)
