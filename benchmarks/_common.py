@@ -430,6 +430,27 @@ def run_warm(conns: dict[str, sqlite3.Connection], items: Sequence[tuple[str, st
             pass
 
 
+# -- the plain parallel floor: a batch split between processes, each on its own warm plain connections --
+
+_warm: dict[str, sqlite3.Connection] = {}
+
+
+def open_warm(items: Sequence[tuple[str, str]]) -> None:
+    """Pool initializer: open this process's plain connections to every database of ``items`` and run them once."""
+    _warm.update(warm_connections([path for path, _ in items]))
+    run_warm(_warm, items)
+
+
+def run_share(items: Sequence[tuple[str, str]]) -> None:
+    run_warm(_warm, items)
+
+
+def plain_parallel(pool, items: Sequence[tuple[str, str]], processes: int) -> float:
+    """Seconds to run ``items`` dealt round-robin into one share per process of ``pool`` (opened with :func:`open_warm`),
+    all shares at once: the parallelism the machine really gives, where the floor assumes every core a whole core."""
+    return timed(pool.map, run_share, [items[k::processes] for k in range(processes)], chunksize=1)[0]
+
+
 # -- timing ---------------------------------------------------------------------------------------
 
 

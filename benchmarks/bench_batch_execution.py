@@ -17,6 +17,9 @@ again every epoch) and fresh predictions.
   ``threading.Thread`` joined with the same timeout; same comparison (2 executions per prediction).
 - floor: the batch's gold queries on already-open plain connections in one process, divided by
   the number of cores: what the work would cost with no guards, no IPC and perfect parallelism.
+- plain parallel: the same gold queries dealt between one plain process per core, each with its
+  own warm connections, run at once: what the cores really give together (a virtual machine's
+  cores may share a physical one, or its host), beside the floor's assumption.
 
 All three ways must give the same verdict on every prediction (checked), so the ratios compare
 equal work. Before each timed batch the script waits (within ``--quiet-wait``) for other processes to
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -46,7 +50,9 @@ from _common import (
     judge_ours,
     make_batch,
     median,
+    open_warm,
     pick_questions,
+    plain_parallel,
     require_spider,
     run_warm,
     runnable_dev_pairs,
@@ -97,16 +103,20 @@ def main(argv=None) -> None:
 
     quiet = QuietWaiter(args.quiet_wait)
     load = BackgroundLoad()
-    ours_times, parent_times, naive_times, first, phases = [], [], [], None, {}
+    ours_times, parent_times, naive_times, plain_times, first, phases = [], [], [], [], None, {}
+    gold_items = [(q.db_path, q.gold) for q in questions]
+    # timed right after ours, batch by batch: the machine's parallelism of the moment, not of another minute
+    plain = multiprocessing.get_context("spawn").Pool(cores(), open_warm, (gold_items,))
     pred_status: collections.Counter = collections.Counter()
     ours_right = naive_right = 0
     naive_statuses: list = []
-    with executor:
+    with executor, plain:
         for index, batch in enumerate(batches):
             if index:
                 quiet.wait()
                 load.start()
             t_ours, ours = timed(judge_ours, executor, batch, statuses=pred_status if index else None)
+            t_plain = plain_parallel(plain, gold_items, cores())
             t_parent, parent = timed(judge_in_parent, executor, batch, phases=phases if index else None)
             t_naive, naive = timed(judge_naive, batch, limits.timeout, naive_statuses)
             if index:
@@ -117,6 +127,7 @@ def main(argv=None) -> None:
                 first = t_ours
                 continue
             ours_times.append(t_ours)
+            plain_times.append(t_plain)
             parent_times.append(t_parent)
             naive_times.append(t_naive)
             ours_right += sum(ours)
@@ -124,7 +135,6 @@ def main(argv=None) -> None:
         ran = [len({(p.db_path, p.sql) for p in batch}) for batch in batches[1:]]
 
     conns = warm_connections([q.db_path for q in questions])
-    gold_items = [(q.db_path, q.gold) for q in questions]
     run_warm(conns, gold_items)  # open and warm every connection first
     floor_raw = median([timed(run_warm, conns, gold_items)[0] for _ in range(args.batches)])
     floor = floor_raw / cores()
@@ -137,7 +147,7 @@ def main(argv=None) -> None:
     )
     print(f"  prediction statuses (ours, timed batches): {dict(pred_status)}; naive thread timeouts: {timeouts}")
 
-    t_naive, t_ours, t_parent = median(naive_times), median(ours_times), median(parent_times)
+    t_naive, t_ours, t_parent, t_plain = median(naive_times), median(ours_times), median(parent_times), median(plain_times)
     print(
         f"naive (fresh connection, sequential, thread timeout): {t_naive:.3f} s per batch "
         f"= {2 * n / t_naive:,.0f} executions/s ({2 * n:,} per batch: gold + prediction)"
@@ -161,15 +171,23 @@ def main(argv=None) -> None:
     print(
         f"  per-batch times ours: {', '.join(f'{t:.3f}' for t in ours_times)}; "
         f"judged in the parent: {', '.join(f'{t:.3f}' for t in parent_times)}; "
-        f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}"
+        f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}; plain parallel: {', '.join(f'{t:.3f}' for t in plain_times)}"
     )
-    print(f"ours is {t_ours / floor:.2f}x the floor; judged in the parent {t_parent / floor:.2f}x")
+    print(
+        f"plain parallel (the same gold queries dealt between {cores()} plain processes with warm connections, at once, "
+        f"timed after ours in each batch): {t_plain:.3f} s, {floor_raw / t_plain:.2f}x as fast as one process where the floor "
+        f"counts {cores()}x"
+    )
+    print(f"ours is {t_ours / floor:.2f}x the floor and {t_ours / t_plain:.2f}x the plain parallel time; "
+          f"judged in the parent {t_parent / floor:.2f}x the floor")
     print(f"  {load.report()}; waited {quiet.waited:.1f} s for quiet before batches")
     print(f"ours vs naive: {t_naive / t_ours:.1f}x faster")
     print("figures:", write_results("bench_batch_execution", {
         "predictions_per_batch": n, "batches": args.batches, "ours_batch_seconds": round(t_ours, 4), "naive_batch_seconds": round(t_naive, 4),
         "speedup": round(t_naive / t_ours, 2), "floor_batch_seconds": round(floor, 4), "ours_over_floor_ratio": round(t_ours / floor, 2),
         "parent_judged_batch_seconds": round(t_parent, 4), "parent_judged_over_floor_ratio": round(t_parent / floor, 2),
+        "plain_parallel_batch_seconds": round(t_plain, 4), "plain_parallel_speedup": round(floor_raw / t_plain, 2),
+        "ours_over_plain_parallel_ratio": round(t_ours / t_plain, 2),
         "background_load": load.report()}, args.results_dir))
 
 
