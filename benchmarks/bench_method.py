@@ -91,7 +91,7 @@ SIZES = {
              "grpo_learning_rate": 1e-5, "grpo_seeds": 1, "workers": 1},
 }
 """The run's sizes unless given: from scratch, and on a pretrained ``--base`` (the run README quotes, about two and a half
-hours on 2 cores, beam search left out; GRPO at 1e-4 unlearned the task in both runs; one GRPO run at a time, since one takes up
+hours of stages on 2 cores with AMX, more in fp32 without; beam search left out; GRPO at 1e-4 unlearned the task in both runs; one GRPO run at a time, since one takes up
 to 17 GiB)."""
 
 
