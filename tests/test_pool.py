@@ -253,6 +253,43 @@ def test_a_hard_deadline_timeout_is_not_cached(toy_db):
     assert second is not first  # run again rather than served from the cache
 
 
+class FinishesBetweenReads:
+    """A worker's shared state as the parent sees it when the worker finishes a query between two
+    reads of its start time: every other read finds it idle."""
+
+    def __init__(self, state):
+        self.state, self.reads = state, 0
+
+    def __getitem__(self, index):
+        if index != 1:
+            return self.state[index]
+        self.reads += 1
+        return self.state[1] if self.reads % 2 else pool._IDLE
+
+    def __setitem__(self, index, value):
+        self.state[index] = value
+
+
+def test_a_worker_that_finishes_while_its_deadline_is_checked_is_not_killed(toy_db):
+    """The parent must judge a worker's deadline on one reading of its start time: a start time
+    from one read and _IDLE (-1) from the next made it look busy for the whole uptime, and the
+    pool killed healthy workers and ran their chunks again (about one batch in forty of 1,024
+    Spider predictions on two workers)."""
+    slow = (toy_db, counting(2_000_000) + "SELECT count(*) FROM c")  # keeps one worker busy while the other answers
+    items = [slow] + [(toy_db, f"SELECT {i}") for i in range(3)]
+    limits = ExecutionLimits(timeout=20.0)
+    with SQLExecutor(num_workers=2, limits=limits) as executor:
+        executor.execute_many(items[1:])
+        processes = [w.process for w in executor._workers]
+        for worker in executor._workers:
+            worker.state = FinishesBetweenReads(worker.state)
+        results = executor.execute_many(items)
+        assert [w.process for w in executor._workers] == processes, "a healthy worker was killed and replaced"
+        reads = sum(w.state.reads for w in executor._workers)
+    assert reads > 0, "the deadline was never checked while a worker was busy"
+    assert [as_tuple(r) for r in results] == expected(items, limits)
+
+
 # -- shared results -------------------------------------------------------------------------------
 
 

@@ -418,9 +418,10 @@ class SQLExecutor:
                             self._replace(i)
                 busy = [w for w in self._workers if w.chunk is not None]
                 now = time.monotonic()
-                next_deadline = min(
-                    (w.state[1] + hard_limit for w in busy if w.state[1] != _IDLE), default=now + hard_limit
-                )
+                # Each start time is read once: a worker marks itself idle whenever it finishes, and
+                # two reads could see a start time, then _IDLE taken for one (killing a healthy worker).
+                started = [w.state[1] for w in busy]
+                next_deadline = min((s + hard_limit for s in started if s != _IDLE), default=now + hard_limit)
                 ready = wait([w.conn for w in busy], timeout=max(0.0, next_deadline - now) + 0.01)
                 for i, worker in enumerate(list(self._workers)):
                     if worker.chunk is None:
@@ -435,7 +436,7 @@ class SQLExecutor:
                             results[key] = _received(answer)
                         bar.update(len(answers))
                         worker.chunk = None
-                    elif worker.state[1] != _IDLE and time.monotonic() - worker.state[1] > hard_limit:
+                    elif (start := worker.state[1]) != _IDLE and time.monotonic() - start > hard_limit:
                         self._recover(i, pending, results, transient, bar, killed=True)
                     elif worker.process.poll() is not None:
                         self._recover(i, pending, results, transient, bar, killed=False)
