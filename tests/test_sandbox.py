@@ -394,6 +394,7 @@ def test_one_connection_per_database_file_is_reused(sandbox, toy_db, tmp_path):
     for sql in ("SELECT count(*) FROM singer", "DELETE FROM singer", "SELECT name FROM singer"):
         sandbox.execute(toy_db, sql)
     sandbox.execute(str(toy_db), "SELECT 1")  # str and Path spellings are one file
+    sandbox.execute(os.path.join(toy_db.parent, "..", toy_db.parent.name, toy_db.name), "SELECT 1")  # and so is a detour
     assert list(sandbox._connections) == [os.fspath(toy_db)]
     assert sandbox._connections[os.fspath(toy_db)] is first
 

@@ -28,7 +28,8 @@ What it does not cover, and where that lives:
   and recovery from a crashed interpreter need a separate process: see
   :class:`trl_processsql.sql.pool.SQLExecutor`, which runs this sandbox in worker processes.
 - Nothing here limits how much CPU concurrent callers use together, and the database file must
-  not be modified by someone else while it is open (results are cached by the pool).
+  not be modified or removed by someone else while it is open (results are cached by the pool,
+  and an open connection goes on reading a removed file).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ import stat
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from itertools import chain, compress
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,6 @@ _ACTION_NAMES = {
 }
 _PROGRESS_EVERY = 1000  # SQLite VM instructions between two deadline checks
 _FETCH_ROWS = 16  # rows fetched between two checks of the caps (counted row by row, they cost a fifth of Spider queries)
-_HAS_LENGTH = {str: True, bytes: True}.get  # values counted by their length; any other counts 8 bytes
 
 
 @dataclass(frozen=True)
@@ -195,10 +194,15 @@ def _decode_text(data: bytes) -> str:
 
 
 def _result_bytes(rows: list[tuple]) -> int:
-    """Text and blob lengths plus 8 bytes per other value, counted in C (no Python call per value)."""
-    values = list(chain.from_iterable(rows))
-    sized = list(compress(values, map(_HAS_LENGTH, map(type, values))))
-    return sum(map(len, sized)) + 8 * (len(values) - len(sized))
+    """Text and blob lengths plus 8 bytes per other value.
+
+    A plain loop: most calls count one short batch of a fetch, where building iterators would cost
+    more than the counting (a batch of one row: 0.2 us against 1.7 us for a C-level pipeline)."""
+    size = 0
+    for row in rows:
+        for value in row:
+            size += len(value) if type(value) is str or type(value) is bytes else 8
+    return size
 
 
 class SQLiteSandbox:
@@ -221,12 +225,29 @@ class SQLiteSandbox:
         self.limits = limits or ExecutionLimits()
         self.max_open = max_open
         self._connections: OrderedDict[str, _GuardedConnection] = OrderedDict()
+        self._absolute: dict = {}  # database paths given absolute -> normalised; they do not depend on the working directory
+
+    def _absolute_path(self, db_path: str | os.PathLike) -> str:
+        path = self._absolute.get(db_path)
+        if path is None:
+            path = os.path.abspath(os.fspath(db_path))
+            if os.path.isabs(db_path) and len(self._absolute) < 4096:
+                self._absolute[db_path] = path
+        return path
 
     def _connection(self, path: str) -> _GuardedConnection:
         guarded = self._connections.get(path)
         if guarded is not None:
             self._connections.move_to_end(path)
             return guarded
+        try:
+            mode = os.stat(path).st_mode  # one system call for both checks below
+        except (OSError, ValueError):
+            mode = 0
+        if stat.S_ISDIR(mode):
+            raise _Refused(f"database not found: {path} is a folder, not a database file")
+        if not stat.S_ISREG(mode):
+            raise _Refused(f"database not found: {path}")
         reason = not_sqlite_reason(path)
         if reason:
             raise _Refused(f"{path} is not a SQLite database: {reason}")
@@ -239,19 +260,11 @@ class SQLiteSandbox:
     def execute(self, db_path: str | os.PathLike, sql: str) -> ExecutionResult:
         """Run one statement on ``db_path``; every failure comes back as a status."""
         start = time.monotonic()
-        path = os.path.abspath(os.fspath(db_path))  # one connection per file, whatever the spelling
+        path = self._absolute_path(db_path)  # one connection per file, whatever the spelling
         if not isinstance(sql, str):
             return ExecutionResult("rejected", message=f"SQL must be a string, got {type(sql).__name__}")
         if not sql.strip():
             return ExecutionResult("rejected", message="empty query: there is no statement to run")
-        try:
-            mode = os.stat(path).st_mode  # one system call for both checks below
-        except (OSError, ValueError):
-            mode = 0
-        if stat.S_ISDIR(mode):
-            return ExecutionResult("error", message=f"database not found: {path} is a folder, not a database file")
-        if not stat.S_ISREG(mode):
-            return ExecutionResult("error", message=f"database not found: {path}")
         try:
             guarded = self._connection(path)
         except _Refused as exc:
