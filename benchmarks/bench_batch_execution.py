@@ -17,14 +17,24 @@ again every epoch) and fresh predictions.
   ``threading.Thread`` joined with the same timeout; same comparison (2 executions per prediction).
 - floor: the batch's gold queries on already-open plain connections in one process, divided by
   the number of cores: what the work would cost with no guards, no IPC and perfect parallelism.
+  The same gold texts run there every batch, so SQLite's statement cache spares them compiling.
+- predictions floor: what ours actually runs, the batch's distinct predictions, on warm plain
+  connections of their own in one process, divided by the number of cores. Each batch's
+  predictions are new text, compiled once as any fresh prediction must be: the floor of this
+  work, not of other work.
+- sandbox in one process: the same distinct predictions through one ``SQLiteSandbox`` here
+  (every guard but those a separate process adds): what the guards cost before any IPC, over
+  the predictions floor's time in one process.
 - plain parallel: the same gold queries dealt between one plain process per core, each with its
   own warm connections, run at once: what the cores really give together (a virtual machine's
   cores may share a physical one, or its host), beside the floor's assumption.
 
-All three ways must give the same verdict on every prediction (checked), so the ratios compare
-equal work. Before each timed batch the script waits (within ``--quiet-wait``) for other processes to
-leave the machine alone, and it reports how busy they kept it while timing. The headline ratio
-(medians per batch) is printed last.
+Both floors, the sandbox and the plain parallel baseline are timed right after ours in each
+batch, so that each ratio compares times of the same minute. All three ways of judging must give
+the same verdict on every prediction (checked), so the ratios compare equal work. Before each
+timed batch the script waits (within ``--quiet-wait``) for other processes to leave the machine
+alone, and it reports how busy they kept it while timing. The headline ratio (medians per batch)
+is printed last.
 """
 
 from __future__ import annotations
@@ -61,7 +71,7 @@ from _common import (
     write_results,
 )
 
-from trl_processsql.sql import ExecutionLimits, SQLExecutor
+from trl_processsql.sql import ExecutionLimits, SQLExecutor, SQLiteSandbox
 
 
 def main(argv=None) -> None:
@@ -104,7 +114,16 @@ def main(argv=None) -> None:
     quiet = QuietWaiter(args.quiet_wait)
     load = BackgroundLoad()
     ours_times, parent_times, naive_times, plain_times, first, phases = [], [], [], [], None, {}
+    floor_times, work_times, sandbox_times = [], [], []
     gold_items = [(q.db_path, q.gold) for q in questions]
+    # open and warm every connection first; the predictions get connections of their own, whose statement
+    # cache their texts would otherwise take from the gold queries'
+    conns, work_conns = warm_connections([q.db_path for q in questions]), warm_connections([q.db_path for q in questions])
+    run_warm(conns, gold_items)
+    run_warm(work_conns, gold_items)
+    sandbox = SQLiteSandbox(limits)
+    for path, sql in gold_items:
+        sandbox.execute(path, sql)
     # timed right after ours, batch by batch: the machine's parallelism of the moment, not of another minute
     plain = multiprocessing.get_context("spawn").Pool(cores(), open_warm, (gold_items,))
     pred_status: collections.Counter = collections.Counter()
@@ -117,6 +136,10 @@ def main(argv=None) -> None:
                 load.start()
             t_ours, ours = timed(judge_ours, executor, batch, statuses=pred_status if index else None)
             t_plain = plain_parallel(plain, gold_items, cores())
+            t_floor = timed(run_warm, conns, gold_items)[0]
+            distinct = sorted({(p.db_path, p.sql) for p in batch})
+            t_work = timed(run_warm, work_conns, distinct)[0]
+            t_sandbox = timed(lambda: [sandbox.execute(path, sql) for path, sql in distinct])[0]
             t_parent, parent = timed(judge_in_parent, executor, batch, phases=phases if index else None)
             t_naive, naive = timed(judge_naive, batch, limits.timeout, naive_statuses)
             if index:
@@ -128,16 +151,17 @@ def main(argv=None) -> None:
                 continue
             ours_times.append(t_ours)
             plain_times.append(t_plain)
+            floor_times.append(t_floor)
+            work_times.append(t_work)
+            sandbox_times.append(t_sandbox)
             parent_times.append(t_parent)
             naive_times.append(t_naive)
             ours_right += sum(ours)
             naive_right += sum(naive)
         ran = [len({(p.db_path, p.sql) for p in batch}) for batch in batches[1:]]
 
-    conns = warm_connections([q.db_path for q in questions])
-    run_warm(conns, gold_items)  # open and warm every connection first
-    floor_raw = median([timed(run_warm, conns, gold_items)[0] for _ in range(args.batches)])
-    floor = floor_raw / cores()
+    floor_raw, work_raw = median(floor_times), median(work_times)
+    floor, work_floor = floor_raw / cores(), work_raw / cores()
 
     judged = n * args.batches
     timeouts = sum(s.count("timeout") for s in naive_statuses)
@@ -169,16 +193,29 @@ def main(argv=None) -> None:
         f"{floor:.3f} s = {n / floor:,.0f} executions/s"
     )
     print(
+        f"predictions floor (the batch's {median(ran):,.0f} distinct predictions, compiled afresh, on warm connections: "
+        f"{work_raw:.3f} s / {cores()} cores): {work_floor:.3f} s, {work_floor / floor:.2f}x the floor"
+    )
+    sandbox_ratio = median([s / w for s, w in zip(sandbox_times, work_times)])
+    print(
+        f"sandbox in one process (the same predictions through one SQLiteSandbox here): {median(sandbox_times):.3f} s, "
+        f"{sandbox_ratio:.2f}x the predictions floor's one process (median of the per-batch ratios)"
+    )
+    print(
         f"  per-batch times ours: {', '.join(f'{t:.3f}' for t in ours_times)}; "
         f"judged in the parent: {', '.join(f'{t:.3f}' for t in parent_times)}; "
-        f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}; plain parallel: {', '.join(f'{t:.3f}' for t in plain_times)}"
+        f"naive: {', '.join(f'{t:.3f}' for t in naive_times)}; plain parallel: {', '.join(f'{t:.3f}' for t in plain_times)}; "
+        f"floor (one process): {', '.join(f'{t:.3f}' for t in floor_times)}; "
+        f"predictions floor (one process): {', '.join(f'{t:.3f}' for t in work_times)}; "
+        f"sandbox (one process): {', '.join(f'{t:.3f}' for t in sandbox_times)}"
     )
     print(
         f"plain parallel (the same gold queries dealt between {cores()} plain processes with warm connections, at once, "
         f"timed after ours in each batch): {t_plain:.3f} s, {floor_raw / t_plain:.2f}x as fast as one process where the floor "
         f"counts {cores()}x"
     )
-    print(f"ours is {t_ours / floor:.2f}x the floor and {t_ours / t_plain:.2f}x the plain parallel time; "
+    print(f"ours is {t_ours / floor:.2f}x the floor, {t_ours / work_floor:.2f}x the predictions floor and "
+          f"{t_ours / t_plain:.2f}x the plain parallel time; "
           f"judged in the parent {t_parent / floor:.2f}x the floor")
     print(f"  {load.report()}; waited {quiet.waited:.1f} s for quiet before batches")
     print(f"ours vs naive: {t_naive / t_ours:.1f}x faster")
@@ -188,6 +225,8 @@ def main(argv=None) -> None:
         "parent_judged_batch_seconds": round(t_parent, 4), "parent_judged_over_floor_ratio": round(t_parent / floor, 2),
         "plain_parallel_batch_seconds": round(t_plain, 4), "plain_parallel_speedup": round(floor_raw / t_plain, 2),
         "ours_over_plain_parallel_ratio": round(t_ours / t_plain, 2),
+        "predictions_floor_batch_seconds": round(work_floor, 4), "ours_over_predictions_floor_ratio": round(t_ours / work_floor, 2),
+        "sandbox_batch_seconds": round(median(sandbox_times), 4), "sandbox_over_plain_ratio": round(sandbox_ratio, 2),
         "background_load": load.report()}, args.results_dir))
 
 

@@ -47,9 +47,14 @@ def test_batch_execution_writes_ours_judged_in_the_parent_the_naive_way_and_the_
     assert set(figures) == {"predictions_per_batch", "batches", "ours_batch_seconds", "naive_batch_seconds", "speedup",
                             "floor_batch_seconds", "ours_over_floor_ratio", "parent_judged_batch_seconds",
                             "parent_judged_over_floor_ratio", "plain_parallel_batch_seconds", "plain_parallel_speedup",
-                            "ours_over_plain_parallel_ratio", "background_load"}
+                            "ours_over_plain_parallel_ratio", "predictions_floor_batch_seconds",
+                            "ours_over_predictions_floor_ratio", "sandbox_batch_seconds", "sandbox_over_plain_ratio",
+                            "background_load"}
     assert figures["predictions_per_batch"] == 32 and figures["batches"] == 1
     assert figures["plain_parallel_batch_seconds"] > 0 and figures["ours_over_plain_parallel_ratio"] > 0
+    assert figures["ours_over_predictions_floor_ratio"] == pytest.approx(
+        figures["ours_batch_seconds"] / figures["predictions_floor_batch_seconds"], rel=0.05)
+    assert figures["sandbox_batch_seconds"] > 0 and figures["sandbox_over_plain_ratio"] > 0
 
 
 def test_slow_queries_writes_equal_executions_cached_and_plain_parallel(spider_dir, tmp_path):
