@@ -442,6 +442,7 @@ def open_warm(items: Sequence[tuple[str, str]]) -> None:
 
 
 def run_share(items: Sequence[tuple[str, str]]) -> None:
+    """Pool task: ``items`` (a share of a batch, or one query) on this process's warm connections."""
     run_warm(_warm, items)
 
 

@@ -60,7 +60,9 @@ from _common import (
     judge_in_parent,
     make_batch,
     median,
+    open_warm,
     require_spider,
+    run_share,
     runnable_dev_pairs,
     timed,
     warm_connections,
@@ -210,24 +212,6 @@ def scaled_database(spider_dir: Path, db_id: str, target_mb: float, work_dir: Pa
     return target, meta, True
 
 
-# -- the plain parallel ceiling: worker processes with one warm plain connection each ----------
-
-_plain_conn: sqlite3.Connection | None = None
-
-
-def _plain_init(path: str) -> None:
-    global _plain_conn
-    _plain_conn = sqlite3.connect(path)
-    _plain_conn.text_factory = lambda data: data.decode("utf-8", errors="replace")
-
-
-def _plain_run(sql: str) -> int:
-    try:
-        return len(_plain_conn.execute(sql).fetchall())
-    except sqlite3.Error:
-        return -1
-
-
 # -- the workload --------------------------------------------------------------------------------
 
 
@@ -328,7 +312,8 @@ def main(argv=None) -> None:
     quiet = QuietWaiter(args.quiet_wait)
     load = BackgroundLoad()
     executor = SQLExecutor(num_workers=args.workers, limits=limits).start()
-    plain = multiprocessing.get_context("fork").Pool(cores(), _plain_init, (str(db_path),))
+    # the plain parallel ceiling: one process per core with a warm plain connection, a query per task (slow ones balance out)
+    plain = multiprocessing.get_context("fork").Pool(cores(), open_warm, ([(str(db_path), "SELECT 1")],))
     results: dict[str, list[float]] = {"cached": [], "uncached": [], "plain": [], "naive": []}
     right: collections.Counter = collections.Counter()
     statuses: collections.Counter = collections.Counter()
@@ -350,7 +335,7 @@ def main(argv=None) -> None:
                 phases=phases if index else None,
             )
             sqls = [q for p in batch for q in (p.gold, p.sql)]
-            t_plain = timed(plain.map, _plain_run, sqls, chunksize=1)[0]
+            t_plain = timed(plain.map, run_share, [[(str(db_path), sql)] for sql in sqls], chunksize=1)[0]
             if index == 0:
                 continue
             results["plain"].append(t_plain)
