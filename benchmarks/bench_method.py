@@ -67,6 +67,8 @@ import time
 import warnings
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -186,6 +188,20 @@ def die_with_parent(parent: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before the line above: no signal will come
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+@contextmanager
+def resumable(work_dir: str | os.PathLike):
+    """A stage or GRPO process killed from outside (most often for memory) ends the run with what to do next, not a
+    traceback: the stages done so far are kept in ``work_dir``, and the same command resumes after them."""
+    try:
+        yield
+    except BrokenProcessPool:
+        raise SystemExit(
+            "bench_method: a stage process ended abruptly, killed by a signal (on Linux most often the out-of-memory killer: "
+            f"see `dmesg`). The stages it finished are kept in {work_dir}: run the same command again to resume after them "
+            "(with --workers 1 if GRPO runs were training side by side)."
+        ) from None
 
 
 def stage_key(*inputs) -> str:
@@ -469,7 +485,8 @@ def main() -> None:
     if args.prm and not Path(args.prm).is_dir():
         parser.error(f"--prm {args.prm}: no such folder (give a saved PRM, e.g. the DIR of bench_selection.py --save-prm DIR)")
     spider_dir = require_spider(args.spider_dir)
-    run_method(args, spider_dir)
+    with resumable(args.work_dir):
+        run_method(args, spider_dir)
 
 
 @dataclass

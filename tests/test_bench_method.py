@@ -155,3 +155,25 @@ def test_a_stage_process_dies_with_the_run_that_started_it(tmp_path):
         run.kill()
         if stage and _alive(stage):  # never leave it behind, even when the test fails
             os.kill(stage, signal.SIGKILL)
+
+
+def test_a_stage_process_killed_from_outside_ends_the_run_with_what_to_do_not_a_traceback(tmp_path):
+    """The 300-question run's stage process was once killed for memory: the run must say that its finished stages are kept
+    and how to resume, in one message instead of a BrokenProcessPool traceback."""
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(REPO_ROOT / "benchmarks")!r})
+        from bench_method import process_pool, resumable
+
+        def killed():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        if __name__ == "__main__":
+            with resumable("WORK"), process_pool(1) as pool:
+                pool.submit(killed).result()
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    assert re.search(r"a stage process ended abruptly.*out-of-memory.*kept in WORK: run the same command again", done.stderr), done.stderr
