@@ -7,6 +7,11 @@ quoted figure matches its file and that this page is up to date.
 
     python benchmarks/make_results.py           # rewrite RESULTS.md
     python benchmarks/make_results.py --check   # exit 1 if RESULTS.md is not what the files give
+    python benchmarks/make_results.py --readme  # also rewrite the numbers README.md quotes, listing each change
+
+README quotes a figure as a link whose title is its key path, ``[22.0%](benchmarks/RESULTS.md#<name> "greedy_ex/SFT")``:
+after a rerun, ``--readme`` writes each such number from its file in the shape it had (sign, thousands commas, decimals,
+unit; a rate as a percentage or in points) and lists what changed, so that the sentences around them can be reread.
 
 A figure whose value is a float between -1 and 1 is a rate (a share, an accuracy, a difference of two) and is shown as
 a percentage too, unless its key path names a unit or a ratio (seconds, minutes, ratio, speedup, ...; see NOT_RATES).
@@ -16,12 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent
 RESULTS_DIR = BENCHMARKS / "results"
 RESULTS_PAGE = BENCHMARKS / "RESULTS.md"
+README = BENCHMARKS.parent / "README.md"
+
+FIGURE_LINK = re.compile(r'\[([^\[\]]*)\]\(benchmarks/RESULTS\.md#([\w.-]+) "([^"]+)"\)')
+"""A figure quoted in README: ``[number](benchmarks/RESULTS.md#<results name> "<key path>")``."""
+FIGURE_TEXT = re.compile(r"([+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?)(%|x| s| min)?")
+"""A link text that is a figure alone: a number with an optional sign, thousands commas, decimals and unit."""
 
 
 def flatten(figures, prefix: str = "") -> list[tuple[str, object]]:
@@ -60,15 +72,52 @@ NOT_RATES = ("seconds", "minutes", "ratio", "speedup", "auroc", "difference", "c
 """Words of a key path whose float figure is not a rate, though it may lie between -1 and 1."""
 
 
+def is_rate(key: str, value) -> bool:
+    """Whether a figure is a rate (a fraction: not a time, a ratio, ...), shown as a percentage or in points."""
+    return isinstance(value, float) and abs(value) <= 1.0 and not any(word in key for word in NOT_RATES)
+
+
 def shown(key: str, value) -> str:
-    """A figure as the page shows it: rates (fractions; not times, ratios, ...) also as a percentage.
+    """A figure as the page shows it: rates also as a percentage.
 
     >>> shown("greedy_ex/SFT", 0.22), shown("ours_batch_seconds", 0.0569), shown("step_time_ratio", 0.8)
     ('0.22 (22.0%)', '0.0569', '0.8')
     """
-    if isinstance(value, float) and abs(value) <= 1.0 and not any(word in key for word in NOT_RATES):
+    if is_rate(key, value):
         return f"{value:.4g} ({value * 100:.1f}%)"
     return str(value)
+
+
+def relinked(text: str, results: dict[str, dict]) -> tuple[str, list[str]]:
+    """``text`` with the number of each figure link written from its results file, and a line for each that changed.
+
+    A link whose text, file or figure is not right for a figure is left as it is (``tests/test_results_files.py`` names it).
+
+    >>> results = {"run": {"figures": {"ex": 0.247, "ci": [-0.013, 0.04], "seconds": 1234.5}}}
+    >>> relinked('[21.7%](benchmarks/RESULTS.md#run "ex") [+0.7](benchmarks/RESULTS.md#run "ci/0") '
+    ...          '[1,200 s](benchmarks/RESULTS.md#run "seconds")', results)[1]
+    ['run ex: 21.7% -> 24.7%', 'run ci/0: +0.7 -> -1.3', 'run seconds: 1,200 s -> 1,234 s']
+    """
+    changes = []
+
+    def rewritten(link: re.Match) -> str:
+        text, name, path = link.groups()
+        number = FIGURE_TEXT.fullmatch(text)
+        try:
+            value = resolve(results[name]["figures"], path)
+        except KeyError:
+            return link.group(0)
+        if number is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return link.group(0)
+        digits, decimals, unit = number.groups()
+        places, scaled = len(decimals or ""), value * 100 if is_rate(path, value) else value
+        if abs(float(digits.replace(",", "")) - scaled) <= 0.5 * 10**-places * (1 + 1e-9):
+            return link.group(0)  # already right (a value at a half may read either way)
+        new = format(scaled, f"{'+' if digits.startswith('+') else ''}{',' if ',' in digits else ''}.{places}f") + (unit or "")
+        changes.append(f"{name} {path}: {text} -> {new}")
+        return f'[{new}](benchmarks/RESULTS.md#{name} "{path}")'
+
+    return FIGURE_LINK.sub(rewritten, text), changes
 
 
 def load_results(results_dir: Path = RESULTS_DIR) -> dict[str, dict]:
@@ -121,6 +170,8 @@ def main(argv=None) -> None:
     parser.add_argument("--check", action="store_true", help="do not write: exit 1 if the page differs from what the results files give")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, metavar="DIR", help="read DIR/*.json (default: benchmarks/results)")
     parser.add_argument("--output", type=Path, default=RESULTS_PAGE, metavar="FILE", help="the page written or checked (default: benchmarks/RESULTS.md)")
+    parser.add_argument("--readme", action="store_true", help="also write the numbers README.md quotes from the results files and list "
+                        "each change (reread the sentences around them)")
     args = parser.parse_args(argv)
     if args.check:
         problem = check(args.output, args.results_dir)
@@ -131,6 +182,10 @@ def main(argv=None) -> None:
     results = load_results(args.results_dir)
     args.output.write_text(render(results))
     print(f"wrote {args.output} ({len(results)} results files)")
+    if args.readme:
+        text, changes = relinked(README.read_text(), results)
+        README.write_text(text)
+        print(f"wrote {README}: {len(changes)} figures changed", *changes, sep="\n  ")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
-from make_results import check, flatten, load_results, render, resolve, shown  # noqa: E402
+from make_results import FIGURE_LINK, FIGURE_TEXT, check, flatten, load_results, relinked, render, resolve, shown  # noqa: E402
 
-FIGURE_LINK = re.compile(r'\[([^\[\]]*)\]\(benchmarks/RESULTS\.md#([\w.-]+) "([^"]+)"\)')
-FIGURE_TEXT = re.compile(r"([+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?)(?:%|x| s| min)?")
 UNTAGGED = re.compile(r"\d[\d,]*(?:\.\d+)?%|(?<![\w.])\d[\d,]*(?:\.\d+)?[x×](?!\w)")
 EXEMPT = re.compile(r"95% (?:CI|confidence)")
 
@@ -118,6 +116,16 @@ def test_figures_that_match_their_file_pass():
 def test_a_wrong_missing_or_untagged_figure_is_reported(text, complaint):
     errors = figure_errors(text, RESULTS)
     assert len(errors) == 1 and complaint in errors[0], errors
+
+
+def test_stale_numbers_rewritten_from_their_file_pass_the_check_and_each_change_is_listed():
+    stale = ('SFT reaches [19.5%](benchmarks/RESULTS.md#run "ex/SFT") ([+12.0](benchmarks/RESULTS.md#run "ci/0"), 95% CI), '
+             '[1.9x](benchmarks/RESULTS.md#run "speedup") faster, [7,000](benchmarks/RESULTS.md#run "runnable") queries, '
+             '[0.24 s](benchmarks/RESULTS.md#run "batch_seconds") a batch, [busy](benchmarks/RESULTS.md#run "note")')
+    text, changes = relinked(stale, RESULTS)
+    assert link_errors(text.replace('[busy](benchmarks/RESULTS.md#run "note")', ""), RESULTS) == []
+    assert changes == ["run ex/SFT: 19.5% -> 22.0%", "run ci/0: +12.0 -> +17.3", "run speedup: 1.9x -> 2.1x", "run runnable: 7,000 -> 7,873"]
+    assert "[busy]" in text and relinked(text, RESULTS) == (text, [])  # a link that is no figure stays; a second pass changes nothing
 
 
 def test_figures_in_code_blocks_and_confidence_levels_are_not_quotes():
