@@ -114,7 +114,7 @@ def main(argv=None) -> None:
     quiet = QuietWaiter(args.quiet_wait)
     load = BackgroundLoad()
     ours_times, parent_times, naive_times, plain_times, first, phases = [], [], [], [], None, {}
-    floor_times, work_times, sandbox_times = [], [], []
+    floor_times, work_times, sandbox_times, ran = [], [], [], []
     gold_items = [(q.db_path, q.gold) for q in questions]
     # open and warm every connection first; the predictions get connections of their own, whose statement
     # cache their texts would otherwise take from the gold queries'
@@ -154,11 +154,11 @@ def main(argv=None) -> None:
             floor_times.append(t_floor)
             work_times.append(t_work)
             sandbox_times.append(t_sandbox)
+            ran.append(len(distinct))
             parent_times.append(t_parent)
             naive_times.append(t_naive)
             ours_right += sum(ours)
             naive_right += sum(naive)
-        ran = [len({(p.db_path, p.sql) for p in batch}) for batch in batches[1:]]
 
     floor_raw, work_raw = median(floor_times), median(work_times)
     floor, work_floor = floor_raw / cores(), work_raw / cores()
