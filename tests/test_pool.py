@@ -232,14 +232,27 @@ def test_a_query_stuck_in_one_instruction_is_killed_at_the_hard_deadline(toy_db,
 
 
 def test_innocent_queries_survive_several_hard_deadline_kills_in_one_chunk(toy_db):
-    # One worker and 16 queries make chunks of 4 in sorted order: the three stuck queries
-    # ('a', 'b', 'c') share a chunk with the first fast one ('d00').
+    # One worker and 16 queries make a first chunk of 8 in sorted order: the three stuck queries
+    # ('a', 'b', 'c') share it with the first fast ones ('d00' to 'd04').
     stuck = [(toy_db, STUCK_IN_ONE_INSTRUCTION.format(tag=f"'{t}'")) for t in "abc"]
     fast = [(toy_db, f"SELECT 'd{i:02d}'") for i in range(13)]
     with SQLExecutor(num_workers=1, limits=ExecutionLimits(timeout=0.2), grace=0.3) as executor:
         results = executor.execute_many(stuck + fast)
     assert [r.status for r in results[:3]] == ["timeout"] * 3
     assert [(r.status, r.rows) for r in results[3:]] == [("ok", ((f"d{i:02d}",),)) for i in range(13)]
+
+
+def test_chunks_shrink_towards_the_end_and_spread_neighbouring_queries():
+    for n, workers in [(1, 1), (10, 2), (16, 1), (857, 2), (3000, 16)]:
+        chunks = [chunk.keys for chunk in pool._chunks(n, workers)]
+        assert sorted(k for keys in chunks for k in keys) == list(range(n))  # every query once
+        sizes = [len(keys) for keys in chunks]
+        assert max(sizes) <= 64 and sizes == sorted(sizes, reverse=True)
+        if n >= 64 * workers:
+            assert sizes[-1] <= 8 and sizes[0] == 64  # few round trips first, a short wait for the last chunk
+        if n >= 200:  # a prompt's 8 rollouts, side by side in the batch, go to at least 4 chunks
+            owner = {k: c for c, keys in enumerate(chunks) for k in keys}
+            assert min(len({owner[k] for k in range(s, s + 8)}) for s in range(n - 8)) >= 4
 
 
 def test_a_hard_deadline_timeout_is_not_cached(toy_db):

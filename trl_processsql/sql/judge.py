@@ -12,6 +12,7 @@ right only when it matches the gold on every one, and the verdict names the firs
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from typing import Hashable, Sequence, Union
@@ -75,18 +76,28 @@ def _shape(rows: int, columns: int) -> str:
 def _verdict(suite: list[str], runs: list[tuple] | None, golds: list[ExecutionResult]) -> Verdict:
     """The verdict on one prediction from its runs, ``(result, row count, matched, key)`` on each
     database (None: no prediction), and the gold's results."""
-    if len(golds) == 1 and runs and runs[0][2]:  # the commonest verdict, made without the general case's searches
-        return Verdict(True, "ok", "", None, ("ok",), ("ok",), golds[0].elapsed, runs[0][3])
-    verdict = Verdict(
-        False,
-        "ok",
-        statuses=tuple([r[0].status for r in runs]) if runs is not None else (),
-        gold_statuses=tuple([g.status for g in golds]),
-        gold_seconds=max([g.elapsed for g in golds], default=0.0),
-        key=runs[0][3] if runs else None,
-    )
-    if verdict.gold_statuses.count("ok") < len(golds):
-        broken = next(k for k, g in enumerate(golds) if g.status != "ok")
+    key = runs[0][3] if runs else None
+    if len(golds) == 1:  # the commonest case, made without the searches over several databases
+        gold = golds[0]
+        if runs and runs[0][2]:
+            return Verdict(True, "ok", "", None, ("ok",), ("ok",), gold.elapsed, key)
+        verdict = Verdict(False, "ok", "", None, (runs[0][0].status,) if runs else (), (gold.status,), gold.elapsed, key)
+        broken = 0 if gold.status != "ok" else None
+        failed = 0
+    else:
+        verdict = Verdict(
+            False,
+            "ok",
+            "",
+            None,
+            tuple([r[0].status for r in runs]) if runs is not None else (),
+            tuple([g.status for g in golds]),
+            max([g.elapsed for g in golds], default=0.0),
+            key,
+        )
+        broken = next((k for k, g in enumerate(golds) if g.status != "ok"), None)
+        failed = next((k for k, r in enumerate(runs) if not r[2]), None) if runs else None
+    if broken is not None:
         g = golds[broken]
         verdict.status, verdict.failed_on = "gold_error", broken
         verdict.message = f"gold query {g.status}{_where(suite, broken)}: {g.message}"
@@ -94,7 +105,6 @@ def _verdict(suite: list[str], runs: list[tuple] | None, golds: list[ExecutionRe
     if runs is None:
         verdict.status, verdict.message = "missing", "no prediction for this question"
         return verdict
-    failed = next((k for k, r in enumerate(runs) if not r[2]), None)
     if failed is None:
         verdict.correct = True
         return verdict
@@ -103,11 +113,11 @@ def _verdict(suite: list[str], runs: list[tuple] | None, golds: list[ExecutionRe
     if result.status != "ok":
         verdict.status, verdict.message = result.status, result.message + _where(suite, failed)
         return verdict
-    pred_shape, gold_shape = (rows, len(result.columns)), (len(gold.rows), len(gold.columns))
-    if pred_shape != gold_shape:
-        why = f"result differs from gold: {_shape(*pred_shape)}, gold has {_shape(*gold_shape)}"
+    columns = len(result.columns)
+    if rows != len(gold.rows) or columns != len(gold.columns):
+        why = f"result differs from gold: {_shape(rows, columns)}, gold has {_shape(len(gold.rows), len(gold.columns))}"
     else:
-        why = f"result differs from gold ({_shape(*gold_shape)} on both sides)"
+        why = f"result differs from gold ({_shape(rows, columns)} on both sides)"
     verdict.message = why + _where(suite, failed)
     return verdict
 
@@ -146,23 +156,24 @@ def judge(
     if not len(predictions) == len(gold_sql) == len(databases):
         raise ValueError(f"{len(predictions)} predictions, {len(gold_sql)} gold queries and {len(databases)} databases")
     suites = [_suite(d) for d in databases]
-    gold_results = iter(
-        executor.execute_many(
-            [(db, sql) for suite, sql in zip(suites, gold_sql) for db in suite], cache=True, progress=progress and "gold queries"
-        )
+    ends = list(itertools.accumulate(map(len, suites)))  # question i's gold results: golds[ends[i] - len(suites[i]):ends[i]]
+    golds = executor.execute_many(
+        [(db, sql) for suite, sql in zip(suites, gold_sql) for db in suite], cache=True, progress=progress and "gold queries"
     )
-    golds = [[next(gold_results) for _ in suite] for suite in suites]
     items, against = [], []
-    for suite, pred, sql, gold in zip(suites, predictions, gold_sql, golds):
+    for suite, pred, sql, end in zip(suites, predictions, gold_sql, ends):
         if pred is not None:
             order_matters = gold_orders_rows(sql)
-            items += [(db, pred) for db in suite]
-            against += [(mode, g, order_matters) for g in gold]
-    answers = iter(executor.execute_compared(items, against, keys=keys, progress=progress and "predictions"))
-    verdicts = []
-    for suite, pred, gold in zip(suites, predictions, golds):
-        runs = None if pred is None else [next(answers) for _ in suite]
-        verdicts.append(_verdict(suite, runs, gold))
+            for k, db in enumerate(suite, end - len(suite)):
+                items.append((db, pred))
+                against.append((mode, golds[k], order_matters))
+    answers = executor.execute_compared(items, against, keys=keys, progress=progress and "predictions")
+    verdicts, done = [], 0
+    for suite, pred, end in zip(suites, predictions, ends):
+        n, runs = len(suite), None
+        if pred is not None:
+            runs, done = answers[done : done + n], done + n
+        verdicts.append(_verdict(suite, runs, golds[end - n : end]))
     return verdicts
 
 

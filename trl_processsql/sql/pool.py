@@ -353,7 +353,7 @@ class SQLExecutor:
                 known = found.get(triple[:2]) or (shared or {}).get(triple[:2])
                 if known is not None:
                     answers[triple] = (known, *_answer(known, specs[triple[2]])[5:])
-            todo = sorted({triple for triple in triples if triple not in answers})
+            todo = list(dict.fromkeys(triple for triple in triples if triple not in answers))
             if self._gold_kept > _GOLD_BYTES_KEPT:
                 self._forget_golds()
             sent = [(mode, None if rows is None else self._gold_token(rows), *rest) for mode, rows, *rest in specs]
@@ -397,10 +397,7 @@ class SQLExecutor:
         self.start()
         results: list[ExecutionResult | None] = [None] * len(queries)
         transient: set[int] = set()
-        size = max(1, min(64, math.ceil(len(queries) / (4 * self.num_workers))))
-        # Dealt round-robin: similar queries (a prompt's rollouts, which sort together) go to different chunks.
-        count = math.ceil(len(queries) / size)
-        pending = deque(_Chunk(list(range(k, len(queries), count))) for k in range(count))
+        pending = _chunks(len(queries), self.num_workers)
         bar = _progress_bar(len(queries), progress)
         hard_limit = self.limits.timeout + self.grace
         try:
@@ -482,6 +479,25 @@ class SQLExecutor:
             old.process.kill()
             old.process.wait()
         self._workers[i] = self._spawn()
+
+
+def _chunks(n: int, workers: int, largest: int = 64) -> deque[_Chunk]:
+    """Positions ``0..n-1`` in chunks that shrink towards the end of the batch (guided scheduling).
+
+    Large chunks first cost few round trips; small ones last let the workers finish together
+    rather than one waiting on the other's last long chunk. Positions are dealt with a stride, so
+    that similar queries (a prompt's rollouts, which come together) spread over several chunks.
+    A chunk never holds more than ``largest``: after a kill the rest of its chunk runs again.
+    """
+    stride = math.ceil(n / largest)
+    order = [k for first in range(stride) for k in range(first, n, stride)]
+    smallest = max(1, min(8, math.ceil(n / (4 * workers))))
+    chunks, start = deque(), 0
+    while start < n:
+        size = min(largest, max(smallest, math.ceil((n - start) / (2 * workers))))
+        chunks.append(_Chunk(order[start : start + size]))
+        start += size
+    return chunks
 
 
 def _checked(items: Iterable[tuple[str | os.PathLike, str]]) -> tuple[list[tuple[str, str]], dict]:
