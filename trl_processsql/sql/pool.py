@@ -403,16 +403,7 @@ class SQLExecutor:
         try:
             while pending or any(w.chunk for w in self._workers):
                 for i in range(len(self._workers)):
-                    # A worker that died while idle is found here, by its broken pipe: its replacement
-                    # takes the chunk at once (waiting first could mean a whole deadline with none busy).
-                    while self._workers[i].chunk is None and pending:
-                        worker, chunk = self._workers[i], pending.popleft()
-                        try:
-                            worker.commands.send(self._message(worker, [queries[k] for k in chunk.keys]))
-                            worker.chunk = chunk
-                        except (BrokenPipeError, OSError):
-                            pending.appendleft(chunk)
-                            self._replace(i)
+                    self._feed(i, pending, queries)
                 busy = [w for w in self._workers if w.chunk is not None]
                 now = time.monotonic()
                 # Each start time is read once: a worker marks itself idle whenever it finishes, and
@@ -429,10 +420,11 @@ class SQLExecutor:
                         except (EOFError, OSError):
                             self._recover(i, pending, results, transient, bar, killed=False)
                             continue
-                        for key, answer in zip(worker.chunk.keys, answers):
+                        chunk, worker.chunk = worker.chunk, None
+                        self._feed(i, pending, queries)  # the next chunk first: the worker runs it while these answers are read
+                        for key, answer in zip(chunk.keys, answers):
                             results[key] = _received(answer)
                         bar.update(len(answers))
-                        worker.chunk = None
                     elif (start := worker.state[1]) != _IDLE and time.monotonic() - start > hard_limit:
                         self._recover(i, pending, results, transient, bar, killed=True)
                     elif worker.process.poll() is not None:
@@ -443,6 +435,21 @@ class SQLExecutor:
         finally:
             bar.close()
         return results, transient
+
+    def _feed(self, i: int, pending: deque, queries: Sequence[tuple]) -> None:
+        """Send worker ``i`` the next pending chunk if it has none.
+
+        A worker that died while idle is found here, by its broken pipe: its replacement takes the
+        chunk at once (waiting first could mean a whole deadline with none busy).
+        """
+        while self._workers[i].chunk is None and pending:
+            worker, chunk = self._workers[i], pending.popleft()
+            try:
+                worker.commands.send(self._message(worker, [queries[k] for k in chunk.keys]))
+                worker.chunk = chunk
+            except (BrokenPipeError, OSError):
+                pending.appendleft(chunk)
+                self._replace(i)
 
     def _recover(self, i, pending, results, transient, bar, *, killed: bool):
         """Answer for the query a worker was killed on (or died on) and queue the rest of its chunk again."""
